@@ -1,0 +1,188 @@
+"""Recurrent torch modules: stacked Elman/LSTM/GRU nets and a hierarchical net with top-down feedback.
+
+``RecurrentNet`` is the module behind :class:`~latticeprune.RNNClassifier` and
+:class:`~latticeprune.RNNRegressor`: a recurrent encoder followed by a linear read-out.
+Without top-down feedback the encoder is torch's own ``nn.RNN`` / ``nn.LSTM`` /
+``nn.GRU`` (fast fused kernels). With ``top_down=True`` it is a :class:`HierarchicalRNN`
+whose layer ``l + 1`` feeds back into layer ``l`` at the next time step; bottom-up
+(``weight_ih``), recurrent (``weight_hh``) and top-down (``weight_td``) weights are separate
+tensors so that each can be analysed and pruned on its own.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+#: Valid ``cell`` names and the number of gate blocks each stacks in its weight matrices.
+N_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+CELLS = tuple(N_GATES)
+
+
+def _check_module_args(cell, hidden_size, num_layers, input_size, output_size):
+    if cell not in N_GATES:
+        raise ValueError(f"cell={cell!r} is not a valid cell; valid choices are {list(CELLS)}.")
+    for name, value in [("hidden_size", hidden_size), ("num_layers", num_layers),
+                        ("input_size", input_size), ("output_size", output_size)]:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+class HierarchicalLayer(nn.Module):
+    """One layer of a :class:`HierarchicalRNN`.
+
+    Parameters
+    ----------
+    input_size : int
+        Size of the bottom-up input (features, or the hidden size of the layer below).
+    hidden_size : int
+        Number of hidden units.
+    cell : {"rnn_tanh", "rnn_relu", "lstm", "gru"}
+        Cell type; gate blocks are stacked in torch's order (LSTM ``i, f, g, o``; GRU ``r, z, n``).
+    top_down_size : int or None
+        Hidden size of the layer above, or None for the top layer (no ``weight_td``).
+    """
+
+    def __init__(self, input_size, hidden_size, cell="lstm", top_down_size=None):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.cell = cell
+        self.n_gates = N_GATES[cell]
+        rows = self.n_gates * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(rows, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size))
+        self.weight_td = (nn.Parameter(torch.empty(rows, top_down_size))
+                          if top_down_size is not None else None)
+        self.bias_ih = nn.Parameter(torch.empty(rows))
+        self.bias_hh = nn.Parameter(torch.empty(rows))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Uniform(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as torch's recurrent layers."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for param in self.parameters():
+            nn.init.uniform_(param, -bound, bound)
+
+    def init_state(self, batch_size, dtype, device):
+        """Zero state: ``h`` (and ``c`` for LSTM)."""
+        h = torch.zeros(batch_size, self.hidden_size, dtype=dtype, device=device)
+        return (h, torch.zeros_like(h)) if self.cell == "lstm" else (h,)
+
+    def forward(self, x, state, above=None):
+        """Advance one step from ``state`` given bottom-up ``x`` and the layer above's previous ``h``."""
+        h = state[0]
+        gi = nn.functional.linear(x, self.weight_ih, self.bias_ih)
+        if above is not None and self.weight_td is not None:
+            gi = gi + nn.functional.linear(above, self.weight_td)
+        gh = nn.functional.linear(h, self.weight_hh, self.bias_hh)
+        if self.cell == "rnn_tanh":
+            return (torch.tanh(gi + gh),)
+        if self.cell == "rnn_relu":
+            return (torch.relu(gi + gh),)
+        if self.cell == "lstm":
+            i, f, g, o = (gi + gh).chunk(4, dim=1)
+            c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
+            return (torch.sigmoid(o) * torch.tanh(c), c)
+        # GRU, torch's formulation: the reset gate scales the recurrent part of the candidate.
+        ir, iz, in_ = gi.chunk(3, dim=1)
+        hr, hz, hn = gh.chunk(3, dim=1)
+        r = torch.sigmoid(ir + hr)
+        z = torch.sigmoid(iz + hz)
+        n = torch.tanh(in_ + r * hn)
+        return ((1 - z) * n + z * h,)
+
+
+class HierarchicalRNN(nn.Module):
+    """Stacked recurrent layers with top-down feedback from layer ``l + 1`` at ``t - 1`` into layer ``l`` at ``t``.
+
+    Input and output are batch-first: ``forward(x)`` with ``x`` of shape
+    ``(batch, steps, input_size)`` returns ``(outputs, h_last)``: the top layer's hidden states
+    ``(batch, steps, hidden_size)`` and its final state ``(batch, hidden_size)``.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=2, cell="lstm"):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.cell = cell
+        self.layers = nn.ModuleList(
+            HierarchicalLayer(input_size if layer == 0 else hidden_size, hidden_size, cell,
+                              top_down_size=hidden_size if layer < num_layers - 1 else None)
+            for layer in range(num_layers))
+
+    def forward(self, x):
+        batch, steps, _ = x.shape
+        states = [layer.init_state(batch, x.dtype, x.device) for layer in self.layers]
+        outputs = []
+        for t in range(steps):
+            previous = [state[0] for state in states]
+            below = x[:, t]
+            for index, layer in enumerate(self.layers):
+                above = previous[index + 1] if index + 1 < self.num_layers else None
+                states[index] = layer(below, states[index], above)
+                below = states[index][0]
+            outputs.append(below)
+        outputs = torch.stack(outputs, dim=1)
+        return outputs, outputs[:, -1]
+
+
+_TORCH_RNN = {"rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
+              "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
+              "lstm": (nn.LSTM, {}),
+              "gru": (nn.GRU, {})}
+
+
+class RecurrentNet(nn.Module):
+    """Recurrent encoder plus linear read-out.
+
+    Parameters
+    ----------
+    input_size : int
+        Features per time step.
+    output_size : int
+        Read-out size (number of classes, or regression targets per output).
+    hidden_size : int, default=64
+        Units per recurrent layer.
+    num_layers : int, default=1
+        Stacked recurrent layers.
+    cell : {"rnn_tanh", "rnn_relu", "lstm", "gru"}, default="lstm"
+        Recurrent cell.
+    top_down : bool, default=False
+        Use a :class:`HierarchicalRNN` with top-down feedback (needs ``num_layers >= 2``).
+    sequence_output : bool, default=False
+        Read out every time step, ``(batch, steps, output_size)``, instead of the last one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = RecurrentNet(input_size=8, output_size=10, hidden_size=16, cell="gru")
+    >>> net(torch.zeros(4, 8, 8)).shape
+    torch.Size([4, 10])
+    """
+
+    def __init__(self, input_size, output_size, hidden_size=64, num_layers=1, cell="lstm",
+                 top_down=False, sequence_output=False):
+        super().__init__()
+        _check_module_args(cell, hidden_size, num_layers, input_size, output_size)
+        if top_down and num_layers < 2:
+            raise ValueError("top_down=True needs num_layers >= 2: a single layer has no layer "
+                             f"above it to feed back; got num_layers={num_layers}.")
+        self.sequence_output = sequence_output
+        if top_down:
+            self.encoder = HierarchicalRNN(input_size, hidden_size, num_layers, cell)
+        else:
+            rnn_class, extra = _TORCH_RNN[cell]
+            self.encoder = rnn_class(input_size, hidden_size, num_layers=num_layers,
+                                     batch_first=True, **extra)
+        self.readout = nn.Linear(hidden_size, output_size)
+
+    def encode(self, x):
+        """Hidden states of the top layer: ``(outputs (batch, steps, hidden), last (batch, hidden))``."""
+        outputs = self.encoder(x)[0]
+        return outputs, outputs[:, -1]
+
+    def forward(self, x):
+        outputs, last = self.encode(x)
+        return self.readout(outputs if self.sequence_output else last)

@@ -1,0 +1,309 @@
+"""Adapter between a net's recurrent layers and the neuron graph the sparsifiers analyse.
+
+:class:`NeuronGraph` reads any torch module (or fitted skorch net) that contains ``nn.RNN`` /
+``nn.LSTM`` / ``nn.GRU`` layers or a :class:`~latticeprune.nets.HierarchicalRNN`:
+
+* lists the recurrent layers (their hidden units are the *neurons*) and every weight tensor
+  that connects them, tagged by kind: ``"recurrent"`` (W_hh), ``"feedforward"`` (W_ih of a
+  layer above the first), ``"top_down"`` (layer l+1 at t-1 into layer l), ``"input"`` (W_ih
+  of the first layer) and ``"readout"`` (linear layers outside the recurrent modules);
+* turns each tensor into neuron-level connection strengths, ``s[i, j]`` for ``i -> j``, with
+  gate blocks aggregated by their L2 norm (``../shared/methods/LATTICE.md`` section 1);
+* writes masks back through ``torch.nn.utils.prune`` (reparametrisation ``weight_orig`` times
+  ``weight_mask``), so pruned weights stay exactly zero through further training;
+* reports sparsity per tensor and overall, counted in weight entries equal to zero.
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from .nets import HierarchicalRNN
+
+__all__ = ["NeuronGraph", "WeightTensor", "RecurrentLayer", "SCOPES", "HIDDEN_KINDS"]
+
+#: Kinds of weight tensor each pruning scope covers.
+SCOPES = {
+    "recurrent": ("recurrent", "top_down"),
+    "all": ("recurrent", "top_down", "feedforward", "input", "readout"),
+}
+#: Kinds whose connections join two hidden neurons (the edges of the neuron graph).
+HIDDEN_KINDS = ("recurrent", "feedforward", "top_down")
+
+_RNN_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+@dataclass
+class RecurrentLayer:
+    """A recurrent layer: ``size`` neurons at global indices ``offset .. offset + size - 1``."""
+
+    name: str
+    size: int
+    n_gates: int
+    offset: int
+
+
+@dataclass
+class WeightTensor:
+    """A prunable weight tensor and the neurons it connects.
+
+    ``owner.<param>`` is the tensor; its rows are ``n_gates`` stacked blocks of ``dst`` units
+    and its columns are ``src`` units. ``src`` / ``dst`` are layer indices, or None for the
+    net's input features / outputs.
+    """
+
+    name: str
+    owner: nn.Module = field(repr=False)
+    param: str
+    kind: str
+    src: Optional[int]
+    dst: Optional[int]
+    n_gates: int
+
+    @property
+    def weight(self):
+        """The effective weight (masked where pruned)."""
+        return getattr(self.owner, self.param)
+
+    @property
+    def is_pruned(self):
+        return prune.is_pruned(self.owner) and hasattr(self.owner, self.param + "_mask")
+
+    def strengths(self):
+        """Connection strengths ``(n_src, n_dst)``: the L2 norm over gate blocks of ``W[g*n + j, i]``."""
+        w = self.weight.detach().cpu().double()
+        blocks = w.reshape(self.n_gates, w.shape[0] // self.n_gates, w.shape[1])
+        return torch.linalg.vector_norm(blocks, dim=0).T.numpy()
+
+    def weight_mask(self, keep):
+        """Weight-shaped float mask from a connection mask ``keep`` ``(n_src, n_dst)``, tiled over gates."""
+        keep = torch.as_tensor(np.asarray(keep, dtype=bool).T)
+        return keep.repeat(self.n_gates, 1).to(self.weight.dtype)
+
+
+def _unwrap(net):
+    """The torch module of a skorch net (or of a sparsifier wrapping one), or the module itself."""
+    seen = 0
+    while not isinstance(net, nn.Module):
+        if hasattr(net, "module_"):
+            net = net.module_
+        elif hasattr(net, "estimator_"):
+            net = net.estimator_
+        else:
+            raise TypeError(f"Expected a torch module or a fitted skorch net, got "
+                            f"{type(net).__name__}.")
+        seen += 1
+        if seen > 10:
+            raise TypeError("Could not find a torch module inside the given object.")
+    return net
+
+
+class NeuronGraph:
+    """The neurons and connections of a net's recurrent layers.
+
+    Parameters
+    ----------
+    net : torch.nn.Module or fitted skorch net
+        Must contain at least one ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` or
+        :class:`~latticeprune.nets.HierarchicalRNN` (unidirectional, no LSTM projections).
+
+    Attributes
+    ----------
+    layers : list of RecurrentLayer
+        In the order the module registers them (bottom to top).
+    tensors : list of WeightTensor
+        Every weight tensor touching a hidden neuron, inputs and read-outs included.
+    n_neurons : int
+        Hidden units over all layers.
+
+    Examples
+    --------
+    >>> from latticeprune.nets import RecurrentNet
+    >>> graph = NeuronGraph(RecurrentNet(input_size=3, output_size=2, hidden_size=5, cell="lstm"))
+    >>> [t.kind for t in graph.tensors]
+    ['input', 'recurrent', 'readout']
+    >>> graph.strength_matrix().shape
+    (5, 5)
+    """
+
+    def __init__(self, net):
+        self.module = _unwrap(net)
+        self.layers = []
+        self.tensors = []
+        recurrent_modules = set()
+        for name, sub in self.module.named_modules():
+            if any(sub is m or _is_submodule(sub, m) for m in recurrent_modules):
+                continue
+            if isinstance(sub, nn.RNNBase):
+                self._add_torch_rnn(name, sub)
+                recurrent_modules.add(sub)
+            elif isinstance(sub, HierarchicalRNN):
+                self._add_hierarchical(name, sub)
+                recurrent_modules.add(sub)
+        if not self.layers:
+            raise ValueError(f"{type(self.module).__name__} has no recurrent layers: expected "
+                             "nn.RNN, nn.LSTM, nn.GRU or HierarchicalRNN inside the module.")
+        top = len(self.layers) - 1
+        for name, sub in self.module.named_modules():
+            if isinstance(sub, nn.Linear) and not any(_is_submodule(sub, m)
+                                                      for m in recurrent_modules):
+                self.tensors.append(WeightTensor(_join(name, "weight"), sub, "weight",
+                                                 "readout", top, None, 1))
+        self.n_neurons = sum(layer.size for layer in self.layers)
+
+    # -- discovery ---------------------------------------------------------------------------
+    def _new_layer(self, name, size, n_gates):
+        offset = sum(layer.size for layer in self.layers)
+        self.layers.append(RecurrentLayer(name, size, n_gates, offset))
+        return len(self.layers) - 1
+
+    def _input_kind(self, input_size):
+        """A first layer fed by the previous recurrent layer is feed-forward, otherwise input."""
+        if self.layers and self.layers[-1].size == input_size:
+            return "feedforward", len(self.layers) - 1
+        return "input", None
+
+    def _add_torch_rnn(self, name, rnn):
+        if rnn.bidirectional:
+            raise ValueError(f"{name or 'module'}: bidirectional recurrent layers are not "
+                             "supported (their neurons see the future).")
+        if getattr(rnn, "proj_size", 0):
+            raise ValueError(f"{name or 'module'}: LSTMs with proj_size > 0 are not supported.")
+        n_gates = _RNN_GATES[rnn.mode]
+        for k in range(rnn.num_layers):
+            kind, src = (self._input_kind(rnn.input_size) if k == 0
+                         else ("feedforward", len(self.layers) - 1))
+            dst = self._new_layer(f"{_join(name, f'l{k}')}", rnn.hidden_size, n_gates)
+            self.tensors.append(WeightTensor(_join(name, f"weight_ih_l{k}"), rnn,
+                                             f"weight_ih_l{k}", kind, src, dst, n_gates))
+            self.tensors.append(WeightTensor(_join(name, f"weight_hh_l{k}"), rnn,
+                                             f"weight_hh_l{k}", "recurrent", dst, dst, n_gates))
+
+    def _add_hierarchical(self, name, net):
+        first = len(self.layers)
+        for k, layer in enumerate(net.layers):
+            prefix = _join(name, f"layers.{k}")
+            kind, src = (self._input_kind(layer.input_size) if k == 0
+                         else ("feedforward", first + k - 1))
+            dst = self._new_layer(prefix, layer.hidden_size, layer.n_gates)
+            self.tensors.append(WeightTensor(f"{prefix}.weight_ih", layer, "weight_ih", kind,
+                                             src, dst, layer.n_gates))
+            self.tensors.append(WeightTensor(f"{prefix}.weight_hh", layer, "weight_hh",
+                                             "recurrent", dst, dst, layer.n_gates))
+        for k, layer in enumerate(net.layers):
+            if layer.weight_td is not None:
+                self.tensors.append(WeightTensor(_join(name, f"layers.{k}.weight_td"), layer,
+                                                 "weight_td", "top_down", first + k + 1,
+                                                 first + k, layer.n_gates))
+
+    # -- reading -----------------------------------------------------------------------------
+    def tensors_in(self, scope="recurrent"):
+        """The weight tensors a pruning ``scope`` covers (``"recurrent"`` or ``"all"``)."""
+        if scope not in SCOPES:
+            raise ValueError(f"scope={scope!r} is not valid; valid choices are {list(SCOPES)}.")
+        return [t for t in self.tensors if t.kind in SCOPES[scope]]
+
+    def layer_slice(self, index):
+        layer = self.layers[index]
+        return slice(layer.offset, layer.offset + layer.size)
+
+    def strength_matrix(self, kinds=HIDDEN_KINDS):
+        """Strengths between all hidden neurons ``(n_neurons, n_neurons)``, ``s[i, j]`` for ``i -> j``.
+
+        Blocks come from the tensors of the given ``kinds`` (default: recurrent, feed-forward
+        and top-down), so a stacked or hierarchical net is one graph.
+        """
+        strength = np.zeros((self.n_neurons, self.n_neurons))
+        for t in self.tensors:
+            if t.kind in kinds and t.kind in HIDDEN_KINDS:
+                strength[self.layer_slice(t.src), self.layer_slice(t.dst)] = t.strengths()
+        return strength
+
+    def layer_strengths(self, index):
+        """Recurrent strengths of one layer ``(size, size)``."""
+        sl = self.layer_slice(index)
+        return self.strength_matrix(("recurrent",))[sl, sl]
+
+    # -- masks -------------------------------------------------------------------------------
+    def apply_masks(self, masks):
+        """Prune with ``masks``: ``{tensor name: weight-shaped 0/1 tensor}``, through ``torch.nn.utils.prune``.
+
+        A tensor pruned before keeps its old zeros (the masks multiply).
+        """
+        by_name = {t.name: t for t in self.tensors}
+        unknown = set(masks) - set(by_name)
+        if unknown:
+            raise ValueError(f"Unknown weight tensors {sorted(unknown)}; known: {sorted(by_name)}.")
+        for name, mask in masks.items():
+            t = by_name[name]
+            mask = torch.as_tensor(mask, dtype=t.weight.dtype, device=t.weight.device)
+            if mask.shape != t.weight.shape:
+                raise ValueError(f"Mask for {name} has shape {tuple(mask.shape)}, the weight "
+                                 f"has {tuple(t.weight.shape)}.")
+            prune.custom_from_mask(t.owner, t.param, mask)
+        self.freeze()
+        return self
+
+    def masks(self):
+        """Current weight masks of the pruned tensors, ``{name: bool tensor}``."""
+        return {t.name: getattr(t.owner, t.param + "_mask").detach().bool().clone()
+                for t in self.tensors if t.is_pruned}
+
+    def remove_masks(self):
+        """Make pruning permanent: drop the reparametrisation, keep the zeros in plain weights."""
+        for t in self.tensors:
+            if t.is_pruned:
+                prune.remove(t.owner, t.param)
+        _refresh_flat_weights(self.module)
+        return self
+
+    def freeze(self):
+        """Recompute the masked weights outside autograd, so the module can be copied or pickled.
+
+        ``torch.nn.utils.prune`` leaves the masked weight as a non-leaf tensor after a training
+        step, which ``copy.deepcopy`` refuses; the forward pre-hook recomputes it anyway.
+        """
+        with torch.no_grad():
+            for t in self.tensors:
+                if t.is_pruned:
+                    setattr(t.owner, t.param, getattr(t.owner, t.param + "_orig")
+                            * getattr(t.owner, t.param + "_mask"))
+        _refresh_flat_weights(self.module)
+        return self
+
+    # -- reporting ---------------------------------------------------------------------------
+    def sparsity(self, scope="recurrent"):
+        """Zero entries / entries: ``{"overall": float, "per_tensor": {name: float}}``.
+
+        ``per_tensor`` lists every tensor; ``overall`` counts the tensors in ``scope``.
+        """
+        per_tensor, zeros, total = {}, 0, 0
+        scoped = {t.name for t in self.tensors_in(scope)}
+        for t in self.tensors:
+            w = t.weight.detach()
+            n_zero = int((w == 0).sum())
+            per_tensor[t.name] = n_zero / w.numel()
+            if t.name in scoped:
+                zeros += n_zero
+                total += w.numel()
+        return {"overall": zeros / total if total else 0.0, "per_tensor": per_tensor}
+
+
+def _refresh_flat_weights(module):
+    """Point torch RNN modules' cached flat weight list at the current (masked) tensors."""
+    for sub in module.modules():
+        if isinstance(sub, nn.RNNBase):
+            sub._flat_weights = [getattr(sub, wn) if hasattr(sub, wn) else None
+                                 for wn in sub._flat_weights_names]
+
+
+def _is_submodule(sub, parent):
+    return any(sub is m for m in parent.modules())
+
+
+def _join(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
