@@ -100,6 +100,12 @@ class _SequenceNetMixin:
             self.n_features_in_ = X.shape[1] * X.shape[2]
         return X
 
+    def _check_finite_output(self, out, what):
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"The net produced non-finite {what} for this X (inputs far outside "
+                             "the range seen in fit overflow the recurrent state).")
+        return out
+
     def _check_fitted(self):
         if not getattr(self, "initialized_", False) or not hasattr(self, "input_size_"):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call "
@@ -126,8 +132,12 @@ class _SequenceNetMixin:
         with torch_seed(self.random_state):
             if not self.warm_start or not self.initialized_:
                 self.initialize()
+                self._init_from_targets(y)
             super().partial_fit(X, y, **fit_params)
         return self
+
+    def _init_from_targets(self, y):
+        """Hook run once after initialisation; the regressor starts its read-out at the target mean."""
 
     def _partial_fit_prepared(self, X, y, **fit_params):
         with torch_seed(None if self.initialized_ else self.random_state):
@@ -159,12 +169,13 @@ class _SequenceNetMixin:
         with torch.no_grad():
             for Xi, _ in self.get_iterator(self.get_dataset(X), training=False):
                 hidden.append(to_numpy(encode(Xi.to(self.device))[1]))
-        return np.concatenate(hidden)
+        return self._check_finite_output(np.concatenate(hidden), "hidden states")
 
     def decision_function(self, X):
         """Raw network outputs (logits for the classifier)."""
         self._check_fitted()
-        return to_numpy(self.forward(self._check_X(X, reset=False), training=False))
+        out = to_numpy(self.forward(self._check_X(X, reset=False), training=False))
+        return self._check_finite_output(out, "outputs")
 
 
 _DOC_COMMON = """
@@ -246,7 +257,10 @@ class RNNClassifier(_SequenceNetMixin, NeuralNetClassifier):
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
         check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
+        try:
+            encoder = LabelEncoder().fit(y)
+        except TypeError as exc:
+            raise ValueError(f"y mixes label types that cannot be ordered: {exc}") from None
         if len(encoder.classes_) < 2:
             raise ValueError(f"y has a single class ({encoder.classes_[0]!r}); a classifier "
                              "needs at least two classes.")
@@ -276,11 +290,13 @@ class RNNClassifier(_SequenceNetMixin, NeuralNetClassifier):
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``."""
         self._check_fitted()
-        return super().predict_proba(self._check_X(X, reset=False))
+        proba = super().predict_proba(self._check_X(X, reset=False))
+        return self._check_finite_output(proba, "probabilities")
 
     def predict(self, X):
         """Predicted class labels."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        indices = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[indices]
 
 
 class RNNRegressor(_SequenceNetMixin, NeuralNetRegressor):
@@ -331,6 +347,14 @@ class RNNRegressor(_SequenceNetMixin, NeuralNetRegressor):
     def _n_outputs(self):
         return self.n_outputs_
 
+    def _init_from_targets(self, y):
+        # Start the read-out bias at the mean target: Adam's bounded steps would otherwise spend
+        # most of a short fit moving the bias to targets far from zero.
+        readout = getattr(self.module_, "readout", None)
+        if isinstance(readout, torch.nn.Linear) and readout.bias is not None:
+            with torch.no_grad():
+                readout.bias.copy_(torch.as_tensor(y.reshape(-1, y.shape[-1]).mean(axis=0)))
+
     def _check_y(self, X, y, reset):
         if isinstance(y, torch.Tensor):
             y = y.detach().cpu().numpy()
@@ -376,7 +400,8 @@ class RNNRegressor(_SequenceNetMixin, NeuralNetRegressor):
     def predict(self, X):
         """Predicted targets, shaped like the ``y`` seen in ``fit``."""
         self._check_fitted()
-        y = super().predict(self._check_X(X, reset=False))
+        y = self._check_finite_output(super().predict(self._check_X(X, reset=False)),
+                                      "predictions")
         # Give back the shape of the y seen in fit: (n,) or (n, T) when it had one target.
         if self._y_ndim == (2 if self.sequence_output else 1):
             return y[..., 0]

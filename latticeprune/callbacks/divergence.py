@@ -5,8 +5,12 @@ import math
 from skorch.callbacks import Callback
 
 
-class FitDivergedError(FloatingPointError):
-    """Raised when the training loss becomes NaN or infinite."""
+class FitDivergedError(ValueError, FloatingPointError):
+    """Raised when the training loss becomes NaN or infinite.
+
+    A ``ValueError`` (the data or the parameters made the fit diverge), so sklearn's model
+    selection records it like any other failed fit.
+    """
 
 
 class DivergenceGuard(Callback):
