@@ -1,0 +1,144 @@
+"""What every sparsifier shares: the sklearn meta-estimator conventions of ``SelectFromModel``.
+
+A sparsifier wraps an estimator, clones it into ``estimator_`` (or deep-copies it when
+``prefit=True``), fits and sparsifies it, and then behaves like it: ``predict``,
+``predict_proba``, ``decision_function``, ``score`` and ``transform`` delegate to the sparse
+``estimator_`` through ``available_if``. Sparsifiers nest: ``LatticePruner(ModuliRegularizer(net))``.
+"""
+
+import copy
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+from sklearn.utils._tags import get_tags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
+from .neuron_graph import NeuronGraph
+
+__all__ = ["BaseSparsifier", "innermost_net"]
+
+
+def innermost_net(estimator):
+    """The skorch net at the core of nested sparsifiers (``estimator_`` all the way down)."""
+    while hasattr(estimator, "estimator_") and not hasattr(estimator, "module_"):
+        estimator = estimator.estimator_
+    return estimator
+
+
+def _estimator_has(attr):
+    """``available_if`` check: the fitted ``estimator_`` (or, before fit, ``estimator``) has ``attr``."""
+    def check(self):
+        inner = self.estimator_ if hasattr(self, "estimator_") else self.estimator
+        getattr(inner, attr)  # raises AttributeError, so the method hides itself
+        return True
+    return check
+
+
+class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
+    """Base class of :class:`~latticeprune.LatticePruner` and :class:`~latticeprune.ModuliRegularizer`.
+
+    Subclasses set ``estimator``, ``prefit`` (optional) and ``random_state`` in ``__init__``
+    and implement ``fit``.
+    """
+
+    # -- building estimator_ -----------------------------------------------------------------
+    def _make_estimator(self, prefit=False):
+        """Clone (or, with ``prefit``, deep-copy) the user's estimator; never mutate it."""
+        if prefit:
+            try:
+                check_is_fitted(self.estimator)
+            except NotFittedError as exc:
+                raise NotFittedError(
+                    f"prefit=True but the estimator {type(self.estimator).__name__} is not "
+                    "fitted; fit it first or use prefit=False.") from exc
+            estimator = copy.deepcopy(self.estimator)
+        else:
+            estimator = clone(self.estimator)
+            self._seed_estimator(estimator)
+        return estimator
+
+    def _seed_estimator(self, estimator):
+        """Give an unseeded inner estimator a seed drawn from ``random_state`` (as sklearn's ensembles do)."""
+        if self.random_state is None:
+            return
+        params = estimator.get_params(deep=True)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        updates = {key: seed for key, value in params.items()
+                   if (key == "random_state" or key.endswith("__random_state")) and value is None}
+        if updates:
+            estimator.set_params(**updates)
+
+    def _seed(self, offset=0):
+        """An int derived from ``random_state`` (or None) for the sparsifier's own random draws."""
+        if self.random_state is None:
+            return None
+        if isinstance(self.random_state, numbers.Integral):
+            return int(self.random_state) + offset
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    @property
+    def net_(self):
+        """The skorch net inside ``estimator_`` (through nested sparsifiers)."""
+        check_is_fitted(self, "estimator_")
+        return innermost_net(self.estimator_)
+
+    def neuron_graph(self):
+        """A :class:`~latticeprune.neuron_graph.NeuronGraph` of the fitted net."""
+        return NeuronGraph(self.net_.module_)
+
+    # -- delegation --------------------------------------------------------------------------
+    @available_if(_estimator_has("predict"))
+    def predict(self, X):
+        """Predict with the sparse ``estimator_``."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities of the sparse ``estimator_``."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Raw outputs of the sparse ``estimator_``."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.decision_function(X)
+
+    @available_if(_estimator_has("score"))
+    def score(self, X, y, **kwargs):
+        """``estimator_.score``: accuracy for classifiers, R^2 for regressors."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.score(X, y, **kwargs)
+
+    @available_if(_estimator_has("transform"))
+    def transform(self, X):
+        """Hidden states of the sparse net (``estimator_.transform``)."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.transform(X)
+
+    @property
+    def classes_(self):
+        """Class labels of a fitted classifier."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.classes_
+
+    @property
+    def n_features_in_(self):
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.n_features_in_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.estimator_type = inner.estimator_type
+        tags.classifier_tags = inner.classifier_tags
+        tags.regressor_tags = inner.regressor_tags
+        tags.target_tags.required = True
+        tags.input_tags = inner.input_tags
+        return tags
+
