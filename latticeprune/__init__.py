@@ -4,7 +4,9 @@ Public estimators: :class:`RNNClassifier`, :class:`RNNRegressor`.
 """
 
 from .estimators import RNNClassifier, RNNRegressor
+from .regularizer import ModuliRegularizer
+from .pruner import LatticePruner
 
 __version__ = "0.1.0"
 
-__all__ = ["RNNClassifier", "RNNRegressor"]
+__all__ = ["LatticePruner", "ModuliRegularizer", "RNNClassifier", "RNNRegressor"]

@@ -16,6 +16,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions, validate_parameter_constraints
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
@@ -400,9 +401,12 @@ class RNNRegressor(_SequenceNetMixin, NeuralNetRegressor):
     def predict(self, X):
         """Predicted targets, shaped like the ``y`` seen in ``fit``."""
         self._check_fitted()
-        y = self._check_finite_output(super().predict(self._check_X(X, reset=False)),
-                                      "predictions")
+        out = to_numpy(self.forward(self._check_X(X, reset=False), training=False))
+        y = self._check_finite_output(out, "predictions")
         # Give back the shape of the y seen in fit: (n,) or (n, T) when it had one target.
         if self._y_ndim == (2 if self.sequence_output else 1):
             return y[..., 0]
         return y
+
+    # skorch gives every net a predict_proba; a regressor has no probabilities to offer.
+    predict_proba = available_if(lambda self: False)(NeuralNetRegressor.predict_proba)
