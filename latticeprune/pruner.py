@@ -187,11 +187,11 @@ class LatticePruner(BaseSparsifier):
     # -- one round -------------------------------------------------------------------------
     def _prune_round(self, graph, target, round_index):
         tensors = graph.tensors_in(self.scope)
-        record = {"round": round_index, "target": target}
+        analysis = self._analyse(graph)  # for every strategy, so baselines can be inspected too
+        record = {"round": round_index, "target": target,
+                  "meet_irreducible": int(sum(v.sum() for v in self.meet_irreducible_))}
         if self.strategy == "lattice":
-            analysis = self._analyse(graph)
             removed = self._lattice_masks(graph, tensors, target, analysis)
-            record["meet_irreducible"] = int(sum(v.sum() for v in self.meet_irreducible_))
         else:
             removed = self._entry_masks(graph, tensors, target, round_index)
         record["removed"] = removed
@@ -234,9 +234,7 @@ class LatticePruner(BaseSparsifier):
         rank_all = np.zeros(nodes.size)
         rank_all[:graph.n_neurons] = rank
         if target is None:
-            # graded: a neuron irreducible on at least half of the filtration is protected
-            order = lattice.structural_removals(strength, safe >= 0.5 if graded else safe,
-                                                rank_all, self.centrality_quantile)
+            order = self._structural_order(graph, nodes, strength, protected, rank, graded)
         else:
             order = lattice.removal_order(strength, safe, rank_all, graded=graded)
             needed = _zeros_needed(tensors, target)
@@ -245,6 +243,21 @@ class LatticePruner(BaseSparsifier):
                 if needed > 0 else order[:0]
         graph.apply_masks(nodes.masks_without(order))
         return int(len(order))
+
+    def _structural_order(self, graph, nodes, strength, protected, rank, graded):
+        """``sparsity=None``: every in-scope outgoing connection of the neurons the rule drops.
+
+        The neurons are those :func:`~latticeprune.lattice.structural_removals` drops from the
+        complete neuron graph (quantile over the neurons' centralities only); with the
+        continuous adjacency a neuron irreducible on at least half of the filtration is protected.
+        """
+        n = graph.n_neurons
+        safe = protected >= 0.5 if graded else protected
+        dropped = np.zeros(nodes.size, dtype=bool)
+        dropped[np.unique(lattice.structural_removals(np.ones((n, n)), safe, rank,
+                                                      self.centrality_quantile) // n)] = True
+        existing = np.flatnonzero(strength.ravel() > 0)
+        return existing[dropped[existing // nodes.size]]
 
     def _entry_masks(self, graph, tensors, target, round_index):
         """Magnitude or random pruning of single weight entries; returns how many."""

@@ -1,0 +1,144 @@
+"""Meet- and join-irreducible neurons of the dependency lattice, without enumeration.
+
+``order="context"`` (LATTICE.md 3(a)): the binary adjacency is the formal context with
+objects = postsynaptic neurons, attributes = presynaptic neurons and ``g I m`` iff
+``m -> g``.  The extent ``m'`` of attribute ``m`` is row ``m`` of the adjacency.  The
+attribute concept of ``m`` is meet-irreducible iff
+
+    m' != intersection of { n' : n' strictly contains m' }    (empty intersection = G),
+
+which is decided with two matrix products over the distinct extents: ``C = E E^T``
+counts ``|m' & n'|`` (``n'`` strictly contains ``m'`` iff ``C[m, n] == |m'| < |n'|``),
+and ``D = S (1 - E)`` counts, for every object ``g``, the strict supersets of ``m'``
+missing ``g``; ``g`` lies in the intersection iff ``D[m, g] == 0``.  Both are float32
+BLAS products of 0/1 matrices (integer counts, exact below 2**24); the second is
+restricted to the non-empty rows and columns of ``S``, which on sparse backbones is a
+small block, so the cost is about one ``n x n x n`` product.  Join-irreducible
+postsynaptic neurons are the dual: the same test on the transposed adjacency.
+
+``order="reachability"`` dispatches to :mod:`latticeprune.lattice.reachability`.
+"""
+
+import numpy as np
+
+from .adjacency import check_adjacency
+from .reachability import join_irreducible_reachability, meet_irreducible_reachability
+
+__all__ = ["ORDERS", "join_irreducible", "meet_irreducible"]
+
+#: Valid values of the ``order`` parameter.
+ORDERS = ("context", "reachability")
+
+
+def _check_order(order):
+    if not isinstance(order, str) or order not in ORDERS:
+        raise ValueError(f"`order` must be one of {list(ORDERS)}; got {order!r}.")
+
+
+def _exact_float_dtype(n):
+    # Products of 0/1 matrices are integer counts <= n: exact in float32 below 2**24.
+    return np.float32 if n < 2**24 else np.float64
+
+
+def _attribute_meet_irreducible(extents):
+    """Meet-irreducibility of the attribute concepts of a 0/1 context (rows = extents).
+
+    Parameters
+    ----------
+    extents : ndarray of bool, shape (n_attributes, n_objects)
+        Row ``m`` is the extent ``m'``.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_attributes,)
+    """
+    n_attributes, n_objects = extents.shape
+    if n_attributes == 0:
+        return np.zeros(0, dtype=bool)
+    # Equal extents are one attribute concept: decide once per distinct extent.
+    packed = np.packbits(extents, axis=1)
+    _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+    distinct = extents[first]
+    dtype = _exact_float_dtype(n_objects)
+    E = distinct.astype(dtype)
+    size = distinct.sum(axis=1)
+    common = E @ E.T  # common[m, n] = |m' & n'|
+    strict_superset = (common == size[:, None]) & (size[:, None] < size[None, :])
+    del common
+    # With no strict superset the intersection is G: irreducible iff m' != G (the top).
+    verdict = size < n_objects
+    # The second product only involves extents with (rows) or being (columns) strict
+    # supersets; on sparse backbones that is a small block of S.
+    rows = np.flatnonzero(strict_superset.any(axis=1))
+    if rows.size:
+        columns = np.flatnonzero(strict_superset[rows].any(axis=0))
+        block = strict_superset[np.ix_(rows, columns)].astype(dtype)
+        # missing[m, g] = number of strict supersets of m' that do not contain g.
+        missing = block @ (1 - E[columns])
+        intersection_size = np.count_nonzero(missing == 0, axis=1)
+        # m' lies inside the intersection; irreducible iff the intersection is larger.
+        verdict[rows] = intersection_size > size[rows]
+    return verdict[np.asarray(inverse).reshape(-1)]
+
+
+def meet_irreducible(adjacency, order="context"):
+    """Neurons whose element of the dependency lattice is meet-irreducible.
+
+    Parameters
+    ----------
+    adjacency : array-like of shape (n, n)
+        Binary adjacency, ``adjacency[i, j] = 1`` for a connection ``i -> j``.
+    order : {"context", "reachability"}, default="context"
+        ``"context"``: attribute concepts of the concept lattice (a presynaptic neuron,
+        identified by the set of neurons it drives). ``"reachability"``: the neuron's
+        strongly connected component in the Dedekind-MacNeille completion of the
+        reachability poset.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+        ``True`` where the neuron's element has exactly one upper cover. Neurons with
+        equal extents (context) or in one strongly connected component
+        (reachability) share the verdict; the top element is never irreducible.
+
+    Raises
+    ------
+    ValueError
+        If ``order`` is unknown or ``adjacency`` is not a square 0/1 matrix.
+    """
+    _check_order(order)
+    matrix = check_adjacency(adjacency)
+    if order == "reachability":
+        return meet_irreducible_reachability(matrix)
+    return _attribute_meet_irreducible(matrix)
+
+
+def join_irreducible(adjacency, order="context"):
+    """Neurons whose element of the dependency lattice is join-irreducible.
+
+    Parameters
+    ----------
+    adjacency : array-like of shape (n, n)
+        Binary adjacency, ``adjacency[i, j] = 1`` for a connection ``i -> j``.
+    order : {"context", "reachability"}, default="context"
+        ``"context"``: object concepts of the concept lattice (a postsynaptic neuron,
+        identified by the set of neurons driving it). ``"reachability"``: the
+        neuron's strongly connected component in the Dedekind-MacNeille completion.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+        ``True`` where the neuron's element has exactly one lower cover; the bottom
+        element is never irreducible.
+
+    Raises
+    ------
+    ValueError
+        If ``order`` is unknown or ``adjacency`` is not a square 0/1 matrix.
+    """
+    _check_order(order)
+    matrix = check_adjacency(adjacency)
+    if order == "reachability":
+        return join_irreducible_reachability(matrix)
+    # Object concepts of (G, M, I) are the attribute concepts of the dual context.
+    return _attribute_meet_irreducible(np.ascontiguousarray(matrix.T))
