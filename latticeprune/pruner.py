@@ -45,9 +45,11 @@ class LatticePruner(BaseSparsifier):
         reachability poset.
     backbone : float in [0, 1), default=0.95
         Quantile of the connection strengths below which connections are left out of the
-        binary adjacency. Dense trained recurrent graphs are strongly connected and every
-        neuron is meet-irreducible below about 0.9 (LATTICE.md section 6), so the default sits
-        where the structure is informative (see ``benchmarks/lattice_defaults.py``).
+        binary adjacency. Measured on the MNIST LSTM-128 (``benchmarks/lattice_mnist.py``,
+        part 1): below 0.9 the backbone is one strongly connected component and 119-128 of 128
+        neurons are meet-irreducible, so the lattice says little; at 0.95, 106/128 are
+        meet-irreducible in 11 components and one-shot accuracy at sparsity 0.5 is the best of
+        the levels tried (0.946 vs 0.892 at 0.98 and 0.944 at 0.9).
     levels : array-like of float or None, default=None
         Backbone quantiles of the continuous filtration; None:
         :func:`~latticeprune.lattice.filtration_levels` (10 levels, 0.9 to 0.99).
