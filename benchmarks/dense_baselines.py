@@ -43,8 +43,9 @@ def main(argv=None):
     rows = []
     X, y = load_digits_sequences(return_X_y=True)
     split = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-    rows.append(run("digits (stratified 75/25)", RNNClassifier(random_state=0), *split))
-    rows.append(run("mnist-10k", RNNClassifier(cell="lstm", hidden_size=128, random_state=0),
+    rows.append(run("digits (stratified 75/25)", RNNClassifier(random_state=0, n_threads=None), *split))
+    rows.append(run("mnist-10k", RNNClassifier(cell="lstm", hidden_size=128, random_state=0,
+                                  n_threads=None),
                     *load_mnist(args.mnist, return_X_y=True)))
     table = format_table(rows, list(rows[0]))
     header = (f"# command: python benchmarks/dense_baselines.py\n"

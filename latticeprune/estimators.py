@@ -46,6 +46,24 @@ def torch_seed(random_state):
         yield
 
 
+@contextlib.contextmanager
+def torch_threads(n_threads):
+    """Run the block with ``torch.set_num_threads(n_threads)`` and restore the previous count after.
+
+    ``None`` leaves torch's setting alone. The count is process-wide: torch has one intra-op
+    thread pool per process.
+    """
+    previous = torch.get_num_threads()
+    if n_threads is None or n_threads == previous:
+        yield
+        return
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class _SequenceNetMixin:
     """Input validation, shape inference, seeding and ``transform`` shared by both estimators."""
 
@@ -56,6 +74,7 @@ class _SequenceNetMixin:
         "top_down": ["boolean"],
         "input_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
+        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), Options(numbers.Integral, {-1})],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -130,7 +149,7 @@ class _SequenceNetMixin:
         return self
 
     def _fit_prepared(self, X, y, **fit_params):
-        with torch_seed(self.random_state):
+        with torch_seed(self.random_state), torch_threads(self.n_threads):
             if not self.warm_start or not self.initialized_:
                 self.initialize()
                 self._init_from_targets(y)
@@ -141,7 +160,8 @@ class _SequenceNetMixin:
         """Hook run once after initialisation; the regressor starts its read-out at the target mean."""
 
     def _partial_fit_prepared(self, X, y, **fit_params):
-        with torch_seed(None if self.initialized_ else self.random_state):
+        with torch_seed(None if self.initialized_ else self.random_state), \
+                torch_threads(self.n_threads):
             if not self.initialized_:
                 self.initialize()
             super().partial_fit(X, y, **fit_params)
@@ -167,7 +187,7 @@ class _SequenceNetMixin:
                             f"{type(self.module_).__name__} has none.")
         self.module_.train(False)
         hidden = []
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(self.n_threads):
             for Xi, _ in self.get_iterator(self.get_dataset(X), training=False):
                 hidden.append(to_numpy(encode(Xi.to(self.device))[1]))
         return self._check_finite_output(np.concatenate(hidden), "hidden states")
@@ -175,7 +195,9 @@ class _SequenceNetMixin:
     def decision_function(self, X):
         """Raw network outputs (logits for the classifier)."""
         self._check_fitted()
-        out = to_numpy(self.forward(self._check_X(X, reset=False), training=False))
+        X = self._check_X(X, reset=False)
+        with torch_threads(self.n_threads):
+            out = to_numpy(self.forward(X, training=False))
         return self._check_finite_output(out, "outputs")
 
 
@@ -195,6 +217,12 @@ _DOC_COMMON = """
     random_state : int, RandomState or None, default=None
         Seeds weight initialisation and batch shuffling (torch's generator is restored
         afterwards). Same value, same fitted net.
+    n_threads : int or None, default=1
+        Torch intra-op threads during ``fit``, ``partial_fit`` and prediction
+        (``torch.set_num_threads`` for the call, the previous count restored after). Float sums
+        depend on how many threads share them, so a fixed count makes the fitted net the same
+        on every machine and in every joblib / Dask worker; 1 also keeps ``n_jobs`` parallel
+        fits from oversubscribing the cores. ``None`` uses torch's process-wide setting.
     module : torch.nn.Module class, default=RecurrentNet
         Any module works; the plain size parameters above are passed only to ``RecurrentNet``.
     lr, max_epochs, batch_size, optimizer, device, train_split, verbose, callbacks, **kwargs
@@ -227,7 +255,7 @@ class RNNClassifier(_SequenceNetMixin, NeuralNetClassifier):
     """
 
     def __init__(self, module=RecurrentNet, *, hidden_size=64, num_layers=1, cell="lstm",
-                 top_down=False, input_size=None, random_state=None,
+                 top_down=False, input_size=None, random_state=None, n_threads=1,
                  criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=0.01,
                  max_epochs=20, batch_size=64, train_split=None, device="cpu", verbose=0,
                  **kwargs):
@@ -237,6 +265,7 @@ class RNNClassifier(_SequenceNetMixin, NeuralNetClassifier):
         self.top_down = top_down
         self.input_size = input_size
         self.random_state = random_state
+        self.n_threads = n_threads
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
                          max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
                          device=device, verbose=verbose, **kwargs)
@@ -291,7 +320,9 @@ class RNNClassifier(_SequenceNetMixin, NeuralNetClassifier):
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``."""
         self._check_fitted()
-        proba = super().predict_proba(self._check_X(X, reset=False))
+        X = self._check_X(X, reset=False)
+        with torch_threads(self.n_threads):
+            proba = super().predict_proba(X)
         return self._check_finite_output(proba, "probabilities")
 
     def predict(self, X):
@@ -331,6 +362,7 @@ class RNNRegressor(_SequenceNetMixin, NeuralNetRegressor):
 
     def __init__(self, module=RecurrentNet, *, hidden_size=64, num_layers=1, cell="lstm",
                  top_down=False, input_size=None, sequence_output=False, random_state=None,
+                 n_threads=1,
                  criterion=torch.nn.MSELoss, optimizer=torch.optim.Adam, lr=0.005,
                  max_epochs=20, batch_size=64, train_split=None, device="cpu", verbose=0,
                  **kwargs):
@@ -341,6 +373,7 @@ class RNNRegressor(_SequenceNetMixin, NeuralNetRegressor):
         self.input_size = input_size
         self.sequence_output = sequence_output
         self.random_state = random_state
+        self.n_threads = n_threads
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
                          max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
                          device=device, verbose=verbose, **kwargs)
@@ -401,7 +434,9 @@ class RNNRegressor(_SequenceNetMixin, NeuralNetRegressor):
     def predict(self, X):
         """Predicted targets, shaped like the ``y`` seen in ``fit``."""
         self._check_fitted()
-        out = to_numpy(self.forward(self._check_X(X, reset=False), training=False))
+        X = self._check_X(X, reset=False)
+        with torch_threads(self.n_threads):
+            out = to_numpy(self.forward(X, training=False))
         y = self._check_finite_output(out, "predictions")
         # Give back the shape of the y seen in fit: (n,) or (n, T) when it had one target.
         if self._y_ndim == (2 if self.sequence_output else 1):

@@ -13,7 +13,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 #: Filled by property-based tests: {test name: number of inputs tried}.
 FUZZ_COUNTS = {}
 
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+torch.set_num_threads(1)  # as the estimators default (n_threads=1)
 
 
 @pytest.fixture(scope="session")
