@@ -1,5 +1,7 @@
 """skorch callbacks: attach them to any skorch net, or let the estimators do it for you."""
 
 from .divergence import DivergenceGuard, FitDivergedError
+from .moduli_penalty import ModuliPenalty
+from .pruning_schedule import GradualMagnitudePruning
 
-__all__ = ["DivergenceGuard", "FitDivergedError"]
+__all__ = ["DivergenceGuard", "FitDivergedError", "ModuliPenalty", "GradualMagnitudePruning"]

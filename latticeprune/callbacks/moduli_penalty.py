@@ -1,0 +1,306 @@
+"""The moduli penalty as a skorch callback (MODULI.md sections 1 and 4).
+
+Each recurrent layer's hidden units are embedded at points of a moduli space; the training
+objective becomes ``task loss + strength * sum over tensors of mean(R * |W|^k)``, with
+``R = f(d(p_i, p_j))`` from :mod:`latticeprune.moduli`. skorch callbacks cannot change the
+loss a net back-propagates, so the callback back-propagates the penalty itself in
+``on_grad_computed``: its gradient is added to the task gradient before the optimiser steps.
+"""
+
+import numbers
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import validate_parameter_constraints
+
+from ..moduli import INHIBITOR_NAMES, SPACE_NAMES, get_space, moduli_penalty
+from ..moduli import permute as permute_entries
+from ..moduli import penalty_from_points, penalty_matrix
+from ..neuron_graph import HIDDEN_KINDS, SCOPES, NeuronGraph
+
+__all__ = ["ModuliPenalty", "check_embedding_options"]
+
+#: History key of the penalty (per batch, and its epoch mean).
+HISTORY_KEY = "moduli_penalty"
+
+_OWN_PARAMS = ("strength", "moduli", "inhibitor", "invert", "norm", "permute", "two_embeddings",
+               "train_embedding", "embedding_lr", "input_l1", "scope", "random_state")
+
+
+def check_embedding_options(moduli, space_params, train_embedding, permute):
+    """Build the space and check that ``train_embedding`` is possible with it; return the space."""
+    space = get_space(moduli, **(space_params or {}))
+    if train_embedding and not space.trainable:
+        trainable = [name for name in SPACE_NAMES if get_space(name).trainable]
+        raise ValueError(f"train_embedding=True needs a space whose points can be trained; "
+                         f"moduli={moduli!r} cannot train them. Use one of {trainable} or set "
+                         "train_embedding=False.")
+    if train_embedding and permute:
+        raise ValueError("permute=True (shuffled R, no geometry) cannot be combined with "
+                         "train_embedding=True (points moved in the geometry).")
+    return space
+
+
+class ModuliPenalty(Callback):
+    """skorch callback adding the moduli penalty of the recurrent weights to the training loss.
+
+    On the first ``on_train_begin`` after ``initialize`` it finds the net's recurrent layers
+    (:class:`~latticeprune.neuron_graph.NeuronGraph`), samples one embedding per layer
+    (``random_state``) and builds each layer's penalty matrix ``R`` (``R[i, j]`` weighs the
+    connection from unit ``i`` to unit ``j``; :func:`latticeprune.moduli.penalty_matrix`).
+    After every training batch's backward pass it back-propagates
+
+        ``strength * sum_t moduli_penalty(W_t, R_t, n_gates, norm)
+        + input_l1 * sum_u mean(|W_u|)``
+
+    where ``t`` runs over the hidden-to-hidden tensors in ``scope`` (``W_hh`` of every
+    layer with the layer's own ``R``; top-down and, for ``scope="all"``, feed-forward tensors
+    between layers with ``R`` from the source layer's points to the target layer's points)
+    and ``u`` over the input and read-out weights. The value is recorded per batch in the
+    history as ``"moduli_penalty"`` and its epoch mean under the same key.
+
+    Pruned tensors (``torch.nn.utils.prune``) are penalised through their effective weight
+    ``weight_orig * weight_mask``, so pruned entries get no gradient.
+
+    Parameters
+    ----------
+    strength : float, default=0.1
+        Weight of the moduli term, >= 0 (0 disables it); see ``ModuliRegularizer`` for how
+        the default was chosen.
+    moduli : str, default="torus"
+        Moduli space, one of ``latticeprune.moduli.SPACE_NAMES``.
+    inhibitor : {"DoG", "gauss", "ripple", "square"}, default="DoG"
+        Function turning distances into penalty weights.
+    invert : bool, default=True
+        Use ``max(R) - R``.
+    norm : {1, 2}, default=1
+        Exponent k of ``|W|^k``.
+    permute : bool, default=False
+        Control: shuffle the entries of every ``R`` (keeps their multiset, destroys the geometry).
+    two_embeddings : bool, default=False
+        Separate presynaptic and postsynaptic points per layer.
+    train_embedding : bool, default=False
+        Make the points torch parameters, moved to lower the penalty by their own
+        ``torch.optim.Adam`` with learning rate ``embedding_lr`` (one step per training
+        batch). Needs a space whose points can train (not ``"standard"``) and
+        ``permute=False``.
+    embedding_lr : float, default=0.01
+        Learning rate of the points' optimiser; the flat spaces have side 10 and the round
+        ones radius 5, so 0.01 moves a point by about 0.1 % of the space per step.
+    input_l1 : float, default=0.0
+        Weight of a plain L1 term, the mean absolute value of each input and read-out weight
+        tensor (these connect hidden units to units without points).
+    scope : {"recurrent", "all"}, default="recurrent"
+        ``"recurrent"``: recurrent and top-down weights; ``"all"``: also feed-forward weights
+        between stacked layers.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the embedding (and the shuffle of ``permute``).
+    **space_params
+        Parameters of the space, e.g. ``dim=3`` for a 3-torus or ``side`` / ``radius``.
+
+    Attributes
+    ----------
+    embedding_ : dict
+        ``{layer name: ndarray (n_units, point_dim)}``, the current points (a ``(pre, post)``
+        tuple with ``two_embeddings``). Available after the first ``on_train_begin``.
+    penalty_ : dict
+        ``{layer name: ndarray (n_units, n_units)}``, the layer's current ``R``.
+
+    Examples
+    --------
+    >>> from latticeprune import RNNClassifier
+    >>> from latticeprune.callbacks import ModuliPenalty
+    >>> from latticeprune.datasets import load_digits_sequences
+    >>> X, y = load_digits_sequences(return_X_y=True)
+    >>> penalty = ModuliPenalty(strength=0.1, moduli="klein", random_state=0)
+    >>> net = RNNClassifier(hidden_size=16, max_epochs=2, random_state=0, callbacks=[penalty])
+    >>> net = net.fit(X[:200], y[:200])
+    >>> penalty.penalty_["encoder.l0"].shape
+    (16, 16)
+    >>> len(net.history[-1, "batches", :, "moduli_penalty"])
+    4
+    """
+
+    _parameter_constraints = {
+        "strength": [Interval(numbers.Real, 0, None, closed="left")],
+        "moduli": [StrOptions(set(SPACE_NAMES))],
+        "inhibitor": [StrOptions(set(INHIBITOR_NAMES))],
+        "invert": ["boolean"],
+        "norm": [Options(numbers.Integral, {1, 2})],
+        "permute": ["boolean"],
+        "two_embeddings": ["boolean"],
+        "train_embedding": ["boolean"],
+        "embedding_lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "input_l1": [Interval(numbers.Real, 0, None, closed="left")],
+        "scope": [StrOptions(set(SCOPES))],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, strength=0.1, moduli="torus", inhibitor="DoG", invert=True, norm=1,
+                 permute=False, two_embeddings=False, train_embedding=False, embedding_lr=0.01,
+                 input_l1=0.0, scope="recurrent", random_state=None, **space_params):
+        self.strength = strength
+        self.moduli = moduli
+        self.inhibitor = inhibitor
+        self.invert = invert
+        self.norm = norm
+        self.permute = permute
+        self.two_embeddings = two_embeddings
+        self.train_embedding = train_embedding
+        self.embedding_lr = embedding_lr
+        self.input_l1 = input_l1
+        self.scope = scope
+        self.random_state = random_state
+        for name, value in space_params.items():
+            setattr(self, name, value)
+
+    # -- parameters ----------------------------------------------------------------------------
+    @property
+    def space_params(self):
+        """The ``**space_params`` given at construction (or by ``set_params``)."""
+        return {name: getattr(self, name) for name in self._get_param_names()
+                if name not in _OWN_PARAMS}
+
+    def initialize(self):
+        """Validate the parameters; forget the embedding (a re-initialised net gets a new one)."""
+        own = {name: getattr(self, name) for name in _OWN_PARAMS}
+        validate_parameter_constraints(self._parameter_constraints, own,
+                                       caller_name=type(self).__name__)
+        self.space_ = check_embedding_options(self.moduli, self.space_params,
+                                              self.train_embedding, self.permute)
+        self.layout_ = None
+        self.points_ = None
+        self.fixed_penalties_ = None
+        self.embedding_optimizer_ = None
+        self.targets_ = None
+        self.unit_free_targets_ = None
+        return self
+
+    # -- embedding -----------------------------------------------------------------------------
+    def _embed(self, graph):
+        """Sample points for every recurrent layer and fix the R of every penalised tensor."""
+        rng = check_random_state(self.random_state)
+        dtype = torch.get_default_dtype()
+        points, penalties = {}, {}
+        for layer in graph.layers:
+            R, sampled = penalty_matrix(layer.size, self.moduli, self.inhibitor, self.invert,
+                                        self.permute, rng, two_embeddings=self.two_embeddings,
+                                        return_points=True, **self.space_params)
+            pre, post = sampled if self.two_embeddings else (sampled, sampled)
+            pre = torch.tensor(pre, dtype=dtype, requires_grad=self.train_embedding)
+            post = (torch.tensor(post, dtype=dtype, requires_grad=self.train_embedding)
+                    if self.two_embeddings else pre)
+            points[layer.name] = (pre, post)
+            penalties[(layer.name, layer.name)] = torch.as_tensor(R, dtype=dtype)
+        for t in self._penalised(graph):
+            src, dst = graph.layers[t.src].name, graph.layers[t.dst].name
+            if (src, dst) not in penalties:
+                R = penalty_from_points(points[src][0].detach(), self.space_, self.inhibitor,
+                                        self.invert, post_points=points[dst][1].detach())
+                if self.permute and self.space_.name != "standard":
+                    R = permute_entries(R, rng)
+                penalties[(src, dst)] = R
+        self.points_ = points
+        self.fixed_penalties_ = penalties
+        self.layout_ = [(layer.name, layer.size) for layer in graph.layers]
+        if self.train_embedding:
+            leaves = {id(p): p for pair in points.values() for p in pair}
+            self.embedding_optimizer_ = torch.optim.Adam(list(leaves.values()),
+                                                         lr=self.embedding_lr)
+
+    def _penalised(self, graph):
+        kinds = [kind for kind in SCOPES[self.scope] if kind in HIDDEN_KINDS]
+        return [t for t in graph.tensors if t.kind in kinds]
+
+    def _penalty_of(self, src, dst):
+        """Current R for connections from layer ``src`` to layer ``dst`` (names)."""
+        if not self.train_embedding:
+            return self.fixed_penalties_[(src, dst)]
+        return penalty_from_points(self.points_[src][0], self.space_, self.inhibitor,
+                                   self.invert, post_points=self.points_[dst][1])
+
+    @property
+    def embedding_(self):
+        if self.points_ is None:
+            raise AttributeError("embedding_ exists after the first on_train_begin.")
+        out = {}
+        for name, (pre, post) in self.points_.items():
+            pre_array = pre.detach().cpu().numpy().copy()
+            out[name] = ((pre_array, post.detach().cpu().numpy().copy()) if self.two_embeddings
+                         else pre_array)
+        return out
+
+    @property
+    def penalty_(self):
+        if self.points_ is None:
+            raise AttributeError("penalty_ exists after the first on_train_begin.")
+        with torch.no_grad():
+            return {name: self._penalty_of(name, name).detach().cpu().numpy().copy()
+                    for name in self.points_}
+
+    # -- training ------------------------------------------------------------------------------
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if getattr(self, "space_", None) is None:
+            self.initialize()
+        graph = NeuronGraph(net.module_)
+        if self.points_ is None or self.layout_ != [(l.name, l.size) for l in graph.layers]:
+            self._embed(graph)
+        # (tensor, R key) pairs, rebuilt every time training starts: the net's module may have
+        # been re-created (initialize, unpickling) since the last call.
+        names = [layer.name for layer in graph.layers]
+        self.targets_ = [(t, (names[t.src], names[t.dst])) for t in self._penalised(graph)]
+        self.unit_free_targets_ = [t for t in graph.tensors if t.kind in ("input", "readout")]
+
+    def loss_term(self):
+        """The term added to the loss, a differentiable scalar tensor (after ``on_train_begin``)."""
+        total = None
+        if self.strength:
+            for t, (src, dst) in self.targets_:
+                term = moduli_penalty(_live_weight(t), self._penalty_of(src, dst), t.n_gates,
+                                      self.norm)
+                total = term if total is None else total + term
+            total = total * self.strength if total is not None else None
+        if self.input_l1:
+            for t in self.unit_free_targets_:
+                term = self.input_l1 * _live_weight(t).abs().mean()
+                total = term if total is None else total + term
+        return torch.zeros(()) if total is None else total
+
+    def on_grad_computed(self, net, named_parameters, X=None, y=None, training=None,
+                         **kwargs):
+        if not training:
+            return
+        if self.embedding_optimizer_ is not None:
+            self.embedding_optimizer_.zero_grad()
+        total = self.loss_term()
+        if total.requires_grad:
+            total.backward()
+        if self.embedding_optimizer_ is not None:
+            self.embedding_optimizer_.step()
+        net.history.record_batch(HISTORY_KEY, float(total.detach()))
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        values = [batch[HISTORY_KEY] for batch in net.history[-1]["batches"]
+                  if HISTORY_KEY in batch]
+        if values:
+            net.history.record(HISTORY_KEY, float(np.mean(values)))
+
+    # -- pickling ------------------------------------------------------------------------------
+    def __getstate__(self):
+        # Tensor handles point into the net's module, which skorch pickles on its own; they
+        # are rebuilt on the next on_train_begin.
+        state = self.__dict__.copy()
+        state["targets_"] = None
+        state["unit_free_targets_"] = None
+        return state
+
+
+def _live_weight(tensor):
+    """The weight of ``tensor`` as a function of its trainable parameter (masked if pruned)."""
+    if tensor.is_pruned:
+        return (getattr(tensor.owner, tensor.param + "_orig")
+                * getattr(tensor.owner, tensor.param + "_mask"))
+    return getattr(tensor.owner, tensor.param)

@@ -1,0 +1,180 @@
+"""Gradual global magnitude pruning during training (MODULI.md section 5).
+
+At the end of each pruning epoch the weights in scope are ranked together by magnitude and
+the smallest are masked, the sparsity following a schedule from 0 up to ``target_sparsity``,
+which is reached exactly at the last pruning epoch (Zhu & Gupta 2017, "To prune, or not to
+prune"). Masks go through :meth:`NeuronGraph.apply_masks` (``torch.nn.utils.prune``), so a
+pruned weight stays exactly zero through every later optimiser step.
+"""
+
+import numbers
+
+import torch
+from skorch.callbacks import Callback
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+
+from ..neuron_graph import SCOPES, NeuronGraph
+
+__all__ = ["GradualMagnitudePruning", "SCHEDULES", "scheduled_sparsity", "global_magnitude_masks"]
+
+#: Valid ``schedule`` names.
+SCHEDULES = ("linear", "cubic")
+
+
+def scheduled_sparsity(step, n_steps, target_sparsity, schedule="linear"):
+    """Sparsity after pruning step ``step`` of ``n_steps``.
+
+    ``linear``: ``target * step / n_steps``. ``cubic`` (Zhu & Gupta 2017, initial sparsity 0):
+    ``target * (1 - (1 - step / n_steps) ** 3)``, fast at first and slow near the end.
+    Steps below 1 give 0 and steps from ``n_steps`` on give exactly ``target_sparsity``.
+
+    Parameters
+    ----------
+    step : int
+        Pruning step, 1 for the first pruning epoch.
+    n_steps : int
+        Number of pruning steps (>= 0; 0 means no pruning at all).
+    target_sparsity : float
+        Final sparsity in [0, 1).
+    schedule : {"linear", "cubic"}, default="linear"
+
+    Returns
+    -------
+    sparsity : float
+
+    Examples
+    --------
+    >>> [scheduled_sparsity(k, 4, 0.8) for k in range(6)]
+    [0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 0.8]
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule={schedule!r} is not valid; valid choices are "
+                         f"{list(SCHEDULES)}.")
+    if n_steps < 1 or step < 1:
+        return 0.0
+    if step >= n_steps:
+        return float(target_sparsity)
+    progress = step / n_steps
+    if schedule == "linear":
+        return target_sparsity * progress
+    return target_sparsity * (1.0 - (1.0 - progress) ** 3)
+
+
+def global_magnitude_masks(tensors, sparsity):
+    """Masks that zero exactly ``round(sparsity * total)`` of the smallest entries of ``tensors``.
+
+    All entries of all tensors are ranked together by the magnitude of the effective (already
+    masked) weight; ties are broken by position (tensor order, then row-major), so the result
+    is deterministic. Entries already pruned are zero and therefore pruned again.
+
+    Parameters
+    ----------
+    tensors : list of WeightTensor
+        The tensors pruned together (e.g. ``NeuronGraph.tensors_in("recurrent")``).
+    sparsity : float
+        Fraction of entries to zero, in [0, 1].
+
+    Returns
+    -------
+    masks : dict
+        ``{tensor name: weight-shaped float tensor of 0/1}``, ready for
+        :meth:`NeuronGraph.apply_masks`.
+    """
+    if not tensors:
+        return {}
+    weights = [t.weight.detach() for t in tensors]
+    magnitudes = torch.cat([w.abs().reshape(-1).double().cpu() for w in weights])
+    n_pruned = int(round(sparsity * magnitudes.numel()))
+    keep = torch.ones(magnitudes.numel(), dtype=torch.bool)
+    order = torch.argsort(magnitudes, stable=True)
+    keep[order[:n_pruned]] = False
+    masks, start = {}, 0
+    for t, w in zip(tensors, weights):
+        stop = start + w.numel()
+        masks[t.name] = keep[start:stop].reshape(w.shape).to(dtype=w.dtype, device=w.device)
+        start = stop
+    return masks
+
+
+class GradualMagnitudePruning(Callback):
+    """skorch callback: global magnitude pruning on a schedule, then fixed masks.
+
+    At the end of epoch ``start_epoch + k - 1`` (``k = 1 .. pruning_epochs``) the tensors in
+    ``scope`` are pruned together to sparsity ``scheduled_sparsity(k, pruning_epochs,
+    target_sparsity, schedule)``: exactly ``round(s * total)`` entries are zero afterwards
+    (ties broken by position). The target is reached exactly at the last pruning epoch; in
+    later epochs (recovery, fine-tuning) the masks stay as they are. Epochs count the net's
+    history (``len(net.history)``, 1 for the first epoch after ``initialize``), so
+    ``partial_fit`` calls continue the count. The achieved sparsity in ``scope`` is recorded
+    in the history as ``"sparsity"`` at the end of every epoch.
+
+    Parameters
+    ----------
+    target_sparsity : float, default=0.9
+        Final fraction of zero entries in ``scope``, in [0, 1).
+    schedule : {"linear", "cubic"}, default="linear"
+        How the sparsity rises: evenly, or as Zhu & Gupta's cubic (large steps first).
+    pruning_epochs : int or None, default=None
+        Number of pruning epochs; None prunes through ``net.max_epochs`` (all epochs from
+        ``start_epoch`` on). 0 never prunes: the callback only records the sparsity (use it
+        to keep masks fixed, e.g. when retraining a lottery ticket).
+    scope : {"recurrent", "all"}, default="recurrent"
+        Tensors pruned: recurrent and top-down weights, or every weight tensor of the
+        recurrent net including input and read-out (see ``NeuronGraph.tensors_in``).
+    start_epoch : int, default=1
+        Epoch (1-based, in the net's history) whose end is the first pruning step.
+
+    Examples
+    --------
+    >>> from latticeprune import RNNClassifier
+    >>> from latticeprune.callbacks import GradualMagnitudePruning
+    >>> from latticeprune.datasets import load_digits_sequences
+    >>> X, y = load_digits_sequences(return_X_y=True)
+    >>> net = RNNClassifier(hidden_size=16, max_epochs=4, random_state=0,
+    ...                     callbacks=[GradualMagnitudePruning(target_sparsity=0.8)])
+    >>> net.fit(X[:200], y[:200]).history[:, "sparsity"]
+    [0.2001953125, 0.400390625, 0.599609375, 0.7998046875]
+    """
+
+    _parameter_constraints = {
+        "target_sparsity": [Interval(numbers.Real, 0, 1, closed="left")],
+        "schedule": [StrOptions(set(SCHEDULES))],
+        "pruning_epochs": [Interval(numbers.Integral, 0, None, closed="left"), None],
+        "scope": [StrOptions(set(SCOPES))],
+        "start_epoch": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, target_sparsity=0.9, schedule="linear", pruning_epochs=None,
+                 scope="recurrent", start_epoch=1):
+        self.target_sparsity = target_sparsity
+        self.schedule = schedule
+        self.pruning_epochs = pruning_epochs
+        self.scope = scope
+        self.start_epoch = start_epoch
+
+    def initialize(self):
+        validate_parameter_constraints(self._parameter_constraints, self.get_params(),
+                                       caller_name=type(self).__name__)
+        return self
+
+    def n_pruning_epochs(self, net):
+        """Number of pruning epochs for ``net`` (resolves ``pruning_epochs=None``)."""
+        if self.pruning_epochs is not None:
+            return self.pruning_epochs
+        return max(0, net.max_epochs - self.start_epoch + 1)
+
+    def sparsity_at(self, epoch, net):
+        """Scheduled sparsity after the end of ``epoch`` (1-based); 0 before the first step."""
+        step = epoch - self.start_epoch + 1
+        return scheduled_sparsity(step, self.n_pruning_epochs(net), self.target_sparsity,
+                                  self.schedule)
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        epoch = len(net.history)
+        graph = NeuronGraph(net.module_)
+        step = epoch - self.start_epoch + 1
+        if 1 <= step <= self.n_pruning_epochs(net):
+            graph.freeze()  # magnitudes of the weights after the epoch's last optimiser step
+            tensors = graph.tensors_in(self.scope)
+            graph.apply_masks(global_magnitude_masks(tensors, self.sparsity_at(epoch, net)))
+        net.history.record("sparsity", graph.sparsity(self.scope)["overall"])

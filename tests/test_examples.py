@@ -1,0 +1,32 @@
+"""The notebook and the example scripts run as committed (headless)."""
+
+import re
+import runpy
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_walkthrough_notebook_executes():
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(EXAMPLES / "walkthrough.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(EXAMPLES)}}).execute()
+    text = "\n".join(output.get("text", "") for cell in notebook.cells
+                     if cell.cell_type == "code" for output in cell.get("outputs", []))
+    dense = float(re.search(r"dense test accuracy ([0-9.]+)", text).group(1))
+    assert dense > 0.85
+    assert "meet-irreducible neurons:" in text
+    images = [o for cell in notebook.cells for o in cell.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) == 4  # sparsity curves, connectivity, Hasse diagram, embedding
+
+
+@pytest.mark.parametrize("script", ["lattice_pruning.py", "moduli_regularization.py"])
+def test_example_scripts_run(script, capsys):
+    runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert re.search(r"sparsity 0\.[0-9]+: 0\.[0-9]+", out)
