@@ -121,6 +121,32 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self, "estimator_")
         return self.estimator_.transform(X)
 
+    def to_inference(self, engine="auto"):
+        """The fast inference form of the fitted, sparse net (compacted, sparse where it pays).
+
+        Parameters
+        ----------
+        engine : {"auto", "sparse", "dense"}, default="auto"
+            ``"auto"``: a CSR step loop for the layers whose recurrent weights are sparse
+            enough to be faster that way, torch's fused dense kernels for the others;
+            ``"sparse"``: CSR everywhere; ``"dense"``: the compacted dense net.
+
+        Returns
+        -------
+        model : latticeprune.inference.InferenceModel
+            ``predict``, ``predict_proba`` (classifiers), ``decision_function``, ``transform``
+            and ``forward``, matching this sparsifier's outputs.
+
+        Raises
+        ------
+        NotFittedError
+            If the sparsifier is not fitted.
+        """
+        check_is_fitted(self, "estimator_")
+        from .inference import to_inference  # deferred: inference imports the estimators
+
+        return to_inference(self, engine=engine)
+
     @property
     def classes_(self):
         """Class labels of a fitted classifier."""

@@ -1,0 +1,490 @@
+"""Structural compaction: the smaller dense net that computes what a pruned recurrent net computes.
+
+Pruning leaves zeros in weight matrices of the original shape; the net still carries every
+hidden unit. This module reads a net's effective (masked) weights, finds the hidden units that
+cannot influence what the net exposes, and removes them:
+
+* a unit is **observed** when a path of non-zero connections (any gate block of an input,
+  layer-to-layer, recurrent or top-down matrix) leads from it to an exposed value: a non-zero
+  read-out column (``observe="outputs"``), or any top-layer unit (``observe="hidden"``, what
+  ``transform`` and a bare recurrent module return). Every unit that is not observed goes,
+  with its rows and columns in every matrix. That covers units with no outgoing connections
+  and units whose every connection is pruned.
+* a unit is **driven** when a path leads to it from the input features. An observed unit that
+  is not driven (every incoming connection pruned, biases left) is input-independent but not
+  constant: an LSTM unit's cell integrates its biases (``c_t = f c_{t-1} + i g``), a GRU unit
+  moves towards its candidate, an Elman unit with a self-connection iterates ``tanh(w h + b)``,
+  and all start from a zero state. Its contribution is therefore a time-varying trajectory.
+  Such units are **kept** (counted in :attr:`CompactionReport.undriven`): the result stays an
+  ordinary recurrent net that torch's fused kernels run, outputs are identical, and in the
+  sparse engine their empty rows cost no multiply-adds.
+
+The result, :class:`CompactRecurrentNet`, is a torch module: one ``nn.RNN`` / ``nn.LSTM`` /
+``nn.GRU`` per layer (layers may now differ in size) or, for top-down nets, a step loop over
+:class:`~latticeprune.nets.HierarchicalLayer`-style layers. :class:`RecurrentWeights` is the
+plain-array description both this module and :mod:`latticeprune.inference.sparse` build from.
+"""
+
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import List, Optional
+
+import numpy as np
+import torch
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import breadth_first_order
+from torch import nn
+
+from ..nets import N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet
+
+__all__ = ["LayerWeights", "RecurrentWeights", "CompactionReport", "CompactRecurrentNet",
+           "read_weights", "compact_weights", "compact", "OBSERVE"]
+
+#: What the compacted net must reproduce: the read-out, or every top-layer hidden state.
+OBSERVE = ("outputs", "hidden")
+
+_TORCH_CELLS = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
+_FUSED = {"rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
+          "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
+          "lstm": (nn.LSTM, {}), "gru": (nn.GRU, {})}
+
+
+@dataclass
+class LayerWeights:
+    """Effective weights of one recurrent layer, gates in torch's order (LSTM ifgo, GRU rzn).
+
+    Attributes
+    ----------
+    cell : str
+        ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
+    weight_ih : ndarray of shape (n_gates * hidden_size, input_size)
+        Bottom-up weights (from the input features or the layer below).
+    weight_hh : ndarray of shape (n_gates * hidden_size, hidden_size)
+    weight_td : ndarray of shape (n_gates * hidden_size, size of the layer above) or None
+        Top-down weights (from the layer above at the previous step).
+    bias_ih, bias_hh : ndarray of shape (n_gates * hidden_size,)
+    units : ndarray of int
+        Indices of these units in the original layer.
+    """
+
+    cell: str
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    weight_td: Optional[np.ndarray]
+    bias_ih: np.ndarray
+    bias_hh: np.ndarray
+    units: np.ndarray
+
+    @property
+    def n_gates(self):
+        return N_GATES[self.cell]
+
+    @property
+    def hidden_size(self):
+        return self.weight_hh.shape[1]
+
+    @property
+    def input_size(self):
+        return self.weight_ih.shape[1]
+
+    def matrices(self):
+        """The weight matrices as ``{"ih": ..., "hh": ..., "td": ...}`` (``td`` only if present)."""
+        found = {"ih": self.weight_ih, "hh": self.weight_hh}
+        if self.weight_td is not None:
+            found["td"] = self.weight_td
+        return found
+
+    def select(self, keep, keep_below, keep_above):
+        """The layer restricted to units ``keep`` (and its inputs to ``keep_below``/``keep_above``).
+
+        ``keep_below`` is None for the first layer (input features are never removed).
+        """
+        rows = (np.arange(self.n_gates)[:, None] * self.hidden_size + keep[None, :]).ravel()
+        weight_ih = self.weight_ih[rows]
+        if keep_below is not None:
+            weight_ih = weight_ih[:, keep_below]
+        weight_td = None if self.weight_td is None else self.weight_td[rows][:, keep_above]
+        return LayerWeights(self.cell, np.ascontiguousarray(weight_ih),
+                            np.ascontiguousarray(self.weight_hh[rows][:, keep]),
+                            None if weight_td is None else np.ascontiguousarray(weight_td),
+                            self.bias_ih[rows].copy(), self.bias_hh[rows].copy(),
+                            self.units[keep].copy())
+
+
+@dataclass
+class RecurrentWeights:
+    """Plain-array description of a recurrent net: its layers and (optionally) a linear read-out.
+
+    Attributes
+    ----------
+    layers : list of LayerWeights
+        Bottom to top.
+    top_down : bool
+        Layer ``l + 1`` feeds back into layer ``l`` at the next step (a ``HierarchicalRNN``).
+    input_size : int
+        Features per step.
+    readout_weight : ndarray of shape (n_outputs, top hidden size) or None
+    readout_bias : ndarray of shape (n_outputs,) or None
+    sequence_output : bool
+        The read-out is applied to every step, not only the last.
+    batch_first : bool
+        Layout of the source module's ``forward`` input.
+    top_size : int
+        Hidden size of the original top layer (the width of ``transform``).
+    """
+
+    layers: List[LayerWeights]
+    top_down: bool
+    input_size: int
+    readout_weight: Optional[np.ndarray] = None
+    readout_bias: Optional[np.ndarray] = None
+    sequence_output: bool = False
+    batch_first: bool = True
+    top_size: int = 0
+
+    @property
+    def hidden_sizes(self):
+        return [layer.hidden_size for layer in self.layers]
+
+    def nbytes(self):
+        """Bytes of all weight and bias arrays (dense)."""
+        arrays = [a for layer in self.layers for a in
+                  (*layer.matrices().values(), layer.bias_ih, layer.bias_hh)]
+        arrays += [a for a in (self.readout_weight, self.readout_bias) if a is not None]
+        return int(sum(a.nbytes for a in arrays))
+
+
+@dataclass
+class CompactionReport:
+    """What compaction removed, per layer.
+
+    Attributes
+    ----------
+    original_sizes, compact_sizes : list of int
+        Hidden units per layer before and after.
+    removed : list of ndarray of int
+        Original indices of the removed (unobserved) units.
+    undriven : list of ndarray of int
+        Original indices of kept units that no input reaches (input-independent trajectories).
+    """
+
+    original_sizes: list
+    compact_sizes: list
+    removed: list = field(default_factory=list)
+    undriven: list = field(default_factory=list)
+
+
+# -- reading a module ------------------------------------------------------------------------
+def _effective(owner, name):
+    """``owner.<name>`` as float32 array; ``<name>_orig * <name>_mask`` if pruned."""
+    if hasattr(owner, name + "_orig") and hasattr(owner, name + "_mask"):
+        weight = getattr(owner, name + "_orig") * getattr(owner, name + "_mask")
+    else:
+        weight = getattr(owner, name)
+    return weight.detach().cpu().to(torch.float32).numpy().copy()
+
+
+def _read_torch_rnn(rnn):
+    if rnn.bidirectional:
+        raise ValueError("Bidirectional recurrent layers are not supported: a step loop runs "
+                         "forward in time only.")
+    if getattr(rnn, "proj_size", 0):
+        raise ValueError("LSTMs with proj_size > 0 are not supported.")
+    cell = _TORCH_CELLS[rnn.mode]
+    layers = []
+    for k in range(rnn.num_layers):
+        weight_ih = _effective(rnn, f"weight_ih_l{k}")
+        rows = weight_ih.shape[0]
+        biases = [(_effective(rnn, f"bias_{kind}_l{k}") if rnn.bias
+                   else np.zeros(rows, dtype=np.float32)) for kind in ("ih", "hh")]
+        layers.append(LayerWeights(cell, weight_ih, _effective(rnn, f"weight_hh_l{k}"), None,
+                                   *biases, np.arange(rnn.hidden_size)))
+    return layers
+
+
+def _read_hierarchical(net):
+    return [LayerWeights(layer.cell, _effective(layer, "weight_ih"),
+                         _effective(layer, "weight_hh"),
+                         None if layer.weight_td is None else _effective(layer, "weight_td"),
+                         _effective(layer, "bias_ih"), _effective(layer, "bias_hh"),
+                         np.arange(layer.hidden_size))
+            for layer in net.layers]
+
+
+def read_weights(module):
+    """Read the effective weights of a recurrent torch module.
+
+    Parameters
+    ----------
+    module : RecurrentNet, HierarchicalRNN, nn.RNN, nn.LSTM or nn.GRU
+        Pruned through ``torch.nn.utils.prune`` or not; masks are applied.
+
+    Returns
+    -------
+    weights : RecurrentWeights
+
+    Raises
+    ------
+    TypeError
+        For any other module (its ``forward`` could use the recurrent layers in any way).
+    ValueError
+        For bidirectional layers or LSTMs with projections.
+    """
+    if isinstance(module, RecurrentNet):
+        encoder = module.encoder
+        inner = read_weights(encoder)
+        readout = module.readout
+        bias = (_effective(readout, "bias") if readout.bias is not None
+                else np.zeros(readout.out_features, dtype=np.float32))
+        return replace(inner, readout_weight=_effective(readout, "weight"), readout_bias=bias,
+                       sequence_output=bool(module.sequence_output), batch_first=True)
+    if isinstance(module, HierarchicalRNN):
+        layers = _read_hierarchical(module)
+        return RecurrentWeights(layers, True, module.input_size, batch_first=True,
+                                top_size=layers[-1].hidden_size)
+    if isinstance(module, nn.RNNBase):
+        layers = _read_torch_rnn(module)
+        return RecurrentWeights(layers, False, module.input_size,
+                                batch_first=bool(module.batch_first),
+                                top_size=layers[-1].hidden_size)
+    raise TypeError(
+        f"Cannot build an inference form of {type(module).__name__}: expected a "
+        "latticeprune RecurrentNet, a HierarchicalRNN, or a torch nn.RNN / nn.LSTM / nn.GRU.")
+
+
+# -- compaction ------------------------------------------------------------------------------
+def _connections(weight, n_gates):
+    """``(dst, src)`` index pairs joined by a non-zero entry in any gate block of ``weight``."""
+    n_dst = weight.shape[0] // n_gates
+    joined = (weight.reshape(n_gates, n_dst, weight.shape[1]) != 0).any(axis=0)
+    return np.nonzero(joined)
+
+
+def _unit_roles(weights, observe):
+    """Boolean ``(observed, driven)`` per layer, from reachability in the unit graph."""
+    sizes = weights.hidden_sizes
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    n_units = int(offsets[-1])
+    source, sink = n_units, n_units + 1  # the input features and the exposed values
+    src_all, dst_all = [], []
+
+    def connect(dst, src):
+        src_all.append(np.asarray(src, dtype=np.int64))
+        dst_all.append(np.asarray(dst, dtype=np.int64))
+
+    for index, layer in enumerate(weights.layers):
+        base = offsets[index]
+        dst, src = _connections(layer.weight_ih, layer.n_gates)
+        if index == 0:
+            connect(base + np.unique(dst), np.full(len(np.unique(dst)), source))
+        else:
+            connect(base + dst, offsets[index - 1] + src)
+        dst, src = _connections(layer.weight_hh, layer.n_gates)
+        connect(base + dst, base + src)
+        if layer.weight_td is not None:
+            dst, src = _connections(layer.weight_td, layer.n_gates)
+            connect(base + dst, offsets[index + 1] + src)
+    top = offsets[-2]
+    if observe == "outputs" and weights.readout_weight is not None:
+        exposed = np.flatnonzero((weights.readout_weight != 0).any(axis=0))
+    else:
+        exposed = np.arange(sizes[-1])
+    connect(np.full(len(exposed), sink), top + exposed)
+    src, dst = np.concatenate(src_all), np.concatenate(dst_all)
+    graph = coo_array((np.ones(len(src)), (src, dst)), shape=(n_units + 2, n_units + 2)).tocsr()
+    driven = np.zeros(n_units + 2, dtype=bool)
+    driven[breadth_first_order(graph, source, directed=True, return_predecessors=False)] = True
+    observed = np.zeros(n_units + 2, dtype=bool)
+    observed[breadth_first_order(graph.T.tocsr(), sink, directed=True,
+                                 return_predecessors=False)] = True
+    def per_layer(flags):
+        return [flags[offsets[i]:offsets[i + 1]] for i in range(len(sizes))]
+
+    return per_layer(observed), per_layer(driven)
+
+
+def compact_weights(weights, observe="outputs"):
+    """Remove the units that cannot influence the exposed values.
+
+    Parameters
+    ----------
+    weights : RecurrentWeights
+        As :func:`read_weights` returns them.
+    observe : {"outputs", "hidden"}, default="outputs"
+        ``"outputs"``: keep what the read-out needs (``forward``, ``predict``). ``"hidden"``:
+        keep every top-layer unit as well (``transform``). Without a read-out both mean
+        ``"hidden"``.
+
+    Returns
+    -------
+    compacted : RecurrentWeights
+        Same outputs; with ``observe="hidden"`` the top layer keeps its size and order.
+    report : CompactionReport
+    """
+    if observe not in OBSERVE:
+        raise ValueError(f"observe={observe!r} is not valid; valid choices are {list(OBSERVE)}.")
+    observed, driven = _unit_roles(weights, observe)
+    keep = [np.flatnonzero(flags) for flags in observed]
+    layers = []
+    for index, layer in enumerate(weights.layers):
+        below = keep[index - 1] if index > 0 else None
+        above = keep[index + 1] if layer.weight_td is not None else None
+        layers.append(layer.select(keep[index], below, above))
+    readout_weight = (None if weights.readout_weight is None
+                      else np.ascontiguousarray(weights.readout_weight[:, keep[-1]]))
+    compacted = replace(weights, layers=layers, readout_weight=readout_weight)
+    report = CompactionReport(
+        original_sizes=weights.hidden_sizes, compact_sizes=compacted.hidden_sizes,
+        removed=[layer.units[~flags] for layer, flags in zip(weights.layers, observed)],
+        undriven=[layer.units[flags & ~reached] for layer, flags, reached
+                  in zip(weights.layers, observed, driven)])
+    return compacted, report
+
+
+# -- the compact torch module ----------------------------------------------------------------
+def _fused_layer(layer):
+    """A one-layer ``nn.RNN``/``nn.LSTM``/``nn.GRU`` with ``layer``'s weights (None without units).
+
+    torch needs ``input_size >= 1``: a layer whose inputs were all removed gets one zero column
+    and is fed zeros.
+    """
+    if layer.hidden_size == 0:
+        return None
+    rnn_class, extra = _FUSED[layer.cell]
+    weight_ih = layer.weight_ih
+    if weight_ih.shape[1] == 0:
+        weight_ih = np.zeros((weight_ih.shape[0], 1), dtype=np.float32)
+    rnn = rnn_class(weight_ih.shape[1], layer.hidden_size, batch_first=True, **extra)
+    with torch.no_grad():
+        for name, value in [("weight_ih_l0", weight_ih), ("weight_hh_l0", layer.weight_hh),
+                            ("bias_ih_l0", layer.bias_ih), ("bias_hh_l0", layer.bias_hh)]:
+            getattr(rnn, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+    return rnn.eval()
+
+
+class _StepLayer(HierarchicalLayer):
+    """A :class:`~latticeprune.nets.HierarchicalLayer` built from arrays (any size, even 0)."""
+
+    def __init__(self, layer):
+        nn.Module.__init__(self)
+        self.input_size = layer.input_size
+        self.hidden_size = layer.hidden_size
+        self.cell = layer.cell
+        self.n_gates = layer.n_gates
+        as_param = lambda a: nn.Parameter(torch.from_numpy(np.ascontiguousarray(a)),  # noqa: E731
+                                          requires_grad=False)
+        self.weight_ih = as_param(layer.weight_ih)
+        self.weight_hh = as_param(layer.weight_hh)
+        self.weight_td = None if layer.weight_td is None else as_param(layer.weight_td)
+        self.bias_ih = as_param(layer.bias_ih)
+        self.bias_hh = as_param(layer.bias_hh)
+
+
+class CompactRecurrentNet(nn.Module):
+    """The compacted net as a dense torch module.
+
+    Parameters
+    ----------
+    weights : RecurrentWeights
+        Usually the output of :func:`compact_weights`.
+
+    Attributes
+    ----------
+    layers : nn.ModuleList
+        Without top-down feedback: one fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` per layer (None
+        for a layer left with no units). With it: step layers run jointly, as
+        :class:`~latticeprune.nets.HierarchicalRNN` does.
+    readout : nn.Linear or None
+    hidden_sizes : list of int
+    """
+
+    def __init__(self, weights):
+        super().__init__()
+        self.top_down = weights.top_down
+        self.input_size = weights.input_size
+        self.sequence_output = weights.sequence_output
+        self.hidden_sizes = weights.hidden_sizes
+        make = _StepLayer if self.top_down else _fused_layer
+        self.layers = nn.ModuleList([make(layer) for layer in weights.layers])
+        self._zero_input = [layer.input_size == 0 for layer in weights.layers]
+        self.readout = None
+        if weights.readout_weight is not None:
+            n_out, n_in = weights.readout_weight.shape
+            with warnings.catch_warnings():  # a read-out left with no inputs has 0 weights
+                warnings.filterwarnings("ignore", "Initializing zero-element", UserWarning)
+                self.readout = nn.Linear(n_in, n_out)
+            with torch.no_grad():
+                self.readout.weight.copy_(torch.from_numpy(weights.readout_weight))
+                self.readout.bias.copy_(torch.from_numpy(weights.readout_bias))
+        self.eval()
+
+    def encode(self, x):
+        """Top-layer states of batch-first ``x``: ``(outputs (batch, steps, hidden), last)``."""
+        outputs = self._step_all(x) if self.top_down else self._layer_by_layer(x)
+        return outputs, outputs[:, -1]
+
+    def _layer_by_layer(self, x):
+        below = x
+        for rnn, size, zero_input in zip(self.layers, self.hidden_sizes, self._zero_input):
+            if rnn is None:
+                below = x.new_zeros(x.shape[0], x.shape[1], 0)
+                continue
+            if zero_input:
+                below = x.new_zeros(x.shape[0], x.shape[1], 1)
+            below = rnn(below)[0]
+        return below
+
+    def _step_all(self, x):
+        batch, steps, _ = x.shape
+        states = [layer.init_state(batch, x.dtype, x.device) for layer in self.layers]
+        outputs = []
+        for t in range(steps):
+            previous = [state[0] for state in states]
+            below = x[:, t]
+            for index, layer in enumerate(self.layers):
+                above = previous[index + 1] if index + 1 < len(self.layers) else None
+                states[index] = layer(below, states[index], above)
+                below = states[index][0]
+            outputs.append(below)
+        return torch.stack(outputs, dim=1)
+
+    def forward(self, x):
+        """Read-out of batch-first ``x`` (the top layer's states if there is no read-out)."""
+        outputs, last = self.encode(x)
+        if self.readout is None:
+            return outputs
+        return self.readout(outputs if self.sequence_output else last)
+
+
+def compact(module, observe="outputs"):
+    """The smaller dense net with the same outputs as a pruned recurrent module.
+
+    Parameters
+    ----------
+    module : RecurrentNet, HierarchicalRNN, nn.RNN, nn.LSTM or nn.GRU
+    observe : {"outputs", "hidden"}, default="outputs"
+        See :func:`compact_weights`.
+
+    Returns
+    -------
+    net : CompactRecurrentNet
+        Takes and returns batch-first tensors.
+    report : CompactionReport
+
+    Examples
+    --------
+    >>> import torch
+    >>> from latticeprune.nets import RecurrentNet
+    >>> net = RecurrentNet(input_size=3, output_size=2, hidden_size=8, cell="gru")
+    >>> with torch.no_grad():
+    ...     net.readout.weight[:, 5:] = 0  # units 5..7 reach nothing but themselves
+    ...     net.encoder.weight_hh_l0[:, 5:] = 0
+    >>> small, report = compact(net)
+    >>> report.compact_sizes
+    [5]
+    >>> x = torch.randn(4, 6, 3)
+    >>> bool(torch.allclose(small(x), net(x), atol=1e-6))
+    True
+    """
+    compacted, report = compact_weights(read_weights(module), observe)
+    return CompactRecurrentNet(compacted), report

@@ -1,0 +1,404 @@
+"""One call from a fitted sparsifier, skorch net or torch module to its fast inference form.
+
+:func:`to_inference` reads the pruned net's effective weights, compacts it
+(:mod:`~latticeprune.inference.compact`) and runs it with the engine the sparsity pays for
+(:mod:`~latticeprune.inference.sparse`). The returned :class:`InferenceModel` behaves like the
+estimator it came from at prediction time: same input validation and reshaping, same
+``classes_``, same ``predict`` / ``predict_proba`` / ``transform``.
+"""
+
+import types
+
+import numpy as np
+import torch
+from sklearn.base import is_classifier, is_regressor
+from sklearn.exceptions import NotFittedError
+from torch import nn
+
+from ..estimators import _SequenceNetMixin
+from .compact import CompactRecurrentNet, compact_weights, read_weights
+from .sparse import MIN_SPARSITY, SparseRecurrentNet, prefers_sparse
+
+__all__ = ["to_inference", "InferenceModel", "ENGINES"]
+
+#: ``"auto"``: per layer, the CSR step loop where it pays (recurrent matrix at least
+#: ``MIN_SPARSITY`` sparse and large enough, see
+#: :func:`~latticeprune.inference.sparse.prefers_sparse`), torch's fused dense kernel
+#: elsewhere; top-down nets run the step loop with each matrix CSR or dense by
+#: ``MIN_SPARSITY``. ``"sparse"``: CSR step loop everywhere.
+#: ``"dense"``: the compacted net on torch's dense kernels.
+ENGINES = ("auto", "sparse", "dense")
+
+
+def _net_of(obj):
+    """The skorch net (or None) and torch module inside ``obj``; NotFittedError if not fitted."""
+    if isinstance(obj, nn.Module):
+        return None, obj
+    seen = 0
+    while not hasattr(obj, "module_"):
+        if hasattr(obj, "estimator_"):
+            obj = obj.estimator_
+        elif hasattr(obj, "estimator") or hasattr(obj, "module"):
+            raise NotFittedError(f"This {type(obj).__name__} instance is not fitted yet. Call "
+                                 "'fit' with appropriate arguments before 'to_inference'.")
+        else:
+            raise TypeError(f"to_inference expects a fitted sparsifier, a fitted skorch net or "
+                            f"a torch module; got {type(obj).__name__}.")
+        seen += 1
+        if seen > 20:
+            raise TypeError("Could not find a skorch net inside the given object.")
+    if not getattr(obj, "initialized_", False):
+        raise NotFittedError(f"This {type(obj).__name__} instance is not fitted yet.")
+    return obj, obj.module_
+
+
+class _LayerStack:
+    """Stacked (non-top-down) layers, each run by its own engine; batch-first numpy in and out.
+
+    Fused torch layers work batch-first, the CSR loop time-major; the sequence changes layout
+    only where the engine changes.
+    """
+
+    def __init__(self, runners):
+        self.runners = runners  # list of (kind, runner)
+
+    def encode(self, x, need_sequence):
+        below, time_major = x, False
+        for index, (kind, runner) in enumerate(self.runners):
+            if kind == "dense":
+                if time_major:
+                    below, time_major = np.ascontiguousarray(below.transpose(2, 0, 1)), False
+                below = _fused_outputs(runner, below)
+                last = below[:, -1]
+            else:
+                if not time_major:
+                    below = np.ascontiguousarray(below.transpose(1, 2, 0))
+                layout = "time" if index < len(self.runners) - 1 else (
+                    "batch" if need_sequence else None)
+                below, last = runner.encode_time_major(below, layout)
+                time_major, last = layout == "time", last.T
+        return (below if need_sequence else None), np.ascontiguousarray(last)
+
+
+def _fused_outputs(rnn, x):
+    """Outputs of a one-layer fused torch module (None: a layer without units), batch first."""
+    if rnn is None:
+        return np.zeros(x.shape[:2] + (0,), dtype=np.float32)
+    if rnn.input_size != x.shape[2]:  # a layer whose inputs were all removed is fed zeros
+        x = np.zeros(x.shape[:2] + (rnn.input_size,), dtype=np.float32)
+    with torch.inference_mode():  # batch-first outputs are a transposed view: keep it so
+        return rnn(torch.from_numpy(x))[0].numpy()
+
+
+class _TorchRunner:
+    """A :class:`CompactRecurrentNet` behind the numpy ``encode`` interface."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def encode(self, x, need_sequence):
+        with torch.inference_mode():
+            outputs, last = self.net.encode(torch.from_numpy(np.ascontiguousarray(x)))
+            return (outputs.numpy() if need_sequence else None), last.numpy()
+
+
+def _tensor_nbytes(module):
+    return int(sum(p.numel() * p.element_size() for p in module.parameters()))
+
+
+def _build_runner(weights, engine):
+    """The runner for compacted ``weights`` and a description of what runs where."""
+    if engine == "dense":
+        net = CompactRecurrentNet(weights)
+        return _TorchRunner(net), ["dense"] * len(weights.layers), _tensor_nbytes(net.layers)
+    if engine == "sparse" or weights.top_down:
+        min_sparsity = 0.0 if engine == "sparse" else MIN_SPARSITY
+        runner = SparseRecurrentNet(weights, min_sparsity)
+        kinds = ["sparse" if "csr" in formats.values() else "dense"
+                 for formats in runner.formats()]
+        return runner, kinds, runner.nbytes()
+    runners, kinds, nbytes = [], [], 0
+    for layer in weights.layers:
+        if layer.hidden_size and prefers_sparse(layer):
+            single = SparseRecurrentNet(type(weights)([layer], False, layer.input_size),
+                                        MIN_SPARSITY)
+            runners.append(("sparse", single))
+            nbytes += single.nbytes()
+        else:
+            rnn = CompactRecurrentNet(type(weights)([layer], False, layer.input_size)).layers[0]
+            runners.append(("dense", rnn))
+            nbytes += 0 if rnn is None else _tensor_nbytes(rnn)
+        kinds.append(runners[-1][0])
+    return _LayerStack(runners), kinds, nbytes
+
+
+class InferenceModel:
+    """Fast inference form of a pruned recurrent net (built by :func:`to_inference`).
+
+    Parameters
+    ----------
+    weights : RecurrentWeights
+        The pruned net's effective weights.
+    engine : {"auto", "sparse", "dense"}
+        See :data:`ENGINES`.
+    net : skorch net or None
+        The fitted estimator the weights come from (for validation, ``classes_`` and the
+        output transforms), or None for a bare torch module.
+    batch_size : int, default=256
+        Samples per chunk in ``predict``, ``predict_proba``, ``decision_function`` and
+        ``transform`` (bounds the memory of the gate inputs).
+
+    Attributes
+    ----------
+    engine_ : str
+        The requested engine.
+    layer_engines_ : list of str
+        Per layer, ``"sparse"`` (CSR step loop) or ``"dense"``.
+    hidden_sizes_ : list of int
+        Hidden units per layer after compaction (for ``forward`` / ``predict``).
+    compaction_ : CompactionReport
+        What compaction removed.
+    weight_nbytes_ : int
+        Bytes of the recurrent weights as the engine holds them (read-out excluded).
+    dense_weight_nbytes_ : int
+        Bytes of the same weights in the original dense net.
+    classes_ : ndarray
+        Class labels (classifiers only).
+    n_features_in_, input_size_ : int
+        As the estimator's.
+    """
+
+    def __init__(self, weights, engine="auto", net=None, batch_size=256):
+        self.engine_ = engine
+        self.batch_size = batch_size
+        self._sequence_output = weights.sequence_output
+        self._batch_first = weights.batch_first
+        self._has_readout = weights.readout_weight is not None
+        self.input_size_ = weights.input_size
+        self.dense_weight_nbytes_ = _recurrent_nbytes(weights)
+        compacted, self.compaction_ = compact_weights(weights, "outputs")
+        self._readout = (compacted.readout_weight, compacted.readout_bias)
+        self._runner, self.layer_engines_, self.weight_nbytes_ = _build_runner(compacted, engine)
+        self.hidden_sizes_ = compacted.hidden_sizes
+        if self._has_readout and self.compaction_.compact_sizes[-1] != weights.top_size:
+            hidden, _ = compact_weights(weights, "hidden")
+            self._hidden_runner = _build_runner(hidden, engine)[0]
+        else:
+            self._hidden_runner = self._runner
+        self._net_kind = None
+        self._validator = types.SimpleNamespace(input_size_=weights.input_size)
+        if net is not None:
+            self._adopt(net)
+
+    def _adopt(self, net):
+        """Take over what ``predict`` needs from the fitted skorch ``net``."""
+        self.n_features_in_ = getattr(net, "n_features_in_", None)
+        self._validator.input_size_ = getattr(net, "input_size_", self.input_size_)
+        if is_classifier(net):
+            self._net_kind = "classifier"
+            self.classes_ = np.asarray(net.classes_).copy() if hasattr(net, "classes_") else None
+            self._label_predict = hasattr(net, "label_encoder_")
+            nonlinearity = getattr(net, "_get_predict_nonlinearity", None)
+            self._proba = nonlinearity() if nonlinearity else _softmax
+        elif is_regressor(net) or hasattr(net, "predict"):
+            self._net_kind = "regressor"
+            self._squeeze_target = (getattr(net, "_y_ndim", None)
+                                    == (2 if self._sequence_output else 1))
+
+    # -- the core --------------------------------------------------------------------------
+    def _check_X(self, X):
+        return _SequenceNetMixin._check_X(self._validator, X, reset=False)
+
+    def _encode(self, x, need_sequence, hidden=False):
+        runner = self._hidden_runner if hidden else self._runner
+        return runner.encode(x, need_sequence)
+
+    def _outputs(self, x):
+        """Read-out (or top-layer sequence without one) of validated batch-first ``x``."""
+        need_sequence = self._sequence_output or not self._has_readout
+        outputs, last = self._encode(x, need_sequence)
+        if not self._has_readout:
+            return outputs
+        weight, bias = self._readout
+        return (outputs if self._sequence_output else last) @ weight.T + bias
+
+    def _in_chunks(self, X, compute):
+        if len(X) <= self.batch_size:
+            return compute(X)
+        return np.concatenate([compute(X[start:start + self.batch_size])
+                               for start in range(0, len(X), self.batch_size)])
+
+    # -- the estimator interface -----------------------------------------------------------
+    def forward(self, x):
+        """What the source module's ``forward`` returns, computed by the fast form.
+
+        Parameters
+        ----------
+        x : torch.Tensor or array-like
+            In the source module's layout: ``(batch, steps, features)``, or
+            ``(steps, batch, features)`` for a torch recurrent module with ``batch_first=False``.
+
+        Returns
+        -------
+        out : torch.Tensor
+            The read-out of a :class:`~latticeprune.nets.RecurrentNet`; for a bare recurrent
+            module, the top layer's hidden states at every step (the first element of the
+            tuple torch returns).
+        """
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 3 or x.shape[2] != self.input_size_:
+            raise ValueError(f"forward expects a 3-D input with {self.input_size_} features per "
+                             f"step; got shape {x.shape}.")
+        if not self._batch_first:
+            x = x.transpose(1, 0, 2)
+        out = self._outputs(np.ascontiguousarray(x))
+        if not self._batch_first and out.ndim == 3:
+            out = out.transpose(1, 0, 2)
+        return torch.from_numpy(out)  # strided like torch's own outputs; no copy
+
+    def decision_function(self, X):
+        """Raw outputs (logits for a classifier), as the estimator's ``decision_function``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_steps, n_features)
+            Or ``(n_samples, n_steps * n_features)``, as the estimator accepts it.
+
+        Returns
+        -------
+        out : ndarray
+        """
+        X = self._check_X(X)
+        out = self._in_chunks(X, self._outputs)
+        return _SequenceNetMixin._check_finite_output(self, out, "outputs")
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_`` (classifiers only).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_steps, n_features)
+            Or ``(n_samples, n_steps * n_features)``, as the estimator accepts it.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        if self._net_kind != "classifier":
+            raise AttributeError("predict_proba is only available for a fast form built from a "
+                                 "fitted classifier.")
+        logits = self.decision_function(X)
+        proba = self._proba(torch.from_numpy(logits)).numpy()
+        return _SequenceNetMixin._check_finite_output(self, proba, "probabilities")
+
+    def predict(self, X):
+        """Predictions equal to the source estimator's ``predict``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_steps, n_features)
+            Or ``(n_samples, n_steps * n_features)``, as the estimator accepts it.
+
+        Returns
+        -------
+        y : ndarray
+            Class labels for a classifier; targets shaped like the ``y`` seen in ``fit`` for a
+            regressor.
+        """
+        if self._net_kind is None:
+            raise AttributeError("predict is only available for a fast form built from a fitted "
+                                 "estimator; use forward for a torch module.")
+        if self._net_kind == "classifier":
+            indices = self.predict_proba(X).argmax(axis=1)
+            return self.classes_[indices] if self._label_predict else indices
+        y = self.decision_function(X)
+        return y[..., 0] if self._squeeze_target else y
+
+    def transform(self, X):
+        """Final hidden state of the top recurrent layer, as the estimator's ``transform``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_steps, n_features)
+            Or ``(n_samples, n_steps * n_features)``, as the estimator accepts it.
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, hidden_size)
+        """
+        X = self._check_X(X)
+        hidden = self._in_chunks(X, lambda x: self._encode(x, False, hidden=True)[1])
+        return _SequenceNetMixin._check_finite_output(self, hidden, "hidden states")
+
+    def __repr__(self):
+        return (f"InferenceModel(engine={self.engine_!r}, layers={self.layer_engines_}, "
+                f"hidden_sizes={self.hidden_sizes_}, weight_nbytes={self.weight_nbytes_})")
+
+
+def _softmax(logits):
+    return torch.softmax(logits, dim=-1)
+
+
+def _recurrent_nbytes(weights):
+    """Dense bytes of the recurrent layers' weights and biases (what the engines hold)."""
+    return int(sum(a.nbytes for layer in weights.layers
+                   for a in (*layer.matrices().values(), layer.bias_ih, layer.bias_hh)))
+
+
+def to_inference(obj, *, engine="auto", batch_size=256):
+    """Turn a pruned recurrent net into its fast inference form.
+
+    Parameters
+    ----------
+    obj : fitted sparsifier, fitted skorch net or torch module
+        A :class:`~latticeprune.LatticePruner` / :class:`~latticeprune.ModuliRegularizer`
+        (nested or not), an :class:`~latticeprune.RNNClassifier` / ``RNNRegressor``, or a
+        :class:`~latticeprune.nets.RecurrentNet`, ``HierarchicalRNN``, ``nn.RNN``,
+        ``nn.LSTM`` or ``nn.GRU`` (pruned with ``torch.nn.utils.prune`` or holding zeros).
+    engine : {"auto", "sparse", "dense"}, default="auto"
+        ``"auto"``: per layer, a CSR step loop where the recurrent matrix has at least
+        :data:`~latticeprune.inference.sparse.MIN_SPARSITY` zeros and is large enough for the
+        loop to pay (:func:`~latticeprune.inference.sparse.prefers_sparse`, fitted to
+        ``benchmarks/results/inference_speed.txt``), torch's fused dense kernel otherwise.
+        ``"sparse"``: CSR step loop for every layer. ``"dense"``: the compacted net on
+        torch's dense kernels.
+    batch_size : int, default=256
+        Samples per chunk in ``predict`` and ``transform``.
+
+    Returns
+    -------
+    model : InferenceModel
+        With ``forward`` and ``transform``, and ``predict`` / ``predict_proba`` /
+        ``decision_function`` when built from a fitted estimator. The weights are copied:
+        later changes to ``obj`` do not reach it.
+
+    Raises
+    ------
+    NotFittedError
+        If ``obj`` is an unfitted estimator.
+    TypeError
+        If ``obj`` holds no supported recurrent module.
+    ValueError
+        For an unknown ``engine`` or a bad ``batch_size``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latticeprune import LatticePruner, RNNClassifier
+    >>> from latticeprune.datasets import load_digits_sequences
+    >>> X, y = load_digits_sequences(return_X_y=True)
+    >>> pruner = LatticePruner(RNNClassifier(hidden_size=16, max_epochs=2), sparsity=0.9,
+    ...                        n_rounds=1, fine_tune_epochs=0, random_state=0).fit(X, y)
+    >>> fast = to_inference(pruner)
+    >>> bool(np.array_equal(fast.predict(X), pruner.predict(X)))
+    True
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r} is not valid; valid choices are {list(ENGINES)}.")
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    net, module = _net_of(obj)
+    return InferenceModel(read_weights(module), engine, net=net, batch_size=int(batch_size))

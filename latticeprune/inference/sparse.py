@@ -1,0 +1,452 @@
+"""Sparse execution: a step loop whose multiply-adds are proportional to the non-zero weights.
+
+:class:`SparseRecurrentNet` runs a (compacted) recurrent net with every weight matrix held as
+a ``scipy.sparse`` CSR array when its sparsity reaches ``min_sparsity``, and as a dense array
+otherwise. Sequences are time-major, ``(steps, units, batch)``, and the state ``(units,
+batch)``, so that ``W @ h`` is a CSR matrix-vector (batch 1) or matrix-matrix product whose
+inner loop runs over the non-zeros of a row (and, for a batch, along contiguous memory).
+
+Work per sequence:
+
+* the bottom-up input projection of a stacked layer is one product over many steps at once
+  (``W_ih @ X``; a dense GEMM through torch, CSR from :data:`MIN_SPARSITY` on), biases
+  folded in, in chunks of :data:`PROJECTION_CHUNK` entries so that it stays in cache;
+* each step does one product with ``W_hh`` (and ``W_td`` and, in a top-down net, ``W_ih`` of
+  the layers above the first) and a handful of in-place numpy element-wise operations. The
+  logistic gates use ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, with the ``1/2`` folded into the
+  gate rows of the weights, so one ``tanh`` call covers every gate of an LSTM layer.
+
+How the engine was picked (``python benchmarks/inference_speed.py``, sections 3 and 4 of
+``benchmarks/results/inference_speed.txt``): a step loop of numpy element-wise operations
+beat the same loop written with torch ops over torch's sparse CSR tensors, plain or compiled
+with TorchScript, at batch 1 (per-call overhead); for the product itself MKL's sparse BLAS
+(reached through ``torch.sparse`` on scipy's buffers, no copy) beat scipy's kernels for
+batches and large matrix-vector products, scipy's kernel small matrix-vector products. So
+weights are stored once as scipy CSR and each product picks its kernel (``_Product``).
+:data:`MIN_SPARSITY` is the crossover below which a dense product is faster and
+:func:`prefers_sparse` the per-layer choice of ``to_inference(engine="auto")``.
+"""
+
+import warnings
+
+import numpy as np
+import scipy.sparse
+import torch
+
+try:  # scipy's compiled CSR kernels, called directly in the step loop (see _Product)
+    from scipy.sparse import _sparsetools
+except ImportError:  # pragma: no cover
+    _sparsetools = None
+
+__all__ = ["SparseRecurrentNet", "MIN_SPARSITY", "prefers_sparse", "as_operator",
+           "sparsity_of", "operator_nbytes"]
+
+#: Sparsity from which a matrix is held as CSR (below it, dense is faster). Measured with
+#: ``python benchmarks/inference_speed.py`` (sections 1 and 2 of
+#: ``benchmarks/results/inference_speed.txt``): at hidden 1024 the CSR step loop overtakes
+#: torch's fused dense layer between sparsity 0.8 and 0.9, at batch 1 and at batch 256, for
+#: Elman, LSTM and GRU cells; 0.9 is the first level where it wins in all of them.
+MIN_SPARSITY = 0.9
+
+#: Cost model of one recurrent step, in units of one dense weight of torch's fused kernel
+#: (single thread). One CSR non-zero costs ``NONZERO_COST`` dense weights (measured 5 to 7 at
+#: hidden 1024, batch 1 and 256); the loop's fixed per-step cost, its numpy calls, is worth
+#: ``STEP_OVERHEAD[cell]`` dense weights (about 10 us for an Elman step, 50 us for an LSTM or
+#: GRU step on the loaded benchmark machine, when a dense weight costs 0.1 to 0.2 ns).
+NONZERO_COST = 8.0
+STEP_OVERHEAD = {"rnn_tanh": 60_000, "rnn_relu": 60_000, "lstm": 280_000, "gru": 280_000}
+#: The CSR loop is chosen only if the model predicts it at least this much faster.
+SAFETY_FACTOR = 1.1
+
+
+def prefers_sparse(layer, min_sparsity=MIN_SPARSITY):
+    """Whether the CSR step loop, not torch's dense kernel, should run ``layer`` (LayerWeights).
+
+    Needs the step's matrices (recurrent and top-down) to be at least ``min_sparsity`` sparse
+    and :data:`SAFETY_FACTOR` times cheaper under the cost model: ``STEP_OVERHEAD[cell] +
+    NONZERO_COST * non-zeros`` against the dense weight count. Small layers stay dense, since
+    there the loop's fixed per-step cost outweighs the product.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latticeprune.inference.compact import LayerWeights
+    >>> def elman(hidden, sparsity):
+    ...     rng = np.random.default_rng(0)
+    ...     w = (rng.random((hidden, hidden)) >= sparsity).astype(np.float32)
+    ...     return LayerWeights("rnn_tanh", w[:, :4], w, None, w[:, 0], w[:, 0],
+    ...                         np.arange(hidden))
+    >>> prefers_sparse(elman(1024, 0.95)), prefers_sparse(elman(1024, 0.5))
+    (True, False)
+    >>> prefers_sparse(elman(64, 0.99))  # too small: the loop's overhead dominates
+    False
+    """
+    stepped = [layer.weight_hh] + ([layer.weight_td] if layer.weight_td is not None else [])
+    weights = sum(w.size for w in stepped)
+    nonzeros = sum(np.count_nonzero(w) for w in stepped)
+    if not weights or 1.0 - nonzeros / weights < min_sparsity - SPARSITY_TOLERANCE:
+        return False
+    sparse_cost = STEP_OVERHEAD[layer.cell] + NONZERO_COST * nonzeros
+    return bool(sparse_cost * SAFETY_FACTOR <= weights)
+
+
+#: Slack in comparisons with a sparsity level: pruning "0.9" of n entries zeroes round(0.9 n).
+SPARSITY_TOLERANCE = 1e-6
+
+
+def sparsity_of(weight):
+    """Fraction of zero entries (1.0 for an empty matrix)."""
+    return 1.0 - np.count_nonzero(weight) / weight.size if weight.size else 1.0
+
+
+def as_operator(weight, min_sparsity=MIN_SPARSITY):
+    """``weight`` as CSR if at least ``min_sparsity`` of it is zero, else as a dense array."""
+    if sparsity_of(weight) >= min_sparsity - SPARSITY_TOLERANCE:
+        return scipy.sparse.csr_array(weight)
+    return np.ascontiguousarray(weight)
+
+
+def operator_nbytes(operator):
+    """Bytes held by a dense array or a CSR array (values, column indices, row pointers)."""
+    if scipy.sparse.issparse(operator):
+        return int(operator.data.nbytes + operator.indices.nbytes + operator.indptr.nbytes)
+    return int(operator.nbytes)
+
+
+def _gate_layout(layer):
+    """Row permutation and per-row scale that put the logistic gates first, halved.
+
+    LSTM rows go from ``i, f, g, o`` to ``i, f, o, g`` with ``i, f, o`` scaled by 1/2; GRU rows
+    keep ``r, z, n`` with ``r, z`` scaled by 1/2; Elman rows are untouched.
+    """
+    n = layer.hidden_size
+    rows = np.arange(layer.n_gates * n)
+    scale = np.ones(layer.n_gates * n, dtype=np.float32)
+    if layer.cell == "lstm":
+        rows = np.concatenate([rows[:2 * n], rows[3 * n:], rows[2 * n:3 * n]])
+        scale[:3 * n] = 0.5
+    elif layer.cell == "gru":
+        scale[:2 * n] = 0.5
+    return rows, scale
+
+
+#: Gate inputs projected ahead of the step loop at a time (float32 entries; 16 MiB): all steps
+#: of a streaming sequence in one product, a few steps of a large batch so that they are still
+#: in cache when the loop reads them.
+PROJECTION_CHUNK = 1 << 22
+
+
+def _step_chunks(steps, entries_per_step):
+    """``(start, stop)`` ranges of steps whose gate inputs fit in :data:`PROJECTION_CHUNK`."""
+    size = max(1, PROJECTION_CHUNK // max(1, entries_per_step))
+    return [(start, min(start + size, steps)) for start in range(0, steps, size)]
+
+
+#: Non-zeros from which a matrix-vector product (batch 1) goes to MKL through torch rather than
+#: to scipy's kernel, which has the lower call overhead (section 4 of the benchmark).
+MKL_MIN_NONZEROS = 20_000
+
+
+def _torch_csr(matrix):
+    """A torch CSR tensor on the buffers of a scipy CSR array (no copy; MKL does its products)."""
+    with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr),
+                                       torch.from_numpy(matrix.indices),
+                                       torch.from_numpy(matrix.data), size=matrix.shape)
+
+
+class _Product:
+    """``out += W @ x`` for a weight held as CSR or dense; ``x`` and ``out`` are ``(rows, batch)``.
+
+    The weight is stored once, as a scipy CSR array (or dense below ``min_sparsity``). Products
+    go to the fastest kernel measured (section 4 of ``benchmarks/results/inference_speed.txt``):
+    for a batch, and for a matrix-vector product with at least :data:`MKL_MIN_NONZEROS`
+    non-zeros, MKL's sparse BLAS through ``torch.addmm`` / ``torch.addmv`` on a torch view of
+    the same buffers (``torch.sparse``); for a small matrix-vector product, scipy's compiled
+    ``csr_matvec``, called directly because the Python dispatch of ``csr_array @ x`` costs as
+    much as the product. Both add into ``out`` in place.
+    """
+
+    def __init__(self, weight, min_sparsity):
+        self.matrix = as_operator(weight, min_sparsity)
+        self.is_sparse = scipy.sparse.issparse(self.matrix)
+        self.shape = self.matrix.shape
+        self.tensor = None
+        if self.is_sparse and self.matrix.indices.dtype == self.matrix.indptr.dtype:
+            self.tensor = _torch_csr(self.matrix)
+        self.mkl_vector = self.tensor is not None and self.matrix.nnz >= MKL_MIN_NONZEROS
+
+    def accumulate(self, x, out):
+        """Add ``W @ x`` to ``out`` (both C-contiguous float32 ``(rows, batch)`` arrays)."""
+        if not (self.is_sparse and x.flags.c_contiguous and out.flags.c_contiguous):
+            out += self.matrix @ x  # dense weight (or a strided array: never in the loop)
+        elif x.shape[1] > 1 and self.tensor is not None:
+            result = torch.from_numpy(out)
+            torch.addmm(result, self.tensor, torch.from_numpy(x), out=result)
+        elif x.shape[1] == 1 and self.mkl_vector:
+            result = torch.from_numpy(out.reshape(-1))
+            torch.addmv(result, self.tensor, torch.from_numpy(x.reshape(-1)), out=result)
+        elif _sparsetools is not None and x.shape[1] == 1:
+            _sparsetools.csr_matvec(self.shape[0], self.shape[1], self.matrix.indptr,
+                                    self.matrix.indices, self.matrix.data, x.reshape(-1),
+                                    out.reshape(-1))
+        elif _sparsetools is not None:
+            _sparsetools.csr_matvecs(self.shape[0], self.shape[1], x.shape[1],
+                                     self.matrix.indptr, self.matrix.indices, self.matrix.data,
+                                     x.reshape(-1), out.reshape(-1))
+        else:  # pragma: no cover - scipy ships its kernels
+            out += self.matrix @ x
+
+    def nbytes(self):
+        return operator_nbytes(self.matrix)
+
+
+class _SparseLayer:
+    """One layer's operators in the engine's gate layout, and its step."""
+
+    def __init__(self, layer, min_sparsity, input_min_sparsity):
+        self.cell = layer.cell
+        self.hidden_size = n = layer.hidden_size
+        rows, scale = _gate_layout(layer)
+        prepare = lambda w, threshold: _Product(  # noqa: E731
+            (w[rows] * scale[:, None]).astype(np.float32), threshold)
+        self.w_ih = prepare(layer.weight_ih, input_min_sparsity)
+        self.w_hh = prepare(layer.weight_hh, min_sparsity)
+        self.w_td = None if layer.weight_td is None else prepare(layer.weight_td, min_sparsity)
+        bias_hh = layer.bias_hh[rows] * scale
+        # What W_hh h starts from: b_hn for GRU, whose candidate is tanh(.. + r * (W_hn h + b_hn)).
+        self.recurrent_start = np.zeros((len(rows), 1), dtype=np.float32)
+        if layer.cell == "gru":
+            self.recurrent_start[2 * n:, 0] = bias_hh[2 * n:]
+            bias_hh[2 * n:] = 0
+        self.bias = ((layer.bias_ih[rows] * scale + bias_hh)[:, None]).astype(np.float32)
+
+    def products(self):
+        return [op for op in (self.w_ih, self.w_hh, self.w_td) if op is not None]
+
+    def nbytes(self):
+        return sum(op.nbytes() for op in self.products()) + self.bias.nbytes + (
+            self.recurrent_start.nbytes if self.cell == "gru" else 0)
+
+    def initial_state(self, batch):
+        """Zero ``h`` (and LSTM ``c``), plus the step's scratch buffers, reused every step."""
+        h = np.zeros((self.hidden_size, batch), dtype=np.float32)
+        if self.cell == "lstm":
+            return (h, np.zeros_like(h), np.empty_like(h))
+        if self.cell == "gru":
+            return (h, np.empty((len(self.bias), batch), dtype=np.float32))
+        return (h,)
+
+    def project_inputs(self, x):
+        """Bottom-up gate inputs of all steps with biases, ``(steps, gates, batch)``.
+
+        ``x`` is time-major, ``(steps, input units, batch)``, C-contiguous float32.
+        """
+        steps, _, batch = x.shape
+        if self.w_ih.is_sparse:
+            gates = np.empty((steps, len(self.bias), batch), dtype=np.float32)
+            gates[:] = self.bias[None]
+            for t in range(steps):
+                self.w_ih.accumulate(x[t], gates[t])
+            return gates
+        gates = torch.matmul(torch.from_numpy(self.w_ih.matrix), torch.from_numpy(x)).numpy()
+        gates += self.bias[None]
+        return gates
+
+    def project_step(self, below):
+        """Bottom-up gate inputs of one step from ``below`` ``(input units, batch)``."""
+        gates = np.repeat(self.bias, below.shape[1], axis=1)
+        self.w_ih.accumulate(below, gates)
+        return gates
+
+    def step(self, gate_input, state, out):
+        """Advance one step; the new ``h`` goes to ``out`` ``(units, batch)``, not aliasing ``h``.
+
+        ``gate_input`` ``(gates, batch)``, the bottom-up (and top-down) gate inputs of this step,
+        is used as scratch space. Nothing is allocated: at batch 256 a fresh array per step
+        costs page faults comparable to the product.
+        """
+        n = self.hidden_size
+        h = state[0]
+        if self.cell == "gru":
+            gates = state[1]
+            np.copyto(gates, self.recurrent_start)
+            self.w_hh.accumulate(h, gates)
+            rz = gates[:2 * n]
+            rz += gate_input[:2 * n]
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            candidate = gates[2 * n:]
+            candidate *= rz[:n]
+            candidate += gate_input[2 * n:]
+            np.tanh(candidate, out=candidate)
+            np.subtract(h, candidate, out=out)  # h' = n + z (h - n)
+            out *= rz[n:]
+            out += candidate
+            return (out, gates)
+        gates = gate_input
+        self.w_hh.accumulate(h, gates)
+        if self.cell == "rnn_tanh":
+            np.tanh(gates, out=out)
+            return (out,)
+        if self.cell == "rnn_relu":
+            np.maximum(gates, 0, out=out)
+            return (out,)
+        np.tanh(gates, out=gates)  # LSTM, rows i, f, o (halved), g
+        logistic = gates[:3 * n]
+        logistic *= 0.5
+        logistic += 0.5
+        c, scratch = state[1], state[2]
+        c *= gates[n:2 * n]
+        np.multiply(gates[:n], gates[3 * n:], out=scratch)
+        c += scratch
+        np.tanh(c, out=out)
+        out *= gates[2 * n:3 * n]
+        return (out, c, scratch)
+
+
+class SparseRecurrentNet:
+    """Run a recurrent net's layers with CSR (or, below ``min_sparsity``, dense) weight matrices.
+
+    Parameters
+    ----------
+    weights : RecurrentWeights
+        From :func:`~latticeprune.inference.compact.read_weights` or
+        :func:`~latticeprune.inference.compact.compact_weights`; the read-out is not used.
+    min_sparsity : float, default=MIN_SPARSITY
+        A matrix used at every step with at least this fraction of zeros is held as CSR
+        (``0.0``: all of them). The input projection of a whole sequence (first layer, and
+        every layer of a stacked net) is CSR from ``max(min_sparsity, MIN_SPARSITY)`` on.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from latticeprune.inference.compact import read_weights
+    >>> rnn = torch.nn.RNN(3, 16, batch_first=True)
+    >>> engine = SparseRecurrentNet(read_weights(rnn), min_sparsity=0.0)
+    >>> x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
+    >>> outputs, last = engine.encode(x)
+    >>> bool(np.allclose(outputs, rnn(torch.from_numpy(x))[0].detach().numpy(), atol=1e-5))
+    True
+    """
+
+    def __init__(self, weights, min_sparsity=MIN_SPARSITY):
+        self.top_down = weights.top_down
+        self.min_sparsity = min_sparsity
+        # A stacked layer's (and the first layer's) input projection is one product over the
+        # whole sequence, where dense GEMM is efficient: CSR only from MIN_SPARSITY on.
+        self.layers = [
+            _SparseLayer(layer, min_sparsity,
+                         min_sparsity if self.top_down and index > 0
+                         else max(min_sparsity, MIN_SPARSITY))
+            for index, layer in enumerate(weights.layers)]
+
+    def nbytes(self):
+        """Bytes of the weights and biases as held (CSR or dense)."""
+        return int(sum(layer.nbytes() for layer in self.layers))
+
+    def formats(self):
+        """Per layer, ``{"ih": "csr" | "dense", "hh": ..., "td": ...}``."""
+        name = lambda op: "csr" if op.is_sparse else "dense"  # noqa: E731
+        return [{key: name(op) for key, op in
+                 [("ih", layer.w_ih), ("hh", layer.w_hh), ("td", layer.w_td)] if op is not None}
+                for layer in self.layers]
+
+    def encode(self, x, need_sequence=True):
+        """Top-layer hidden states of batch-first float32 ``x`` ``(batch, steps, features)``.
+
+        Returns
+        -------
+        outputs : ndarray of shape (batch, steps, hidden) or None
+            None when ``need_sequence`` is False.
+        last : ndarray of shape (batch, hidden)
+        """
+        x = np.ascontiguousarray(np.asarray(x, dtype=np.float32).transpose(1, 2, 0))
+        outputs, last = self.encode_time_major(x, "batch" if need_sequence else None)
+        return outputs, np.ascontiguousarray(last.T)
+
+    def encode_time_major(self, x, sequence_layout="time"):
+        """:meth:`encode` on time-major ``x`` ``(steps, features, batch)``.
+
+        Parameters
+        ----------
+        x : ndarray of shape (steps, features, batch)
+            C-contiguous float32.
+        sequence_layout : {"time", "batch"} or None, default="time"
+            Return the top layer's states time-major ``(steps, hidden, batch)``, batch-first
+            ``(batch, steps, hidden)`` (copied step by step while they are in cache), or not
+            at all.
+
+        Returns
+        -------
+        sequence : ndarray or None
+        last : ndarray of shape (hidden, batch)
+        """
+        if self.top_down:
+            return self._step_all(x, sequence_layout)
+        below = x
+        for index, layer in enumerate(self.layers):
+            layout = sequence_layout if index == len(self.layers) - 1 else "time"
+            below, last = self._run_layer(layer, below, layout)
+        return below, last
+
+    @staticmethod
+    def _sequence_buffer(layout, steps, units, batch):
+        shape = {"time": (steps, units, batch), "batch": (batch, steps, units)}.get(layout)
+        return None if shape is None else np.empty(shape, dtype=np.float32)
+
+    @staticmethod
+    def _step_output(sequence, layout, t, spare):
+        """Where step ``t`` writes its state: a slice of a time-major sequence, or one of two
+        ``spare`` buffers in turn (the other still holds the previous state)."""
+        if layout == "time":
+            return sequence[t]
+        return spare[t % 2]
+
+    @staticmethod
+    def _spare(units, batch):
+        return [np.empty((units, batch), dtype=np.float32) for _ in range(2)]
+
+    def _run_layer(self, layer, x, layout):
+        """One stacked layer over the sequence: its states in ``layout`` (or None), last state."""
+        steps, _, batch = x.shape
+        n = layer.hidden_size
+        state = layer.initial_state(batch)
+        sequence = self._sequence_buffer(layout, steps, n, batch)
+        spare = self._spare(n, batch)
+        for start, stop in _step_chunks(steps, layer.bias.shape[0] * batch):
+            gate_inputs = layer.project_inputs(x[start:stop])
+            for t in range(start, stop):
+                state = layer.step(gate_inputs[t - start], state,
+                                   self._step_output(sequence, layout, t, spare))
+                if layout == "batch":
+                    sequence[:, t] = state[0].T
+        return sequence, state[0]
+
+    def _step_all(self, x, layout):
+        """All layers jointly, step by step (top-down feedback from ``l + 1`` at ``t - 1``)."""
+        steps, _, batch = x.shape
+        chunks = iter(_step_chunks(steps, self.layers[0].bias.shape[0] * batch))
+        states = [layer.initial_state(batch) for layer in self.layers]
+        spares = [self._spare(layer.hidden_size, batch) for layer in self.layers]
+        top = self.layers[-1]
+        sequence = self._sequence_buffer(layout, steps, top.hidden_size, batch)
+        for t in range(steps):
+            if t == 0 or t == stop:
+                start, stop = next(chunks)
+                first = self.layers[0].project_inputs(x[start:stop])
+            previous = [state[0] for state in states]
+            below = None
+            for index, layer in enumerate(self.layers):
+                gate_input = first[t - start] if index == 0 else layer.project_step(below)
+                if layer.w_td is not None:
+                    layer.w_td.accumulate(previous[index + 1], gate_input)
+                out = self._step_output(sequence if layer is top else None,
+                                        layout if layer is top else None, t, spares[index])
+                states[index] = layer.step(gate_input, states[index], out)
+                below = states[index][0]
+            if layout == "batch":
+                sequence[:, t] = below.T
+        return sequence, states[-1][0]

@@ -1,0 +1,538 @@
+"""``PathIntegrator``: a recurrent net that integrates velocity into place-cell codes.
+
+The estimator of the navigation task of the moduli paper (``../shared/methods/MODULI.md``
+section 6; data from :func:`latticeprune.datasets.make_navigation_task`), after the grid-cell
+RNNs of Sorscher et al. (NeurIPS 2019): the start position's place-cell code is encoded into
+the initial hidden state, the net receives the velocity at every step and reads out
+place-cell logits, trained by softmax cross-entropy against the target codes.
+
+Input layout
+------------
+sklearn's model selection indexes ``X`` along its first axis only, so the two inputs of a
+trajectory travel together as one 2-D float row (use :func:`navigation_inputs`)::
+
+    X[i] = [init_code (n_place_cells) | velocity step 0 (input_size) | step 1 | ... ]
+
+``X`` has ``n_place_cells + n_steps * input_size`` columns. ``y`` holds the target codes,
+``(n_samples, n_steps, n_place_cells)``, each row a distribution over the place cells.
+"""
+
+import numbers
+
+import numpy as np
+import torch
+from skorch import NeuralNetRegressor
+from skorch.callbacks import GradientNormClipping
+from skorch.utils import to_numpy
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import make_scorer
+from sklearn.utils._param_validation import (Interval, Options, StrOptions,
+                                             validate_parameter_constraints)
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_array
+from torch import nn
+
+from ..callbacks import DivergenceGuard
+from ..datasets.navigation import decode_position, position_error_cm
+from ..estimators import torch_seed
+from ..nets import CELLS
+
+__all__ = [
+    "PathIntegrator",
+    "PathIntegrationNet",
+    "InitialStateEncoder",
+    "navigation_inputs",
+    "split_navigation_inputs",
+    "decoded_position_error_cm",
+    "position_error_scorer",
+]
+
+_TORCH_RNN = {"rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
+              "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
+              "lstm": (nn.LSTM, {}),
+              "gru": (nn.GRU, {})}
+
+# Tolerance on the target codes' sums (float32 softmax outputs sum to 1 within ~1e-6).
+_CODE_SUM_TOLERANCE = 1e-3
+
+
+# -- input layout ----------------------------------------------------------------------------
+def navigation_inputs(velocities, init_codes):
+    """Pack velocities and initial place-cell codes into the 2-D ``X`` of :class:`PathIntegrator`.
+
+    Parameters
+    ----------
+    velocities : array-like of shape (n_samples, n_steps, input_size)
+        Velocity inputs, e.g. ``make_navigation_task(...).velocities``.
+    init_codes : array-like of shape (n_samples, n_place_cells)
+        Place-cell code of each start position (``.init_codes``).
+
+    Returns
+    -------
+    X : ndarray of float32, shape (n_samples, n_place_cells + n_steps * input_size)
+        ``[init_code | velocity step 0 | step 1 | ...]`` per row.
+
+    Examples
+    --------
+    >>> from latticeprune.datasets import make_navigation_task
+    >>> from latticeprune.tasks import navigation_inputs
+    >>> task = make_navigation_task(4, n_steps=5, n_place_cells=32, random_state=0)
+    >>> navigation_inputs(task.velocities, task.init_codes).shape
+    (4, 42)
+    """
+    velocities = np.asarray(velocities, dtype=np.float32)
+    init_codes = np.asarray(init_codes, dtype=np.float32)
+    if velocities.ndim != 3:
+        raise ValueError(f"velocities must be 3-D (n_samples, n_steps, input_size), got shape "
+                         f"{velocities.shape}.")
+    if init_codes.ndim != 2:
+        raise ValueError(f"init_codes must be 2-D (n_samples, n_place_cells), got shape "
+                         f"{init_codes.shape}.")
+    if len(velocities) != len(init_codes):
+        raise ValueError(f"velocities has {len(velocities)} trajectories but init_codes has "
+                         f"{len(init_codes)}.")
+    return np.concatenate([init_codes, velocities.reshape(len(velocities), -1)], axis=1)
+
+
+def split_navigation_inputs(X, n_place_cells, input_size=2):
+    """Inverse of :func:`navigation_inputs`: ``(velocities, init_codes)`` from ``X``.
+
+    Parameters
+    ----------
+    X : ndarray or torch.Tensor of shape (n_samples, n_place_cells + n_steps * input_size)
+    n_place_cells : int
+    input_size : int, default=2
+
+    Returns
+    -------
+    velocities : shape (n_samples, n_steps, input_size)
+    init_codes : shape (n_samples, n_place_cells)
+        Views of ``X`` (same type).
+    """
+    n_inputs = X.shape[1] - n_place_cells
+    if X.ndim != 2 or n_inputs < input_size or n_inputs % input_size:
+        raise ValueError(
+            f"X must be 2-D with n_place_cells + n_steps * input_size = {n_place_cells} + "
+            f"n_steps * {input_size} columns (n_steps >= 1; build it with "
+            f"latticeprune.tasks.navigation_inputs); got shape {tuple(X.shape)}.")
+    velocities = X[:, n_place_cells:].reshape(X.shape[0], n_inputs // input_size, input_size)
+    return velocities, X[:, :n_place_cells]
+
+
+# -- the metric ------------------------------------------------------------------------------
+def decoded_position_error_cm(y_true, y_pred, *, centres, k=3):
+    """Mean distance (cm) between positions decoded from predicted and from target codes.
+
+    Both codes go through the same decoder (:func:`~latticeprune.datasets.decode_position`,
+    mean centre of the ``k`` most active cells), so a perfect prediction scores 0. The
+    paper's figure compares with the true positions instead
+    (:func:`~latticeprune.datasets.position_error_cm`); the two differ by at most the
+    decoder's own error on true codes, about 4 cm for 512 cells of width 0.12 m in a 2.2 m
+    box, 6 cm for 256.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (..., n_place_cells)
+        Target place-cell codes.
+    y_pred : array-like of shape (..., n_place_cells)
+        Predicted codes or logits.
+    centres : array-like of shape (n_place_cells, 2)
+        Place-cell centres in metres.
+    k : int, default=3
+        Cells averaged by the decoder.
+
+    Returns
+    -------
+    error : float
+        Centimetres.
+    """
+    return position_error_cm(y_pred, decode_position(y_true, centres, k=k), centres, k=k)
+
+
+def position_error_scorer(centres, k=3):
+    """A GridSearchCV scorer: the negative :func:`decoded_position_error_cm` of ``predict``.
+
+    Works with any estimator whose ``predict`` returns place-cell codes, including a
+    sparsifier wrapping a :class:`PathIntegrator`.
+
+    Parameters
+    ----------
+    centres : array-like of shape (n_place_cells, 2)
+        Place-cell centres in metres.
+    k : int, default=3
+        Cells averaged by the decoder.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y)``, greater is better (minus the error in cm).
+
+    Examples
+    --------
+    >>> from latticeprune.tasks import position_error_scorer
+    >>> from latticeprune.datasets import make_place_cell_centres
+    >>> scorer = position_error_scorer(make_place_cell_centres(64))
+    """
+    centres = _check_centres(centres)
+    return make_scorer(decoded_position_error_cm, greater_is_better=False, centres=centres, k=k)
+
+
+def _check_centres(centres):
+    centres = np.asarray(centres, dtype=np.float64) if centres is not None else None
+    if centres is None or centres.ndim != 2 or centres.shape[1] != 2 or len(centres) == 0:
+        shape = None if centres is None else centres.shape
+        raise ValueError("centres must be the place-cell centres, an array of shape "
+                         f"(n_place_cells, 2) (make_navigation_task(...).centres); got "
+                         f"{'None' if shape is None else f'shape {shape}'}.")
+    if not np.all(np.isfinite(centres)):
+        raise ValueError("centres contains NaN or infinity.")
+    return centres
+
+
+# -- the torch modules -----------------------------------------------------------------------
+class InitialStateEncoder(nn.Module):
+    """Linear map from a place-cell code to the initial recurrent state(s), without bias.
+
+    A plain parameter module rather than ``nn.Linear`` on purpose:
+    :class:`~latticeprune.neuron_graph.NeuronGraph` reads every ``nn.Linear`` outside the
+    recurrent layers as a read-out, which this is not. So no sparsifier prunes or penalises it.
+
+    Parameters
+    ----------
+    n_place_cells : int
+    hidden_size : int
+    n_states : int, default=1
+        1 for Elman and GRU (``h0``), 2 for LSTM (``h0`` and ``c0``).
+    """
+
+    def __init__(self, n_place_cells, hidden_size, n_states=1):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.n_states = n_states
+        self.weight = nn.Parameter(torch.empty(n_states * hidden_size, n_place_cells))
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)  # nn.Linear's default
+
+    def forward(self, codes):
+        """States ``(1, batch, hidden_size)``, a tensor or, for LSTM, an ``(h0, c0)`` tuple."""
+        states = nn.functional.linear(codes, self.weight).unsqueeze(0)
+        if self.n_states == 1:
+            return states
+        return tuple(states.chunk(self.n_states, dim=-1))
+
+
+class PathIntegrationNet(nn.Module):
+    """Initial-state encoder, one recurrent layer, linear read-out to place-cell logits.
+
+    Parameters
+    ----------
+    n_place_cells : int
+        Np, the read-out size and the width of the initial code.
+    hidden_size : int, default=256
+        Ng, hidden units.
+    cell : {"rnn_tanh", "rnn_relu", "lstm", "gru"}, default="rnn_tanh"
+    input_size : int, default=2
+        Velocity features per step.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = PathIntegrationNet(n_place_cells=16, hidden_size=8)
+    >>> net(torch.zeros(3, 16 + 5 * 2)).shape  # 5 steps
+    torch.Size([3, 5, 16])
+    """
+
+    def __init__(self, n_place_cells, hidden_size=256, cell="rnn_tanh", input_size=2):
+        super().__init__()
+        if cell not in _TORCH_RNN:
+            raise ValueError(f"cell={cell!r} is not valid; valid choices are {list(CELLS)}.")
+        self.n_place_cells = n_place_cells
+        self.input_size = input_size
+        rnn_class, extra = _TORCH_RNN[cell]
+        self.initial_state = InitialStateEncoder(n_place_cells, hidden_size,
+                                                 n_states=2 if cell == "lstm" else 1)
+        self.rnn = rnn_class(input_size, hidden_size, batch_first=True, **extra)
+        self.readout = nn.Linear(hidden_size, n_place_cells)
+
+    def encode(self, x):
+        """Hidden states ``(batch, n_steps, hidden_size)`` for packed inputs ``x``."""
+        velocities, init_codes = split_navigation_inputs(x, self.n_place_cells, self.input_size)
+        return self.rnn(velocities, self.initial_state(init_codes))[0]
+
+    def forward(self, x):
+        """Place-cell logits ``(batch, n_steps, n_place_cells)``."""
+        return self.readout(self.encode(x))
+
+
+# -- the estimator ---------------------------------------------------------------------------
+class PathIntegrator(NeuralNetRegressor):
+    """Recurrent path integrator for the navigation task, a skorch ``NeuralNetRegressor``.
+
+    The start position's place-cell code is mapped linearly to the initial hidden state
+    (:class:`InitialStateEncoder`; ``h0`` and ``c0`` for an LSTM), an ``nn.RNN`` /
+    ``nn.LSTM`` / ``nn.GRU`` layer (so :class:`~latticeprune.LatticePruner` and
+    :class:`~latticeprune.ModuliRegularizer` find it) reads the velocity at every step, and a
+    linear read-out gives place-cell logits. Training minimises the softmax cross-entropy
+    against the target codes (soft targets), averaged over steps and trajectories.
+
+    ``X`` packs each trajectory's initial code and velocities in one row,
+    ``[init_code (Np) | velocities (n_steps * input_size)]`` (:func:`navigation_inputs`), so
+    that ``GridSearchCV`` and the sparsifiers split it like any 2-D array. The number of
+    steps may differ between ``fit`` and ``predict``. ``y`` is the target codes,
+    ``(n_samples, n_steps, Np)``, non-negative, each step summing to one.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class, default=PathIntegrationNet
+        Built with ``n_place_cells=len(centres)`` and the size parameters below.
+    centres : array-like of shape (n_place_cells, 2)
+        Place-cell centres in metres (``make_navigation_task(...).centres``). Required: they
+        fix Np, the input layout and the decoder behind ``score``. Default None only so that
+        the estimator can be constructed and cloned; ``fit`` raises without them.
+    hidden_size : int, default=256
+        Ng, recurrent units.
+    cell : {"rnn_tanh", "rnn_relu", "lstm", "gru"}, default="rnn_tanh"
+        Elman with tanh, as in the moduli paper.
+    input_size : int, default=2
+        Velocity features per step (3 for ``input_format="speed_heading"``).
+    decode_k : int, default=3
+        Most active cells averaged when decoding positions.
+    max_grad_norm : float or None, default=0.1
+        Clip the norm of the task gradient (skorch ``GradientNormClipping``, a default
+        callback, so it runs before callbacks passed by the user or added by
+        :class:`~latticeprune.ModuliRegularizer`, whose penalty gradient is not clipped).
+        None: no clipping. See ``lr`` for the measurement behind the default.
+    random_state : int, RandomState or None, default=None
+        Seeds initialisation and batch shuffling (torch's generator is restored afterwards).
+    lr : float, default=5e-3
+        Adam's learning rate. Measured with Ng = 256, Np = 512, 20 steps, 8000 training
+        trajectories, 10 epochs, batch 64, seed 0 (decoded error on 2000 held-out
+        trajectories against the true positions): without clipping, lr 0.01 gave 31 cm (the
+        loss rising again after epoch 5) and lr 0.003 47 cm; clipping the gradient norm at
+        1.0 / 0.1, lr 0.01 gave 25 / 18 cm; at 0.1, lr 0.003 gave 15 cm and lr 0.005 9.8 cm;
+        at 0.03, lr 0.005 gave 14 cm. The decoder's own floor there is 4 cm.
+    max_epochs, batch_size, optimizer, train_split, callbacks, device, verbose, **kwargs
+        As in skorch; ``train_split=None`` trains on all of ``X``; batches are shuffled.
+
+    Attributes
+    ----------
+    module_ : PathIntegrationNet
+        The fitted net (``initial_state``, ``rnn``, ``readout``).
+    n_place_cells_ : int
+        Np.
+    n_steps_ : int
+        Steps per trajectory seen in ``fit``.
+    n_features_in_ : int
+        Columns of ``X`` seen in ``fit``.
+
+    See Also
+    --------
+    position_error_scorer : the same metric as a scorer, for any estimator predicting codes.
+    latticeprune.datasets.make_navigation_task : the data.
+
+    Examples
+    --------
+    >>> from latticeprune.datasets import make_navigation_task
+    >>> from latticeprune.tasks import PathIntegrator, navigation_inputs
+    >>> task = make_navigation_task(200, n_steps=10, n_place_cells=64, random_state=0)
+    >>> X = navigation_inputs(task.velocities, task.init_codes)
+    >>> model = PathIntegrator(centres=task.centres, hidden_size=32, max_epochs=2,
+    ...                        random_state=0).fit(X, task.targets)
+    >>> model.predict(X[:3]).shape
+    (3, 10, 64)
+    >>> model.score(X, task.targets) < 0  # minus the decoded error in cm
+    True
+    """
+
+    _parameter_constraints = {
+        "hidden_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "cell": [StrOptions(set(CELLS))],
+        "input_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "decode_k": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_grad_norm": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "random_state": ["random_state"],
+        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"),
+                       Options(numbers.Integral, {-1})],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+    }
+
+    def __init__(self, module=PathIntegrationNet, *, centres=None, hidden_size=256,
+                 cell="rnn_tanh", input_size=2, decode_k=3, max_grad_norm=0.1,
+                 random_state=None, criterion=nn.CrossEntropyLoss, optimizer=torch.optim.Adam,
+                 lr=5e-3,
+                 max_epochs=10, batch_size=64, train_split=None, device="cpu", verbose=0,
+                 **kwargs):
+        self.centres = centres
+        self.hidden_size = hidden_size
+        self.cell = cell
+        self.input_size = input_size
+        self.decode_k = decode_k
+        self.max_grad_norm = max_grad_norm
+        self.random_state = random_state
+        kwargs.setdefault("iterator_train__shuffle", True)
+        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
+                         max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
+                         device=device, verbose=verbose, **kwargs)
+
+    # -- validation ------------------------------------------------------------------------
+    def _check_params(self):
+        params = {key: getattr(self, key) for key in self._parameter_constraints}
+        validate_parameter_constraints(self._parameter_constraints, params,
+                                       caller_name=type(self).__name__)
+        centres = _check_centres(self.centres)
+        if self.decode_k > len(centres):
+            raise ValueError(f"decode_k={self.decode_k} exceeds the {len(centres)} place cells.")
+        return centres
+
+    def _check_X(self, X, reset):
+        if isinstance(X, dict):
+            raise ValueError("X must be one 2-D array [init_code | velocities]; build it from "
+                             "the two parts with latticeprune.tasks.navigation_inputs.")
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        X = check_array(X, dtype=np.float32, allow_nd=True, input_name="X")
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_place_cells + n_steps * input_size); "
+                             f"got shape {X.shape}. Build it with "
+                             "latticeprune.tasks.navigation_inputs(velocities, init_codes).")
+        n_place_cells = len(self.centres_) if not reset else len(_check_centres(self.centres))
+        input_size = self.input_size if reset else self.input_size_
+        split_navigation_inputs(X, n_place_cells, input_size)  # raises on a bad layout
+        if reset:
+            self.n_place_cells_ = n_place_cells
+            self.input_size_ = input_size
+            self.n_steps_ = (X.shape[1] - n_place_cells) // input_size
+            self.n_features_in_ = X.shape[1]
+        return X
+
+    def _check_y(self, X, y):
+        if isinstance(y, torch.Tensor):
+            y = y.detach().cpu().numpy()
+        y = check_array(y, dtype=np.float32, allow_nd=True, ensure_2d=False, input_name="y")
+        n_steps = (X.shape[1] - self.n_place_cells_) // self.input_size_
+        expected = (len(X), n_steps, self.n_place_cells_)
+        if y.shape != expected:
+            raise ValueError(f"y must be the target place-cell codes of shape (n_samples, "
+                             f"n_steps, n_place_cells) = {expected} for this X; got shape "
+                             f"{y.shape}.")
+        if y.min() < 0 or np.abs(y.sum(axis=-1) - 1).max() > _CODE_SUM_TOLERANCE:
+            raise ValueError("y must hold place-cell codes: non-negative, each step summing to "
+                             "one over the place cells (make_navigation_task(...).targets).")
+        return y
+
+    def _check_fitted(self):
+        if not getattr(self, "initialized_", False) or not hasattr(self, "centres_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call "
+                                 "'fit' with appropriate arguments before using this estimator.")
+
+    # -- skorch hooks ----------------------------------------------------------------------
+    @property
+    def _default_callbacks(self):
+        callbacks = super()._default_callbacks + [("divergence_guard", DivergenceGuard())]
+        if self.max_grad_norm is not None:
+            callbacks.append(("gradient_clipping",
+                              GradientNormClipping(gradient_clip_value=self.max_grad_norm)))
+        return callbacks
+
+    def initialize_module(self):
+        """Build ``module_``: a :class:`PathIntegrationNet` gets its sizes from the parameters."""
+        kwargs = self.get_params_for("module")
+        if isinstance(self.module, type) and issubclass(self.module, PathIntegrationNet):
+            kwargs = {"n_place_cells": self.n_place_cells_, "hidden_size": self.hidden_size,
+                      "cell": self.cell, "input_size": self.input_size_, **kwargs}
+        self.module_ = self.initialized_instance(self.module, kwargs)
+        return self
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Soft-target cross-entropy, averaged over trajectories and steps."""
+        y_true = y_true.to(y_pred.device)
+        return self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]),
+                               y_true.reshape(-1, y_true.shape[-1]))
+
+    # -- training --------------------------------------------------------------------------
+    def fit(self, X, y, **fit_params):
+        """Train on trajectories ``X`` (:func:`navigation_inputs`) and target codes ``y``.
+
+        Re-initialises the net unless ``warm_start``.
+
+        Returns
+        -------
+        self : PathIntegrator
+        """
+        centres = self._check_params()
+        X = self._check_X(X, reset=True)
+        self.centres_ = centres
+        y = self._check_y(X, y)
+        with torch_seed(self.random_state):
+            if not self.warm_start or not self.initialized_:
+                self.initialize()
+            super().partial_fit(X, y, **fit_params)
+        return self
+
+    def partial_fit(self, X, y, classes=None, **fit_params):
+        """Train a fitted net further (``epochs=k`` trains k epochs); unfitted: ``fit``."""
+        if not self.initialized_ or not hasattr(self, "centres_"):
+            return self.fit(X, y, **fit_params)
+        X = self._check_X(X, reset=False)
+        y = self._check_y(X, y)
+        super().partial_fit(X, y, **fit_params)
+        return self
+
+    # -- outputs ---------------------------------------------------------------------------
+    def _logits(self, X):
+        self._check_fitted()
+        logits = to_numpy(self.forward(self._check_X(X, reset=False), training=False))
+        if not np.all(np.isfinite(logits)):
+            raise ValueError("The net produced non-finite outputs for this X.")
+        return logits
+
+    def predict(self, X):
+        """Predicted place-cell codes (softmax of the logits), ``(n_samples, n_steps, Np)``."""
+        logits = torch.from_numpy(self._logits(X))
+        return torch.softmax(logits, dim=-1).numpy()
+
+    def decode(self, X):
+        """Decoded positions in metres, ``(n_samples, n_steps, 2)``."""
+        return decode_position(self._logits(X), self.centres_, k=self.decode_k)
+
+    def score(self, X, y, sample_weight=None, positions=None):
+        """Minus the decoded position error in cm (greater is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_place_cells + n_steps * input_size)
+        y : array-like of shape (n_samples, n_steps, n_place_cells)
+            Target codes; the reference positions are decoded from them with the same
+            decoder (see :func:`decoded_position_error_cm`).
+        sample_weight : None
+            Not supported; for the sklearn signature.
+        positions : array-like of shape (n_samples, n_steps, 2) or None, default=None
+            True positions in metres. If given, the error is measured against them instead:
+            the paper's figure, :func:`~latticeprune.datasets.position_error_cm`.
+
+        Returns
+        -------
+        score : float
+            ``-error`` in centimetres.
+        """
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported by PathIntegrator.score.")
+        logits = self._logits(X)
+        if positions is None:
+            y = self._check_y(self._check_X(X, reset=False), y)
+            return -decoded_position_error_cm(y, logits, centres=self.centres_, k=self.decode_k)
+        return -position_error_cm(logits, np.asarray(positions), self.centres_, k=self.decode_k)
+
+    def transform(self, X):
+        """Final hidden state of each trajectory, ``(n_samples, hidden_size)``."""
+        self._check_fitted()
+        X = self._check_X(X, reset=False)
+        self.module_.train(False)
+        hidden = []
+        with torch.no_grad():
+            for Xi, _ in self.get_iterator(self.get_dataset(X), training=False):
+                hidden.append(to_numpy(self.module_.encode(Xi.to(self.device))[:, -1]))
+        return np.concatenate(hidden)
+
+    # skorch gives every net a predict_proba; predicted codes come from predict.
+    predict_proba = available_if(lambda self: False)(NeuralNetRegressor.predict_proba)
