@@ -22,18 +22,16 @@ import numbers
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import GradientNormClipping
 from skorch.utils import to_numpy
-from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import (Interval, Options, StrOptions,
                                              validate_parameter_constraints)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_consistent_length
 from torch import nn
 
-from ..callbacks import DivergenceGuard
 from ..datasets.wikitext import batchify, bptt_batches
 from ..estimators import torch_seed
+from .common import GuardedNetMixin
 from ..nets import CELLS
 
 __all__ = ["LanguageModel", "WordLanguageNet", "token_windows"]
@@ -152,7 +150,8 @@ def _detach(state):
     return state.detach()
 
 
-class LanguageModel(NeuralNet):
+class LanguageModel(GuardedNetMixin, NeuralNet):
+
     """Word-level recurrent language model on token windows, a skorch ``NeuralNet``.
 
     ``X`` and ``y`` are ``(n_windows, bptt)`` integer token ids, ``y`` the windows shifted one
@@ -221,6 +220,8 @@ class LanguageModel(NeuralNet):
     >>> lm.perplexity(X, y) < 1.5  # next word is certain after the first of each window
     True
     """
+
+    _fitted_attribute = "vocab_size_"
 
     _parameter_constraints = {
         "vocab_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
@@ -293,20 +294,7 @@ class LanguageModel(NeuralNet):
             self.n_features_in_ = X.shape[1]
         return X, y
 
-    def _check_fitted(self):
-        if not getattr(self, "initialized_", False) or not hasattr(self, "vocab_size_"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call "
-                                 "'fit' with appropriate arguments before using this estimator.")
-
     # -- skorch hooks ----------------------------------------------------------------------
-    @property
-    def _default_callbacks(self):
-        callbacks = super()._default_callbacks + [("divergence_guard", DivergenceGuard())]
-        if self.max_grad_norm is not None:
-            callbacks.append(("gradient_clipping",
-                              GradientNormClipping(gradient_clip_value=self.max_grad_norm)))
-        return callbacks
-
     def initialize_module(self):
         """Build ``module_``: a :class:`WordLanguageNet` gets its sizes from the parameters."""
         kwargs = self.get_params_for("module")

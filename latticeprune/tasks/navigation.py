@@ -22,9 +22,7 @@ import numbers
 import numpy as np
 import torch
 from skorch import NeuralNetRegressor
-from skorch.callbacks import GradientNormClipping
 from skorch.utils import to_numpy
-from sklearn.exceptions import NotFittedError
 from sklearn.metrics import make_scorer
 from sklearn.utils._param_validation import (Interval, Options, StrOptions,
                                              validate_parameter_constraints)
@@ -32,9 +30,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array
 from torch import nn
 
-from ..callbacks import DivergenceGuard
 from ..datasets.navigation import decode_position, position_error_cm
 from ..estimators import torch_seed
+from .common import GuardedNetMixin
 from ..nets import CELLS
 
 __all__ = [
@@ -264,7 +262,8 @@ class PathIntegrationNet(nn.Module):
 
 
 # -- the estimator ---------------------------------------------------------------------------
-class PathIntegrator(NeuralNetRegressor):
+class PathIntegrator(GuardedNetMixin, NeuralNetRegressor):
+
     """Recurrent path integrator for the navigation task, a skorch ``NeuralNetRegressor``.
 
     The start position's place-cell code is mapped linearly to the initial hidden state
@@ -343,6 +342,8 @@ class PathIntegrator(NeuralNetRegressor):
     True
     """
 
+    _fitted_attribute = "centres_"
+
     _parameter_constraints = {
         "hidden_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "cell": [StrOptions(set(CELLS))],
@@ -420,20 +421,7 @@ class PathIntegrator(NeuralNetRegressor):
                              "one over the place cells (make_navigation_task(...).targets).")
         return y
 
-    def _check_fitted(self):
-        if not getattr(self, "initialized_", False) or not hasattr(self, "centres_"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call "
-                                 "'fit' with appropriate arguments before using this estimator.")
-
     # -- skorch hooks ----------------------------------------------------------------------
-    @property
-    def _default_callbacks(self):
-        callbacks = super()._default_callbacks + [("divergence_guard", DivergenceGuard())]
-        if self.max_grad_norm is not None:
-            callbacks.append(("gradient_clipping",
-                              GradientNormClipping(gradient_clip_value=self.max_grad_norm)))
-        return callbacks
-
     def initialize_module(self):
         """Build ``module_``: a :class:`PathIntegrationNet` gets its sizes from the parameters."""
         kwargs = self.get_params_for("module")
