@@ -159,7 +159,9 @@ class InferenceModel:
     compaction_ : CompactionReport
         What compaction removed.
     weight_nbytes_ : int
-        Bytes of the recurrent weights as the engine holds them (read-out excluded).
+        Bytes of the recurrent weights and biases as the engine holds them (read-out
+        excluded; so is the second, ``transform``-only form built when compaction for the
+        read-out dropped top-layer units).
     dense_weight_nbytes_ : int
         Bytes of the same weights in the original dense net.
     classes_ : ndarray

@@ -43,16 +43,18 @@ __all__ = ["SparseRecurrentNet", "MIN_SPARSITY", "prefers_sparse", "as_operator"
 
 #: Sparsity from which a matrix is held as CSR (below it, dense is faster). Measured with
 #: ``python benchmarks/inference_speed.py`` (sections 1 and 2 of
-#: ``benchmarks/results/inference_speed.txt``): at hidden 1024 the CSR step loop overtakes
-#: torch's fused dense layer between sparsity 0.8 and 0.9, at batch 1 and at batch 256, for
-#: Elman, LSTM and GRU cells; 0.9 is the first level where it wins in all of them.
+#: ``benchmarks/results/inference_speed.txt``, hidden 1024): the CSR step loop overtakes
+#: torch's fused dense layer between sparsity 0.7 and 0.8 at batch 1 (Elman, LSTM, GRU) and
+#: at batch 256 between 0.7 and 0.8 (Elman) or 0.8 and 0.85 (LSTM); 0.9 is the first measured
+#: level with a clear margin everywhere (1.3x to 2.3x faster).
 MIN_SPARSITY = 0.9
 
 #: Cost model of one recurrent step, in units of one dense weight of torch's fused kernel
-#: (single thread). One CSR non-zero costs ``NONZERO_COST`` dense weights (measured 5 to 7 at
-#: hidden 1024, batch 1 and 256); the loop's fixed per-step cost, its numpy calls, is worth
-#: ``STEP_OVERHEAD[cell]`` dense weights (about 10 us for an Elman step, 50 us for an LSTM or
-#: GRU step on the loaded benchmark machine, when a dense weight costs 0.1 to 0.2 ns).
+#: (single thread). One CSR non-zero costs ``NONZERO_COST`` dense weights (3 to 6 measured at
+#: hidden 1024, batch 1 and 256; 8 keeps a margin); the loop's fixed per-step cost, its numpy
+#: calls, is worth ``STEP_OVERHEAD[cell]`` dense weights (about 10 us for an Elman step and
+#: 50 us for an LSTM or GRU step on the loaded machine, when a dense weight costs 0.1-0.2 ns):
+#: at hidden 256 the LSTM loop does not pay at batch 1 even at sparsity 0.98.
 NONZERO_COST = 8.0
 STEP_OVERHEAD = {"rnn_tanh": 60_000, "rnn_relu": 60_000, "lstm": 280_000, "gru": 280_000}
 #: The CSR loop is chosen only if the model predicts it at least this much faster.
