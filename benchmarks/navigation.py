@@ -25,6 +25,10 @@ Regenerate the committed table (from the repository root; writes
 
     nice -n 10 python benchmarks/navigation.py
 
+Each seed's results are kept in ``results/cache/`` as they arrive: a stopped run resumes
+where it stopped, and seeds run in separate processes (``--seeds 0 1`` and ``--seeds 2``)
+are tabled together by a last run with all seeds, which reads them (``--no-cache`` ignores it).
+
 ``--hidden 512 1024`` runs other network sizes (one results file each); ``--scale paper``
 uses the sizes of the grid-cell RNN the task comes from (Sorscher et al. 2019: Ng = 4096,
 Np = 512, 20 steps, batch 200, many more trajectories; days on this CPU); ``--quick`` is a
@@ -33,6 +37,7 @@ smoke run of the same code that writes nothing.
 
 import argparse
 import copy
+import json
 import os
 import platform
 import shlex
@@ -124,43 +129,83 @@ def without_recurrence(model):
     return model
 
 
-def run(hidden, s, strength, variants, out):
+def seed_cache(hidden, s, strength, seed):
+    """Path and key of one seed's cached results (``results/cache``, one JSON per seed)."""
+    settings = {k: v for k, v in s.items() if k not in ("hidden", "seeds")}
+    key = dict(settings, hidden=hidden, strength=strength, seed=seed)
+    name = f"navigation_ng{hidden}_strength{strength:g}_seed{seed}.json"
+    return os.path.join(RESULTS, "cache", name), key
+
+
+def run_seed(hidden, s, strength, variants, seed, cache):
+    """Train every variant on one seed; results are cached so a stopped run resumes by seed."""
+    path, key = seed_cache(hidden, s, strength, seed)
+    done = {}
+    if cache and os.path.exists(path):
+        with open(path) as fh:
+            stored = json.load(fh)
+        if stored["key"] == key:
+            done = stored["results"]
+    if all(name in done for name in ("dense",) + variants):
+        log(f"  Ng {hidden} seed {seed}: read from {os.path.relpath(path)}")
+        return done
+    train, test = make_data(s, seed)
+    X, y = packed(train), train.targets
+    mean_position = train.positions.reshape(-1, 2).mean(axis=0)
+    result = {"references": [
+        position_error_cm(test.targets, test.positions, test.centres),
+        100 * float(np.linalg.norm(test.positions - mean_position, axis=-1).mean())]}
+    net = PathIntegrator(centres=train.centres, hidden_size=hidden, cell="rnn_tanh",
+                         lr=s["lr"], batch_size=s["batch"], max_epochs=s["epochs"],
+                         random_state=seed)
+    start = time.time()
+    dense = net.fit(X, y)
+    result["dense"] = dict(error=test_error(dense, test), seconds=time.time() - start)
+    result["zeroed"] = test_error(without_recurrence(dense), test)
+    log(f"  Ng {hidden} seed {seed} dense: {result['dense']['error']:.1f} cm "
+        f"({result['dense']['seconds']:.0f} s); W_hh zeroed: {result['zeroed']:.1f} cm")
+
+    def save():
+        if cache:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as fh:
+                json.dump({"key": key, "results": dict(done, **result)}, fh, indent=1)
+
+    for name in variants:
+        if name in done:
+            result[name] = done[name]
+            continue
+        start = time.time()
+        if name in DENSE_TRAINED:
+            model = LatticePruner(dense, sparsity=SPARSITY, prefit=True,
+                                  strategy=name.split()[0], n_rounds=s["rounds"],
+                                  fine_tune_epochs=1, random_state=seed).fit(X, y)
+        else:
+            model = ModuliRegularizer(
+                net, target_sparsity=SPARSITY, recovery_epochs=s["recovery"],
+                random_state=seed, **variant_params(name, strength, hidden)).fit(X, y)
+        result[name] = dict(error=test_error(model, test), seconds=time.time() - start,
+                            sparsity=model.sparsity_["overall"])
+        log(f"  Ng {hidden} seed {seed} {name}: {result[name]['error']:.1f} cm, W_hh sparsity "
+            f"{result[name]['sparsity']:.4f} ({result[name]['seconds']:.0f} s)")
+        save()
+    return result
+
+
+def run(hidden, s, strength, variants, out, cache=True):
     errors = {name: [] for name in ("dense",) + variants}
     sparsity = {name: [] for name in variants}
     seconds = {name: [] for name in ("dense",) + variants}
     references, zeroed = [], []
     for seed in s["seeds"]:
-        train, test = make_data(s, seed)
-        X, y = packed(train), train.targets
-        mean_position = train.positions.reshape(-1, 2).mean(axis=0)
-        references.append((
-            position_error_cm(test.targets, test.positions, test.centres),
-            100 * float(np.linalg.norm(test.positions - mean_position, axis=-1).mean())))
-        net = PathIntegrator(centres=train.centres, hidden_size=hidden, cell="rnn_tanh",
-                             lr=s["lr"], batch_size=s["batch"], max_epochs=s["epochs"],
-                             random_state=seed)
-        start = time.time()
-        dense = net.fit(X, y)
-        seconds["dense"].append(time.time() - start)
-        errors["dense"].append(test_error(dense, test))
-        zeroed.append(test_error(without_recurrence(dense), test))
-        log(f"  Ng {hidden} seed {seed} dense: {errors['dense'][-1]:.1f} cm "
-            f"({seconds['dense'][-1]:.0f} s); W_hh zeroed: {zeroed[-1]:.1f} cm")
-        for name in variants:
-            start = time.time()
-            if name in DENSE_TRAINED:
-                model = LatticePruner(dense, sparsity=SPARSITY, prefit=True,
-                                      strategy=name.split()[0], n_rounds=s["rounds"],
-                                      fine_tune_epochs=1, random_state=seed).fit(X, y)
-            else:
-                model = ModuliRegularizer(
-                    net, target_sparsity=SPARSITY, recovery_epochs=s["recovery"],
-                    random_state=seed, **variant_params(name, strength, hidden)).fit(X, y)
-            seconds[name].append(time.time() - start)
-            errors[name].append(test_error(model, test))
-            sparsity[name].append(model.sparsity_["overall"])
-            log(f"  Ng {hidden} seed {seed} {name}: {errors[name][-1]:.1f} cm, W_hh sparsity "
-                f"{sparsity[name][-1]:.4f} ({seconds[name][-1]:.0f} s)")
+        result = run_seed(hidden, s, strength, variants, seed, cache)
+        references.append(result["references"])
+        zeroed.append(result["zeroed"])
+        for name in ("dense",) + variants:
+            errors[name].append(result[name]["error"])
+            seconds[name].append(result[name]["seconds"])
+            if name != "dense":
+                sparsity[name].append(result[name]["sparsity"])
     header = ["variant", "W_hh sparsity", "test error (cm)", "per seed", "fit (s)"]
     rows = [["dense", "0", mean_sd(errors["dense"]),
              ", ".join(f"{e:.1f}" for e in errors["dense"]), f"{np.mean(seconds['dense']):.0f}"]]
@@ -196,6 +241,10 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 ran several times faster than 2 on the shared "
                              "machine)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="ignore and do not write results/cache (per-seed results that let "
+                             "a stopped run resume, or seeds run in separate processes be "
+                             "tabled together)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     s = dict(QUICK if args.quick else SCALES[args.scale])
@@ -228,7 +277,8 @@ def main(argv=None):
             "",
         ]
         log("\n".join(out))
-        run(hidden, s, args.strength, variants, out)
+        run(hidden, s, args.strength, variants, out,
+            cache=not (args.quick or args.no_cache))
         out.append(f"\nTotal wall time: {(time.time() - start) / 60:.1f} min; 1-min load average "
                    f"at the end {os.getloadavg()[0]:.1f}.")
         text = "\n".join(out) + "\n"
