@@ -79,6 +79,37 @@ def test_auto_engine_runs_large_sparse_layers_as_csr(cell):
         np.testing.assert_allclose(fast.forward(x).numpy(), reference(net, x)[0], atol=ATOL)
 
 
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm"])
+def test_auto_engine_switches_by_batch_size(cell, monkeypatch):
+    """A small, very sparse layer runs dense for a single sequence and CSR for a large batch."""
+    from latticeprune.inference import sparse
+
+    torch.manual_seed(0)
+    net = RecurrentNet(input_size=4, output_size=3, hidden_size=64, cell=cell).eval()
+    weight = net.encoder.weight_hh_l0
+    mask = np.random.default_rng(0).random(tuple(weight.shape)) >= 0.99
+    prune.custom_from_mask(net.encoder, "weight_hh_l0", torch.as_tensor(mask))
+    fast = to_inference(net)
+    threshold = sparse.sparse_from_batch(read_layer(net))
+    assert threshold is not None and 1 < threshold <= 256
+    assert fast.layer_engines_ == [f"dense below batch {threshold}, sparse from it"]
+    calls = []
+    original = sparse.SparseRecurrentNet.encode_time_major
+    monkeypatch.setattr(sparse.SparseRecurrentNet, "encode_time_major",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    for batch, csr in ((1, False), (threshold - 1, False), (threshold, True), (256, True)):
+        calls.clear()
+        x = torch.randn(batch, 5, 4)
+        np.testing.assert_allclose(fast.forward(x).numpy(), reference(net, x)[0], atol=ATOL)
+        assert bool(calls) == csr, batch
+
+
+def read_layer(net):
+    from latticeprune.inference.compact import read_weights
+
+    return read_weights(net).layers[0]
+
+
 def test_sequence_output_is_read_out_at_every_step():
     net = random_masks(make_net("gru", "stacked-2", sequence_output=True), 0.7, seed=2)
     x = torch.randn(3, 6, 4)

@@ -17,14 +17,14 @@ from torch import nn
 
 from ..estimators import _SequenceNetMixin
 from .compact import CompactRecurrentNet, compact_weights, read_weights
-from .sparse import MIN_SPARSITY, SparseRecurrentNet, prefers_sparse
+from .sparse import MIN_SPARSITY, SparseRecurrentNet, sparse_from_batch
 
 __all__ = ["to_inference", "InferenceModel", "ENGINES"]
 
-#: ``"auto"``: per layer, the CSR step loop where it pays (recurrent matrix at least
-#: ``MIN_SPARSITY`` sparse and large enough, see
-#: :func:`~latticeprune.inference.sparse.prefers_sparse`), torch's fused dense kernel
-#: elsewhere; top-down nets run the step loop with each matrix CSR or dense by
+#: ``"auto"``: per layer and batch size, the CSR step loop where it pays (recurrent matrix at
+#: least ``MIN_SPARSITY`` sparse, and large enough or run on a batch large enough to share the
+#: loop's fixed per-step cost, see :func:`~latticeprune.inference.sparse.sparse_from_batch`),
+#: torch's fused dense kernel elsewhere; top-down nets run the step loop with each matrix CSR or dense by
 #: ``MIN_SPARSITY``. ``"sparse"``: CSR step loop everywhere.
 #: ``"dense"``: the compacted net on torch's dense kernels.
 ENGINES = ("auto", "sparse", "dense")
@@ -55,27 +55,29 @@ def _net_of(obj):
 class _LayerStack:
     """Stacked (non-top-down) layers, each run by its own engine; batch-first numpy in and out.
 
-    Fused torch layers work batch-first, the CSR loop time-major; the sequence changes layout
-    only where the engine changes.
+    A layer is ``(sparse_from, dense_runner, sparse_runner)``: the CSR loop runs it for
+    batches of at least ``sparse_from`` sequences (None: never), torch's fused dense layer
+    otherwise. Fused torch layers work batch-first, the CSR loop time-major; the sequence
+    changes layout only where the engine changes.
     """
 
-    def __init__(self, runners):
-        self.runners = runners  # list of (kind, runner)
+    def __init__(self, layers):
+        self.layers = layers
 
     def encode(self, x, need_sequence):
-        below, time_major = x, False
-        for index, (kind, runner) in enumerate(self.runners):
-            if kind == "dense":
+        below, time_major, batch = x, False, x.shape[0]
+        for index, (sparse_from, dense, sparse) in enumerate(self.layers):
+            if sparse_from is None or batch < sparse_from:
                 if time_major:
                     below, time_major = np.ascontiguousarray(below.transpose(2, 0, 1)), False
-                below = _fused_outputs(runner, below)
+                below = _fused_outputs(dense, below)
                 last = below[:, -1]
             else:
                 if not time_major:
                     below = np.ascontiguousarray(below.transpose(1, 2, 0))
-                layout = "time" if index < len(self.runners) - 1 else (
+                layout = "time" if index < len(self.layers) - 1 else (
                     "batch" if need_sequence else None)
-                below, last = runner.encode_time_major(below, layout)
+                below, last = sparse.encode_time_major(below, layout)
                 time_major, last = layout == "time", last.T
         return (below if need_sequence else None), np.ascontiguousarray(last)
 
@@ -117,19 +119,21 @@ def _build_runner(weights, engine):
         kinds = ["sparse" if "csr" in formats.values() else "dense"
                  for formats in runner.formats()]
         return runner, kinds, runner.nbytes()
-    runners, kinds, nbytes = [], [], 0
+    layers, kinds, nbytes = [], [], 0
     for layer in weights.layers:
-        if layer.hidden_size and prefers_sparse(layer):
-            single = SparseRecurrentNet(type(weights)([layer], False, layer.input_size),
-                                        MIN_SPARSITY)
-            runners.append(("sparse", single))
-            nbytes += single.nbytes()
-        else:
-            rnn = CompactRecurrentNet(type(weights)([layer], False, layer.input_size)).layers[0]
-            runners.append(("dense", rnn))
-            nbytes += 0 if rnn is None else _tensor_nbytes(rnn)
-        kinds.append(runners[-1][0])
-    return _LayerStack(runners), kinds, nbytes
+        single = type(weights)([layer], False, layer.input_size)
+        sparse_from = sparse_from_batch(layer) if layer.hidden_size else None
+        dense = sparse = None
+        if sparse_from != 1:
+            dense = CompactRecurrentNet(single).layers[0]
+            nbytes += 0 if dense is None else _tensor_nbytes(dense)
+        if sparse_from is not None:
+            sparse = SparseRecurrentNet(single, MIN_SPARSITY)
+            nbytes += sparse.nbytes()
+        layers.append((sparse_from, dense, sparse))
+        kinds.append("dense" if sparse_from is None else "sparse" if sparse_from == 1
+                     else f"dense below batch {sparse_from}, sparse from it")
+    return _LayerStack(layers), kinds, nbytes
 
 
 class InferenceModel:
@@ -153,14 +157,16 @@ class InferenceModel:
     engine_ : str
         The requested engine.
     layer_engines_ : list of str
-        Per layer, ``"sparse"`` (CSR step loop) or ``"dense"``.
+        Per layer, ``"sparse"`` (CSR step loop), ``"dense"``, or, with ``engine="auto"``,
+        ``"dense below batch B, sparse from it"`` for a layer whose loop pays only when a
+        batch of at least B sequences shares its fixed per-step cost.
     hidden_sizes_ : list of int
         Hidden units per layer after compaction (for ``forward`` / ``predict``).
     compaction_ : CompactionReport
         What compaction removed.
     weight_nbytes_ : int
-        Bytes of the recurrent weights and biases as the engine holds them (read-out
-        excluded; so is the second, ``transform``-only form built when compaction for the
+        Bytes of the recurrent weights and biases as the engine holds them (both forms of a
+        layer whose engine depends on the batch size; read-out excluded; so is the second, ``transform``-only form built when compaction for the
         read-out dropped top-layer units).
     dense_weight_nbytes_ : int
         Bytes of the same weights in the original dense net.
@@ -361,9 +367,11 @@ def to_inference(obj, *, engine="auto", batch_size=256):
         ``nn.LSTM`` or ``nn.GRU`` (pruned with ``torch.nn.utils.prune`` or holding zeros).
     engine : {"auto", "sparse", "dense"}, default="auto"
         ``"auto"``: per layer, a CSR step loop where the recurrent matrix has at least
-        :data:`~latticeprune.inference.sparse.MIN_SPARSITY` zeros and is large enough for the
-        loop to pay (:func:`~latticeprune.inference.sparse.prefers_sparse`, fitted to
-        ``benchmarks/results/inference_speed.txt``), torch's fused dense kernel otherwise.
+        :data:`~latticeprune.inference.sparse.MIN_SPARSITY` zeros and the layer, or the
+        batch it runs, is large enough for the loop to pay
+        (:func:`~latticeprune.inference.sparse.sparse_from_batch`, fitted to
+        ``benchmarks/results/inference_speed.txt``; chosen per call by batch size), torch's
+        fused dense kernel otherwise.
         ``"sparse"``: CSR step loop for every layer. ``"dense"``: the compacted net on
         torch's dense kernels.
     batch_size : int, default=256

@@ -38,7 +38,8 @@ try:  # scipy's compiled CSR kernels, called directly in the step loop (see _Pro
 except ImportError:  # pragma: no cover
     _sparsetools = None
 
-__all__ = ["SparseRecurrentNet", "MIN_SPARSITY", "prefers_sparse", "as_operator",
+__all__ = ["SparseRecurrentNet", "MIN_SPARSITY", "prefers_sparse", "sparse_from_batch",
+           "as_operator",
            "sparsity_of", "operator_nbytes"]
 
 #: Sparsity from which a matrix is held as CSR (below it, dense is faster). Measured with
@@ -61,13 +62,32 @@ STEP_OVERHEAD = {"rnn_tanh": 60_000, "rnn_relu": 60_000, "lstm": 280_000, "gru":
 SAFETY_FACTOR = 1.1
 
 
-def prefers_sparse(layer, min_sparsity=MIN_SPARSITY):
-    """Whether the CSR step loop, not torch's dense kernel, should run ``layer`` (LayerWeights).
+def sparse_from_batch(layer, min_sparsity=MIN_SPARSITY):
+    """Smallest batch size from which the CSR step loop should run ``layer``, or None (never).
 
-    Needs the step's matrices (recurrent and top-down) to be at least ``min_sparsity`` sparse
-    and :data:`SAFETY_FACTOR` times cheaper under the cost model: ``STEP_OVERHEAD[cell] +
-    NONZERO_COST * non-zeros`` against the dense weight count. Small layers stay dense, since
-    there the loop's fixed per-step cost outweighs the product.
+    The cost model of one step per sequence of the batch, in dense weights of torch's fused
+    kernel: ``STEP_OVERHEAD[cell] / batch + NONZERO_COST * non-zeros`` for the loop (its fixed
+    per-step cost is shared by the batch) against the dense weight count; the loop is chosen
+    where it is :data:`SAFETY_FACTOR` times cheaper, and only if the step's matrices
+    (recurrent and top-down) are at least ``min_sparsity`` sparse.
+    """
+    stepped = [layer.weight_hh] + ([layer.weight_td] if layer.weight_td is not None else [])
+    weights = sum(w.size for w in stepped)
+    nonzeros = sum(np.count_nonzero(w) for w in stepped)
+    if not weights or 1.0 - nonzeros / weights < min_sparsity - SPARSITY_TOLERANCE:
+        return None
+    margin = weights / SAFETY_FACTOR - NONZERO_COST * nonzeros
+    if margin <= 0:
+        return None
+    return max(1, int(np.ceil(STEP_OVERHEAD[layer.cell] / margin - 1e-9)))
+
+
+def prefers_sparse(layer, min_sparsity=MIN_SPARSITY, batch=1):
+    """Whether the CSR step loop, not torch's dense kernel, should run ``layer`` (LayerWeights)
+    for ``batch`` sequences at a time (see :func:`sparse_from_batch`).
+
+    Small layers stay dense at batch 1, where the loop's fixed per-step cost outweighs the
+    product, and may go sparse for batches, which share that cost.
 
     Examples
     --------
@@ -82,14 +102,11 @@ def prefers_sparse(layer, min_sparsity=MIN_SPARSITY):
     (True, False)
     >>> prefers_sparse(elman(64, 0.99))  # too small: the loop's overhead dominates
     False
+    >>> prefers_sparse(elman(64, 0.99), batch=256)  # shared by a batch, it pays
+    True
     """
-    stepped = [layer.weight_hh] + ([layer.weight_td] if layer.weight_td is not None else [])
-    weights = sum(w.size for w in stepped)
-    nonzeros = sum(np.count_nonzero(w) for w in stepped)
-    if not weights or 1.0 - nonzeros / weights < min_sparsity - SPARSITY_TOLERANCE:
-        return False
-    sparse_cost = STEP_OVERHEAD[layer.cell] + NONZERO_COST * nonzeros
-    return bool(sparse_cost * SAFETY_FACTOR <= weights)
+    threshold = sparse_from_batch(layer, min_sparsity)
+    return threshold is not None and batch >= threshold
 
 
 #: Slack in comparisons with a sparsity level: pruning "0.9" of n entries zeroes round(0.9 n).
@@ -179,16 +196,26 @@ class _Product:
             self.tensor = _torch_csr(self.matrix)
         self.mkl_vector = self.tensor is not None and self.matrix.nnz >= MKL_MIN_NONZEROS
 
-    def accumulate(self, x, out):
-        """Add ``W @ x`` to ``out`` (both C-contiguous float32 ``(rows, batch)`` arrays)."""
+    def uses_torch(self, batch):
+        """Whether products with ``batch`` columns go to MKL through torch (see the class)."""
+        return self.tensor is not None and (batch > 1 or self.mkl_vector)
+
+    def accumulate(self, x, out, x_view=None, out_view=None):
+        """Add ``W @ x`` to ``out`` (both C-contiguous float32 ``(rows, batch)`` arrays).
+
+        ``x_view`` and ``out_view``, torch tensors on the same memory, spare the step loop the
+        cost of making them at every step when :meth:`uses_torch`.
+        """
         if not (self.is_sparse and x.flags.c_contiguous and out.flags.c_contiguous):
             out += self.matrix @ x  # dense weight (or a strided array: never in the loop)
         elif x.shape[1] > 1 and self.tensor is not None:
-            result = torch.from_numpy(out)
-            torch.addmm(result, self.tensor, torch.from_numpy(x), out=result)
+            result = torch.from_numpy(out) if out_view is None else out_view
+            torch.addmm(result, self.tensor,
+                        torch.from_numpy(x) if x_view is None else x_view, out=result)
         elif x.shape[1] == 1 and self.mkl_vector:
-            result = torch.from_numpy(out.reshape(-1))
-            torch.addmv(result, self.tensor, torch.from_numpy(x.reshape(-1)), out=result)
+            result = torch.from_numpy(out.reshape(-1)) if out_view is None else out_view
+            vector = torch.from_numpy(x.reshape(-1)) if x_view is None else x_view
+            torch.addmv(result, self.tensor, vector, out=result)
         elif _sparsetools is not None and x.shape[1] == 1:
             _sparsetools.csr_matvec(self.shape[0], self.shape[1], self.matrix.indptr,
                                     self.matrix.indices, self.matrix.data, x.reshape(-1),
@@ -199,6 +226,10 @@ class _Product:
                                      x.reshape(-1), out.reshape(-1))
         else:  # pragma: no cover - scipy ships its kernels
             out += self.matrix @ x
+
+    def view(self, array):
+        """The torch tensor :meth:`accumulate` wants for ``array`` ``(rows, batch)``."""
+        return torch.from_numpy(array.reshape(-1) if array.shape[1] == 1 else array)
 
     def nbytes(self):
         return operator_nbytes(self.matrix)
@@ -236,8 +267,9 @@ class _SparseLayer:
         h = np.zeros((self.hidden_size, batch), dtype=np.float32)
         if self.cell == "lstm":
             return (h, np.zeros_like(h), np.empty_like(h))
-        if self.cell == "gru":
-            return (h, np.empty((len(self.bias), batch), dtype=np.float32))
+        if self.cell == "gru":  # the recurrent gates' buffer, and its torch view
+            gates = np.empty((len(self.bias), batch), dtype=np.float32)
+            return (h, gates, self.w_hh.view(gates))
         return (h,)
 
     def project_inputs(self, x):
@@ -252,7 +284,13 @@ class _SparseLayer:
             for t in range(steps):
                 self.w_ih.accumulate(x[t], gates[t])
             return gates
-        gates = torch.matmul(torch.from_numpy(self.w_ih.matrix), torch.from_numpy(x)).numpy()
+        weight = torch.from_numpy(self.w_ih.matrix)
+        if batch == 1:  # one GEMM; torch.matmul would run one small product per step
+            gates = np.empty((steps, len(self.bias), 1), dtype=np.float32)
+            torch.matmul(torch.from_numpy(x.reshape(steps, -1)), weight.T,
+                         out=torch.from_numpy(gates.reshape(steps, -1)))
+        else:
+            gates = torch.matmul(weight, torch.from_numpy(x)).numpy()
         gates += self.bias[None]
         return gates
 
@@ -262,19 +300,21 @@ class _SparseLayer:
         self.w_ih.accumulate(below, gates)
         return gates
 
-    def step(self, gate_input, state, out):
+    def step(self, gate_input, state, out, views=(None, None)):
         """Advance one step; the new ``h`` goes to ``out`` ``(units, batch)``, not aliasing ``h``.
 
         ``gate_input`` ``(gates, batch)``, the bottom-up (and top-down) gate inputs of this step,
         is used as scratch space. Nothing is allocated: at batch 256 a fresh array per step
-        costs page faults comparable to the product.
+        costs page faults comparable to the product. ``views`` are torch views of ``h`` and
+        ``gate_input`` when the recurrent product goes through torch (or None).
         """
         n = self.hidden_size
         h = state[0]
+        h_view, gate_view = views
         if self.cell == "gru":
             gates = state[1]
             np.copyto(gates, self.recurrent_start)
-            self.w_hh.accumulate(h, gates)
+            self.w_hh.accumulate(h, gates, h_view, state[2] if h_view is not None else None)
             rz = gates[:2 * n]
             rz += gate_input[:2 * n]
             np.tanh(rz, out=rz)
@@ -287,9 +327,9 @@ class _SparseLayer:
             np.subtract(h, candidate, out=out)  # h' = n + z (h - n)
             out *= rz[n:]
             out += candidate
-            return (out, gates)
+            return (out,) + state[1:]
         gates = gate_input
-        self.w_hh.accumulate(h, gates)
+        self.w_hh.accumulate(h, gates, h_view, gate_view)
         if self.cell == "rnn_tanh":
             np.tanh(gates, out=out)
             return (out,)
@@ -416,15 +456,35 @@ class SparseRecurrentNet:
         steps, _, batch = x.shape
         n = layer.hidden_size
         state = layer.initial_state(batch)
-        sequence = self._sequence_buffer(layout, steps, n, batch)
+        # At batch 1 the batch-first (1, steps, n) and time-major (steps, n, 1) layouts coincide:
+        # the steps write there directly.
+        store = "time" if layout == "batch" and batch == 1 else layout
+        sequence = self._sequence_buffer(store, steps, n, batch)
         spare = self._spare(n, batch)
+        # Torch views of every buffer the recurrent product reads or writes, made once per call
+        # rather than once per step (their cost is a tenth of a sparse product at batch 1).
+        product = layer.w_hh
+        if product.uses_torch(batch):
+            spare_views = [product.view(buffer) for buffer in spare]
+            sequence_views = (None if store != "time" else
+                              [product.view(buffer) for buffer in sequence])
+            h_view = product.view(state[0])
         for start, stop in _step_chunks(steps, layer.bias.shape[0] * batch):
             gate_inputs = layer.project_inputs(x[start:stop])
+            gate_views = ([product.view(gates) for gates in gate_inputs]
+                          if product.uses_torch(batch) else None)
             for t in range(start, stop):
-                state = layer.step(gate_inputs[t - start], state,
-                                   self._step_output(sequence, layout, t, spare))
-                if layout == "batch":
+                out = self._step_output(sequence, store, t, spare)
+                if gate_views is None:
+                    state = layer.step(gate_inputs[t - start], state, out)
+                else:
+                    state = layer.step(gate_inputs[t - start], state, out,
+                                       (h_view, gate_views[t - start]))
+                    h_view = sequence_views[t] if store == "time" else spare_views[t % 2]
+                if store == "batch":
                     sequence[:, t] = state[0].T
+        if store != layout:
+            sequence = sequence.reshape(1, steps, n)
         return sequence, state[0]
 
     def _step_all(self, x, layout):
