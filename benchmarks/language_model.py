@@ -27,6 +27,10 @@ Regenerate the committed table (from the repository root; writes
 
     nice -n 10 python benchmarks/language_model.py
 
+Each seed's results are kept in ``results/cache/`` as they arrive, so a stopped run resumes
+where it stopped (``--no-cache`` ignores them). Seeds other than the scale's add
+``_seeds<list>`` to the results file name (``--seeds 1 2``: ``language_model_seeds1-2.txt``).
+
 ``--quick`` is a smoke run on a slice (writes nothing). A ``--vocab`` other than the scale's
 adds ``_vocab<size>`` to the results file name; ``--variants`` with no names trains and
 evaluates the dense net only (``language_model_dense.txt``).
@@ -34,6 +38,7 @@ evaluates the dense net only (``language_model_dense.txt``).
 
 import argparse
 import copy
+import json
 import os
 import platform
 import shlex
@@ -155,6 +160,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 ran several times faster than 2 on the shared "
                              "machine)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="ignore and do not write results/cache (per-seed results that let "
+                             "a stopped run resume)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     s = dict(QUICK if args.quick else SCALES[args.scale])
@@ -202,18 +210,34 @@ def main(argv=None):
                              hidden_size=s["hidden"], cell="rnn_tanh", lr=s["lr"],
                              batch_size=s["batch"], max_epochs=s["epochs"], random_state=seed)
 
-    dense_ppl, dense_stream, zeroed, results, achieved = [], [], [], {}, {}
-    for seed in s["seeds"]:
+    def run_seed(seed):
+        """One seed's perplexities, cached in results/cache so a stopped run resumes."""
+        key = dict(s, seeds=None, seed=seed, strength=args.strength, data=Path(args.data).name)
+        path = RESULTS / "cache" / (f"language_model_vocab{size}_hidden{s['hidden']}_"
+                                    f"strength{args.strength:g}_seed{seed}.json")
+        done = {}
+        if cache and path.exists():
+            stored = json.loads(path.read_text())
+            if stored["key"] == json.loads(json.dumps(key)):
+                done = stored["results"]
+        wanted = [f"{name} @ {sp:g}" for sp in s["sparsities"] for name in variants]
+        if "dense" in done and all(w in done for w in wanted):
+            log(f"  seed {seed}: read from {path.relative_to(RESULTS.parent.parent)}")
+            return done
         start = time.time()
         dense = make_net(seed).fit(X, y)
-        dense_ppl.append(dense.perplexity(X_test, y_test))
-        dense_stream.append(dense.stream_perplexity(test, bptt=s["bptt"]))
-        zeroed.append(without_recurrence(dense).perplexity(X_test, y_test))
-        log(f"  seed {seed} dense: test perplexity {dense_ppl[-1]:.1f} (carried state "
-            f"{dense_stream[-1]:.1f}; W_hh zeroed {zeroed[-1]:.1f}) "
+        result = {"dense": dict(ppl=dense.perplexity(X_test, y_test),
+                                stream=dense.stream_perplexity(test, bptt=s["bptt"]),
+                                zeroed=without_recurrence(dense).perplexity(X_test, y_test))}
+        log(f"  seed {seed} dense: test perplexity {result['dense']['ppl']:.1f} (carried state "
+            f"{result['dense']['stream']:.1f}; W_hh zeroed {result['dense']['zeroed']:.1f}) "
             f"({time.time() - start:.0f} s)")
         for sparsity in s["sparsities"]:
             for name in variants:
+                label = f"{name} @ {sparsity:g}"
+                if label in done:
+                    result[label] = done[label]
+                    continue
                 start = time.time()
                 if name in DENSE_TRAINED:
                     model = LatticePruner(dense, sparsity=sparsity, prefit=True,
@@ -224,11 +248,28 @@ def main(argv=None):
                         make_net(seed), target_sparsity=sparsity,
                         recovery_epochs=s["recovery"], random_state=seed,
                         **variant_params(name, args.strength, s["hidden"])).fit(X, y)
-                ppl = -model.score(X_test, y_test)
-                results.setdefault((name, sparsity), []).append(ppl)
-                achieved.setdefault((name, sparsity), []).append(model.sparsity_["overall"])
-                log(f"  seed {seed} {name} @ {sparsity:g}: test perplexity {ppl:.1f}, W_hh "
-                    f"sparsity {achieved[name, sparsity][-1]:.4f} ({time.time() - start:.0f} s)")
+                result[label] = dict(ppl=-model.score(X_test, y_test),
+                                     sparsity=model.sparsity_["overall"])
+                log(f"  seed {seed} {label}: test perplexity {result[label]['ppl']:.1f}, W_hh "
+                    f"sparsity {result[label]['sparsity']:.4f} ({time.time() - start:.0f} s)")
+                if cache:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(json.dumps({"key": key, "results": dict(done, **result)},
+                                               indent=1))
+        return result
+
+    cache = not (args.quick or args.no_cache)
+    dense_ppl, dense_stream, zeroed, results, achieved = [], [], [], {}, {}
+    for seed in s["seeds"]:
+        result = run_seed(seed)
+        dense_ppl.append(result["dense"]["ppl"])
+        dense_stream.append(result["dense"]["stream"])
+        zeroed.append(result["dense"]["zeroed"])
+        for sparsity in s["sparsities"]:
+            for name in variants:
+                entry = result[f"{name} @ {sparsity:g}"]
+                results.setdefault((name, sparsity), []).append(entry["ppl"])
+                achieved.setdefault((name, sparsity), []).append(entry["sparsity"])
 
     seeds = (f"mean ± sd over seeds {list(s['seeds'])}" if len(s["seeds"]) > 1
              else f"seed {s['seeds'][0]}")
@@ -261,6 +302,8 @@ def main(argv=None):
         name = "language_model" + ("" if variants else "_dense")
         if not args.quick and s["vocab"] != SCALES[args.scale]["vocab"]:
             name += f"_vocab{size}"
+        if tuple(s["seeds"]) != SCALES[args.scale]["seeds"]:
+            name += "_seeds" + "-".join(str(seed) for seed in s["seeds"])
         path = RESULTS / f"{name}.txt"
         path.write_text(text)
         log(f"wrote {path}")
