@@ -79,29 +79,45 @@ def test_auto_engine_runs_large_sparse_layers_as_csr(cell):
         np.testing.assert_allclose(fast.forward(x).numpy(), reference(net, x)[0], atol=ATOL)
 
 
-@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm"])
-def test_auto_engine_switches_by_batch_size(cell, monkeypatch):
-    """A small, very sparse layer runs dense for a single sequence and CSR for a large batch."""
+@pytest.mark.parametrize("cell, sparsity", [("rnn_tanh", 0.95), ("lstm", 0.98)])
+def test_auto_engine_switches_by_batch_size(cell, sparsity, monkeypatch):
+    """A small sparse layer's engine depends on the batch size; outputs do not."""
     from latticeprune.inference import sparse
 
     torch.manual_seed(0)
-    net = RecurrentNet(input_size=4, output_size=3, hidden_size=64, cell=cell).eval()
+    net = RecurrentNet(input_size=4, output_size=3, hidden_size=128, cell=cell).eval()
     weight = net.encoder.weight_hh_l0
-    mask = np.random.default_rng(0).random(tuple(weight.shape)) >= 0.99
+    mask = np.random.default_rng(0).random(tuple(weight.shape)) >= sparsity
     prune.custom_from_mask(net.encoder, "weight_hh_l0", torch.as_tensor(mask))
     fast = to_inference(net)
-    threshold = sparse.sparse_from_batch(read_layer(net))
-    assert threshold is not None and 1 < threshold <= 256
-    assert fast.layer_engines_ == [f"dense below batch {threshold}, sparse from it"]
+    at_one, threshold = sparse.sparse_batches(read_layer(net))
+    assert threshold is not None and 2 < threshold <= 64
+    start = "sparse at batch 1" if at_one else "dense at batch 1"
+    assert fast.layer_engines_[0].startswith(start)
+    assert fast.layer_engines_[0].endswith(f"below {threshold}, sparse from it")
     calls = []
     original = sparse.SparseRecurrentNet.encode_time_major
     monkeypatch.setattr(sparse.SparseRecurrentNet, "encode_time_major",
                         lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    for batch, csr in ((1, False), (threshold - 1, False), (threshold, True), (256, True)):
+    for batch, csr in ((1, at_one), (2, False), (threshold - 1, False), (threshold, True),
+                       (100, True)):
         calls.clear()
         x = torch.randn(batch, 5, 4)
         np.testing.assert_allclose(fast.forward(x).numpy(), reference(net, x)[0], atol=ATOL)
         assert bool(calls) == csr, batch
+
+
+@pytest.mark.parametrize("engine", ["auto", "dense"])
+def test_dense_fallback_forward_stays_in_torch(engine):
+    """Where every layer runs dense, a tensor goes through torch only; same numbers as numpy."""
+    net = random_masks(make_net("lstm", "stacked-2"), 0.5, seed=3)
+    fast = to_inference(net, engine=engine)
+    assert fast._runner_for(4) is not None
+    x = torch.randn(4, 6, 4, requires_grad=True)
+    out = fast.forward(x)
+    assert not out.requires_grad
+    np.testing.assert_allclose(out.numpy(), reference(net, x.detach())[0], atol=ATOL)
+    np.testing.assert_allclose(out.numpy(), fast.forward(x.detach().numpy()).numpy(), atol=ATOL)
 
 
 def read_layer(net):

@@ -17,15 +17,15 @@ from torch import nn
 
 from ..estimators import _SequenceNetMixin
 from .compact import CompactRecurrentNet, compact_weights, read_weights
-from .sparse import MIN_SPARSITY, SparseRecurrentNet, sparse_from_batch
+from .sparse import MIN_SPARSITY, SparseRecurrentNet, sparse_batches
 
 __all__ = ["to_inference", "InferenceModel", "ENGINES"]
 
 #: ``"auto"``: per layer and batch size, the CSR step loop where it pays (recurrent matrix at
-#: least ``MIN_SPARSITY`` sparse, and large enough or run on a batch large enough to share the
-#: loop's fixed per-step cost, see :func:`~latticeprune.inference.sparse.sparse_from_batch`),
-#: torch's fused dense kernel elsewhere; top-down nets run the step loop with each matrix CSR or dense by
-#: ``MIN_SPARSITY``. ``"sparse"``: CSR step loop everywhere.
+#: least ``MIN_SPARSITY`` sparse, and the layer, or the batch that shares the loop's fixed
+#: per-step cost, large enough: :func:`~latticeprune.inference.sparse.sparse_batches`),
+#: torch's fused dense kernel elsewhere; top-down nets run the step loop with each matrix CSR
+#: or dense by ``MIN_SPARSITY``. ``"sparse"``: CSR step loop everywhere.
 #: ``"dense"``: the compacted net on torch's dense kernels.
 ENGINES = ("auto", "sparse", "dense")
 
@@ -55,10 +55,11 @@ def _net_of(obj):
 class _LayerStack:
     """Stacked (non-top-down) layers, each run by its own engine; batch-first numpy in and out.
 
-    A layer is ``(sparse_from, dense_runner, sparse_runner)``: the CSR loop runs it for
-    batches of at least ``sparse_from`` sequences (None: never), torch's fused dense layer
-    otherwise. Fused torch layers work batch-first, the CSR loop time-major; the sequence
-    changes layout only where the engine changes.
+    A layer is ``((at_batch_1, from_batch), dense_runner, sparse_runner)``: the CSR loop runs
+    it for a single sequence if ``at_batch_1`` and for batches of at least ``from_batch``
+    sequences (None: never), torch's fused dense layer otherwise. Fused torch layers work
+    batch-first, the CSR loop time-major; the sequence changes layout only where the engine
+    changes.
     """
 
     def __init__(self, layers):
@@ -66,8 +67,8 @@ class _LayerStack:
 
     def encode(self, x, need_sequence):
         below, time_major, batch = x, False, x.shape[0]
-        for index, (sparse_from, dense, sparse) in enumerate(self.layers):
-            if sparse_from is None or batch < sparse_from:
+        for index, (plan, dense, sparse) in enumerate(self.layers):
+            if not _runs_sparse(plan, batch):
                 if time_major:
                     below, time_major = np.ascontiguousarray(below.transpose(2, 0, 1)), False
                 below = _fused_outputs(dense, below)
@@ -80,6 +81,39 @@ class _LayerStack:
                 below, last = sparse.encode_time_major(below, layout)
                 time_major, last = layout == "time", last.T
         return (below if need_sequence else None), np.ascontiguousarray(last)
+
+    def runs_dense(self, batch):
+        """Whether every layer runs on torch's fused kernel for ``batch`` sequences."""
+        return not any(_runs_sparse(plan, batch) for plan, _, _ in self.layers)
+
+    def encode_tensor(self, x):
+        """:meth:`encode` in torch, for a batch that :meth:`runs_dense`: ``(outputs, last)``."""
+        below = x
+        for _, rnn, _ in self.layers:
+            if rnn is None:
+                below = x.new_zeros(x.shape[0], x.shape[1], 0)
+                continue
+            if rnn.input_size != below.shape[2]:  # a layer whose inputs were all removed
+                below = x.new_zeros(x.shape[0], x.shape[1], rnn.input_size)
+            below = rnn(below)[0]
+        return below, below[:, -1]
+
+
+def _runs_sparse(plan, batch):
+    at_one, from_batch = plan
+    return at_one if batch == 1 else from_batch is not None and batch >= from_batch
+
+
+def _describe(plan):
+    """``layer_engines_`` entry of a layer run by ``plan`` (see :class:`_LayerStack`)."""
+    at_one, from_batch = plan
+    if from_batch == 2 and at_one:
+        return "sparse"
+    if from_batch is None and not at_one:
+        return "dense"
+    batches = ("dense for batches" if from_batch is None else "sparse for batches" if
+               from_batch == 2 else f"dense for batches below {from_batch}, sparse from it")
+    return f"{'sparse' if at_one else 'dense'} at batch 1, {batches}"
 
 
 def _fused_outputs(rnn, x):
@@ -103,6 +137,12 @@ class _TorchRunner:
             outputs, last = self.net.encode(torch.from_numpy(np.ascontiguousarray(x)))
             return (outputs.numpy() if need_sequence else None), last.numpy()
 
+    def runs_dense(self, batch):
+        return True
+
+    def encode_tensor(self, x):
+        return self.net.encode(x)
+
 
 def _tensor_nbytes(module):
     return int(sum(p.numel() * p.element_size() for p in module.parameters()))
@@ -122,17 +162,16 @@ def _build_runner(weights, engine):
     layers, kinds, nbytes = [], [], 0
     for layer in weights.layers:
         single = type(weights)([layer], False, layer.input_size)
-        sparse_from = sparse_from_batch(layer) if layer.hidden_size else None
+        plan = sparse_batches(layer) if layer.hidden_size else (False, None)
         dense = sparse = None
-        if sparse_from != 1:
+        if plan != (True, 2):
             dense = CompactRecurrentNet(single).layers[0]
             nbytes += 0 if dense is None else _tensor_nbytes(dense)
-        if sparse_from is not None:
+        if plan != (False, None):
             sparse = SparseRecurrentNet(single, MIN_SPARSITY)
             nbytes += sparse.nbytes()
-        layers.append((sparse_from, dense, sparse))
-        kinds.append("dense" if sparse_from is None else "sparse" if sparse_from == 1
-                     else f"dense below batch {sparse_from}, sparse from it")
+        layers.append((plan, dense, sparse))
+        kinds.append(_describe(plan))
     return _LayerStack(layers), kinds, nbytes
 
 
@@ -157,17 +196,19 @@ class InferenceModel:
     engine_ : str
         The requested engine.
     layer_engines_ : list of str
-        Per layer, ``"sparse"`` (CSR step loop), ``"dense"``, or, with ``engine="auto"``,
-        ``"dense below batch B, sparse from it"`` for a layer whose loop pays only when a
-        batch of at least B sequences shares its fixed per-step cost.
+        Per layer, ``"sparse"`` (CSR step loop), ``"dense"``, or, with ``engine="auto"``, a
+        description such as ``"dense at batch 1, dense for batches below 8, sparse from it"``
+        for a layer whose engine depends on the batch size (the loop's fixed per-step cost
+        is shared by a batch, its element-wise passes are not).
     hidden_sizes_ : list of int
         Hidden units per layer after compaction (for ``forward`` / ``predict``).
     compaction_ : CompactionReport
         What compaction removed.
     weight_nbytes_ : int
         Bytes of the recurrent weights and biases as the engine holds them (both forms of a
-        layer whose engine depends on the batch size; read-out excluded; so is the second, ``transform``-only form built when compaction for the
-        read-out dropped top-layer units).
+        layer whose engine depends on the batch size; read-out excluded; so is the second,
+        ``transform``-only form built when compaction for the read-out dropped top-layer
+        units).
     dense_weight_nbytes_ : int
         Bytes of the same weights in the original dense net.
     classes_ : ndarray
@@ -186,6 +227,9 @@ class InferenceModel:
         self.dense_weight_nbytes_ = _recurrent_nbytes(weights)
         compacted, self.compaction_ = compact_weights(weights, "outputs")
         self._readout = (compacted.readout_weight, compacted.readout_bias)
+        if self._has_readout:
+            self._readout_tensors = tuple(torch.from_numpy(np.ascontiguousarray(a))
+                                          for a in self._readout)
         self._runner, self.layer_engines_, self.weight_nbytes_ = _build_runner(compacted, engine)
         self.hidden_sizes_ = compacted.hidden_sizes
         if self._has_readout and self.compaction_.compact_sizes[-1] != weights.top_size:
@@ -253,6 +297,10 @@ class InferenceModel:
             module, the top layer's hidden states at every step (the first element of the
             tuple torch returns).
         """
+        if isinstance(x, torch.Tensor) and x.dtype == torch.float32 and x.device.type == "cpu" \
+                and x.ndim == 3 and x.shape[2] == self.input_size_ \
+                and self._runner_for(x.shape[0 if self._batch_first else 1]) is not None:
+            return self._forward_tensor(x)
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         x = np.asarray(x, dtype=np.float32)
@@ -265,6 +313,27 @@ class InferenceModel:
         if not self._batch_first and out.ndim == 3:
             out = out.transpose(1, 0, 2)
         return torch.from_numpy(out)  # strided like torch's own outputs; no copy
+
+    def _runner_for(self, batch):
+        """The runner if it runs ``batch`` sequences on torch's dense kernels only, else None."""
+        runs_dense = getattr(self._runner, "runs_dense", None)
+        return self._runner if runs_dense is not None and runs_dense(batch) else None
+
+    def _forward_tensor(self, x):
+        """:meth:`forward` in torch end to end, where every layer runs on the dense kernel:
+        where sparsity does not pay, the fast form costs what the dense module costs."""
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                return self._forward_tensor(x)
+        x = x if self._batch_first else x.transpose(0, 1)
+        outputs, last = self._runner.encode_tensor(x)
+        if self._has_readout:
+            weight, bias = self._readout_tensors
+            outputs = (outputs @ weight.T + bias if self._sequence_output
+                       else torch.addmm(bias, last, weight.T))
+        if not self._batch_first and outputs.ndim == 3:
+            outputs = outputs.transpose(0, 1)
+        return outputs
 
     def decision_function(self, X):
         """Raw outputs (logits for a classifier), as the estimator's ``decision_function``.
@@ -369,7 +438,7 @@ def to_inference(obj, *, engine="auto", batch_size=256):
         ``"auto"``: per layer, a CSR step loop where the recurrent matrix has at least
         :data:`~latticeprune.inference.sparse.MIN_SPARSITY` zeros and the layer, or the
         batch it runs, is large enough for the loop to pay
-        (:func:`~latticeprune.inference.sparse.sparse_from_batch`, fitted to
+        (:func:`~latticeprune.inference.sparse.sparse_batches`, fitted to
         ``benchmarks/results/inference_speed.txt``; chosen per call by batch size), torch's
         fused dense kernel otherwise.
         ``"sparse"``: CSR step loop for every layer. ``"dense"``: the compacted net on

@@ -38,7 +38,7 @@ try:  # scipy's compiled CSR kernels, called directly in the step loop (see _Pro
 except ImportError:  # pragma: no cover
     _sparsetools = None
 
-__all__ = ["SparseRecurrentNet", "MIN_SPARSITY", "prefers_sparse", "sparse_from_batch",
+__all__ = ["SparseRecurrentNet", "MIN_SPARSITY", "prefers_sparse", "sparse_batches",
            "as_operator",
            "sparsity_of", "operator_nbytes"]
 
@@ -50,44 +50,64 @@ __all__ = ["SparseRecurrentNet", "MIN_SPARSITY", "prefers_sparse", "sparse_from_
 #: level with a clear margin everywhere (1.3x to 2.3x faster).
 MIN_SPARSITY = 0.9
 
-#: Cost model of one recurrent step, in units of one dense weight of torch's fused kernel
-#: (single thread). One CSR non-zero costs ``NONZERO_COST`` dense weights (3 to 6 measured at
-#: hidden 1024, batch 1 and 256; 8 keeps a margin); the loop's fixed per-step cost, its numpy
-#: calls, is worth ``STEP_OVERHEAD[cell]`` dense weights (about 10 us for an Elman step and
-#: 50 us for an LSTM or GRU step on the loaded machine, when a dense weight costs 0.1-0.2 ns):
-#: at hidden 256 the LSTM loop does not pay at batch 1 even at sparsity 0.98.
+#: Cost model of one recurrent step per sequence, in units of one dense weight of torch's
+#: fused kernel at the same batch size (single thread), fitted to the crossovers measured with
+#: ``python benchmarks/inference_speed.py`` (hidden 64 to 1024, batch 1 to 256):
+#:
+#: * one CSR non-zero costs ``NONZERO_COST`` dense weights (batch 1; 3 to 6 measured at hidden
+#:   1024, more for small, cache-resident matrices) or ``BATCH_NONZERO_COST`` for a batch;
+#: * the loop's fixed per-step cost, its Python and numpy calls, is worth
+#:   ``STEP_OVERHEAD[cell]`` dense weights, shared by the sequences of a batch (an Elman step
+#:   is two calls; an LSTM or GRU step about ten);
+#: * for a batch, each gate row of the step's element-wise numpy passes costs
+#:   ``BATCH_ROW_COST`` dense weights per sequence, work that torch's fused kernel does in one
+#:   pass: it is what keeps small LSTMs (hidden 64-128) dense even for large batches.
 NONZERO_COST = 8.0
-STEP_OVERHEAD = {"rnn_tanh": 60_000, "rnn_relu": 60_000, "lstm": 280_000, "gru": 280_000}
+BATCH_NONZERO_COST = 6.0
+STEP_OVERHEAD = {"rnn_tanh": 5_000, "rnn_relu": 5_000, "lstm": 100_000, "gru": 100_000}
+BATCH_ROW_COST = 70.0
 #: The CSR loop is chosen only if the model predicts it at least this much faster.
 SAFETY_FACTOR = 1.1
 
 
-def sparse_from_batch(layer, min_sparsity=MIN_SPARSITY):
-    """Smallest batch size from which the CSR step loop should run ``layer``, or None (never).
-
-    The cost model of one step per sequence of the batch, in dense weights of torch's fused
-    kernel: ``STEP_OVERHEAD[cell] / batch + NONZERO_COST * non-zeros`` for the loop (its fixed
-    per-step cost is shared by the batch) against the dense weight count; the loop is chosen
-    where it is :data:`SAFETY_FACTOR` times cheaper, and only if the step's matrices
-    (recurrent and top-down) are at least ``min_sparsity`` sparse.
-    """
+def _stepped_counts(layer, min_sparsity):
+    """Dense weights and non-zeros of the step's matrices, or None below ``min_sparsity``."""
     stepped = [layer.weight_hh] + ([layer.weight_td] if layer.weight_td is not None else [])
     weights = sum(w.size for w in stepped)
     nonzeros = sum(np.count_nonzero(w) for w in stepped)
     if not weights or 1.0 - nonzeros / weights < min_sparsity - SPARSITY_TOLERANCE:
         return None
-    margin = weights / SAFETY_FACTOR - NONZERO_COST * nonzeros
-    if margin <= 0:
-        return None
-    return max(1, int(np.ceil(STEP_OVERHEAD[layer.cell] / margin - 1e-9)))
+    return weights, nonzeros
+
+
+def sparse_batches(layer, min_sparsity=MIN_SPARSITY):
+    """Where the CSR step loop should run ``layer``: ``(at_batch_1, from_batch)``.
+
+    ``at_batch_1`` says whether it pays for a single sequence; ``from_batch`` is the smallest
+    batch size (at least 2) from which it pays for batches (None: never). Both need the step's
+    matrices (recurrent and top-down) at least ``min_sparsity`` sparse and the model's cost
+    (see :data:`NONZERO_COST`) :data:`SAFETY_FACTOR` times below the dense weight count:
+    ``STEP_OVERHEAD + NONZERO_COST * non-zeros`` at batch 1, and ``STEP_OVERHEAD / batch +
+    BATCH_NONZERO_COST * non-zeros + BATCH_ROW_COST * gate rows`` per sequence for a batch.
+    """
+    counts = _stepped_counts(layer, min_sparsity)
+    if counts is None:
+        return False, None
+    weights, nonzeros = counts
+    overhead = STEP_OVERHEAD[layer.cell]
+    at_one = (overhead + NONZERO_COST * nonzeros) * SAFETY_FACTOR <= weights
+    margin = (weights / SAFETY_FACTOR - BATCH_NONZERO_COST * nonzeros
+              - BATCH_ROW_COST * layer.n_gates * layer.hidden_size)
+    from_batch = None if margin <= 0 else max(2, int(np.ceil(overhead / margin - 1e-9)))
+    return bool(at_one), from_batch
 
 
 def prefers_sparse(layer, min_sparsity=MIN_SPARSITY, batch=1):
     """Whether the CSR step loop, not torch's dense kernel, should run ``layer`` (LayerWeights)
-    for ``batch`` sequences at a time (see :func:`sparse_from_batch`).
+    for ``batch`` sequences at a time (see :func:`sparse_batches`).
 
-    Small layers stay dense at batch 1, where the loop's fixed per-step cost outweighs the
-    product, and may go sparse for batches, which share that cost.
+    Small layers stay dense, since there the loop's fixed per-step cost and its element-wise
+    passes outweigh the product; for a batch the fixed cost is shared.
 
     Examples
     --------
@@ -102,11 +122,13 @@ def prefers_sparse(layer, min_sparsity=MIN_SPARSITY, batch=1):
     (True, False)
     >>> prefers_sparse(elman(64, 0.99))  # too small: the loop's overhead dominates
     False
-    >>> prefers_sparse(elman(64, 0.99), batch=256)  # shared by a batch, it pays
+    >>> prefers_sparse(elman(256, 0.95), batch=256)
     True
     """
-    threshold = sparse_from_batch(layer, min_sparsity)
-    return threshold is not None and batch >= threshold
+    at_one, from_batch = sparse_batches(layer, min_sparsity)
+    if batch == 1:
+        return at_one
+    return from_batch is not None and batch >= from_batch
 
 
 #: Slack in comparisons with a sparsity level: pruning "0.9" of n entries zeroes round(0.9 n).
@@ -495,8 +517,9 @@ class SparseRecurrentNet:
         spares = [self._spare(layer.hidden_size, batch) for layer in self.layers]
         top = self.layers[-1]
         sequence = self._sequence_buffer(layout, steps, top.hidden_size, batch)
+        start = stop = 0
         for t in range(steps):
-            if t == 0 or t == stop:
+            if t == stop:
                 start, stop = next(chunks)
                 first = self.layers[0].project_inputs(x[start:stop])
             previous = [state[0] for state in states]
