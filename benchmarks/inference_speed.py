@@ -28,6 +28,9 @@ Sections of the output:
    TorchScript, at sparsity 0.95.
 4. ``products``: the kernel of one step's product, ``out += W @ x``: scipy's CSR kernels
    against MKL's through ``torch.sparse`` on the same buffers, by matrix size and batch.
+5. ``small nets``: hidden 64 and 128 at batch 1 to 256, where ``auto`` switches engine by
+   batch size (``latticeprune.inference.sparse.sparse_batches``): it should never be slower
+   than dense beyond the noise.
 
 Weights memory is the recurrent layers' weights and biases: dense float32 against what the
 fast form holds (CSR values, column indices and row pointers, or dense arrays).
@@ -330,6 +333,15 @@ def main(argv=None):
             print(row, flush=True)
         sections.append(("4. products out += W @ x at sparsity 0.95 (us per product): scipy's "
                          "CSR kernels vs MKL through torch.sparse on the same buffers", rows))
+        rows = []
+        for cell in MAIN_CELLS:
+            for hidden in ([64, 128] if not args.quick else [32]):
+                for sparsity in (0.95, 0.98):
+                    for batch in ([1, 8, 32, 256] if not args.quick else [1, 8]):
+                        rows.append(latency_row(cell, hidden, sparsity, batch, repeats))
+                        print(rows[-1], flush=True)
+        sections.append(("5. small nets: auto's engine by batch size (same columns as section 1)",
+                         rows))
     load_end = os.getloadavg()
     header = (f"# command: python benchmarks/inference_speed.py"
               f"{'' if args.threads == 1 else f' --threads {args.threads}'}\n"

@@ -112,7 +112,7 @@ def test_dense_fallback_forward_stays_in_torch(engine):
     """Where every layer runs dense, a tensor goes through torch only; same numbers as numpy."""
     net = random_masks(make_net("lstm", "stacked-2"), 0.5, seed=3)
     fast = to_inference(net, engine=engine)
-    assert fast._runner_for(4) is not None
+    assert fast._runner.runs_dense(4)
     x = torch.randn(4, 6, 4, requires_grad=True)
     out = fast.forward(x)
     assert not out.requires_grad

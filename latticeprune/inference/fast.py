@@ -64,6 +64,10 @@ class _LayerStack:
 
     def __init__(self, layers):
         self.layers = layers
+        # runs_dense in O(1): dense at batch 1, and for batches below the smallest threshold.
+        self._dense_at_one = not any(plan[0] for plan, _, _ in layers)
+        self._sparse_from = min([plan[1] for plan, _, _ in layers if plan[1] is not None],
+                                default=None)
 
     def encode(self, x, need_sequence):
         below, time_major, batch = x, False, x.shape[0]
@@ -84,10 +88,13 @@ class _LayerStack:
 
     def runs_dense(self, batch):
         """Whether every layer runs on torch's fused kernel for ``batch`` sequences."""
-        return not any(_runs_sparse(plan, batch) for plan, _, _ in self.layers)
+        if batch == 1:
+            return self._dense_at_one
+        return self._sparse_from is None or batch < self._sparse_from
 
     def encode_tensor(self, x):
-        """:meth:`encode` in torch, for a batch that :meth:`runs_dense`: ``(outputs, last)``."""
+        """Top-layer states (batch, steps, hidden) of tensor ``x``, for a batch that
+        :meth:`runs_dense`."""
         below = x
         for _, rnn, _ in self.layers:
             if rnn is None:
@@ -96,7 +103,7 @@ class _LayerStack:
             if rnn.input_size != below.shape[2]:  # a layer whose inputs were all removed
                 below = x.new_zeros(x.shape[0], x.shape[1], rnn.input_size)
             below = rnn(below)[0]
-        return below, below[:, -1]
+        return below
 
 
 def _runs_sparse(plan, batch):
@@ -141,7 +148,7 @@ class _TorchRunner:
         return True
 
     def encode_tensor(self, x):
-        return self.net.encode(x)
+        return self.net.encode(x)[0]
 
 
 def _tensor_nbytes(module):
@@ -231,6 +238,8 @@ class InferenceModel:
             self._readout_tensors = tuple(torch.from_numpy(np.ascontiguousarray(a))
                                           for a in self._readout)
         self._runner, self.layer_engines_, self.weight_nbytes_ = _build_runner(compacted, engine)
+        # forward in torch end to end where every layer runs dense (see _forward_tensor)
+        self._tensor_path = hasattr(self._runner, "runs_dense")
         self.hidden_sizes_ = compacted.hidden_sizes
         if self._has_readout and self.compaction_.compact_sizes[-1] != weights.top_size:
             hidden, _ = compact_weights(weights, "hidden")
@@ -297,9 +306,9 @@ class InferenceModel:
             module, the top layer's hidden states at every step (the first element of the
             tuple torch returns).
         """
-        if isinstance(x, torch.Tensor) and x.dtype == torch.float32 and x.device.type == "cpu" \
-                and x.ndim == 3 and x.shape[2] == self.input_size_ \
-                and self._runner_for(x.shape[0 if self._batch_first else 1]) is not None:
+        if isinstance(x, torch.Tensor) and x.dtype == torch.float32 and not x.is_cuda \
+                and x.dim() == 3 and x.shape[2] == self.input_size_ and self._tensor_path \
+                and self._runner.runs_dense(x.shape[0 if self._batch_first else 1]):
             return self._forward_tensor(x)
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
@@ -314,11 +323,6 @@ class InferenceModel:
             out = out.transpose(1, 0, 2)
         return torch.from_numpy(out)  # strided like torch's own outputs; no copy
 
-    def _runner_for(self, batch):
-        """The runner if it runs ``batch`` sequences on torch's dense kernels only, else None."""
-        runs_dense = getattr(self._runner, "runs_dense", None)
-        return self._runner if runs_dense is not None and runs_dense(batch) else None
-
     def _forward_tensor(self, x):
         """:meth:`forward` in torch end to end, where every layer runs on the dense kernel:
         where sparsity does not pay, the fast form costs what the dense module costs."""
@@ -326,11 +330,11 @@ class InferenceModel:
             with torch.no_grad():
                 return self._forward_tensor(x)
         x = x if self._batch_first else x.transpose(0, 1)
-        outputs, last = self._runner.encode_tensor(x)
+        outputs = self._runner.encode_tensor(x)
         if self._has_readout:
             weight, bias = self._readout_tensors
             outputs = (outputs @ weight.T + bias if self._sequence_output
-                       else torch.addmm(bias, last, weight.T))
+                       else torch.addmm(bias, outputs[:, -1], weight.T))
         if not self._batch_first and outputs.ndim == 3:
             outputs = outputs.transpose(0, 1)
         return outputs
