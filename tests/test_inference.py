@@ -120,6 +120,24 @@ def test_dense_fallback_forward_stays_in_torch(engine):
     np.testing.assert_allclose(out.numpy(), fast.forward(x.detach().numpy()).numpy(), atol=ATOL)
 
 
+@pytest.mark.parametrize("architecture", ["single", "stacked-2", "top-down-2"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_mkl_matrix_vector_path_matches(cell, architecture, monkeypatch):
+    """Every product through MKL (torch views made once per call), batch 1 and 3."""
+    from latticeprune.inference import sparse
+
+    monkeypatch.setattr(sparse, "MKL_MIN_NONZEROS", 0)
+    net = random_masks(make_net(cell, architecture), 0.8, seed=4)
+    fast = to_inference(net, engine="sparse")
+    layers = fast._runner.layers
+    assert all(layer.w_hh.uses_torch(1) for layer in layers)
+    for batch in (1, 3):
+        x = torch.randn(batch, 6, 4)
+        outputs, hidden = reference(net, x)
+        np.testing.assert_allclose(fast.forward(x).numpy(), outputs, atol=ATOL)
+        np.testing.assert_allclose(fast.transform(x.numpy()), hidden, atol=ATOL)
+
+
 def read_layer(net):
     from latticeprune.inference.compact import read_weights
 

@@ -249,12 +249,31 @@ class _Product:
         else:  # pragma: no cover - scipy ships its kernels
             out += self.matrix @ x
 
+    def kernel(self, batch):
+        """``f(out_view, x_view)``: ``out += W @ x`` on torch views, when :meth:`uses_torch`."""
+        tensor = self.tensor
+        if batch == 1:
+            return lambda out, x: torch.addmv(out, tensor, x, out=out)
+        return lambda out, x: torch.addmm(out, tensor, x, out=out)
+
     def view(self, array):
         """The torch tensor :meth:`accumulate` wants for ``array`` ``(rows, batch)``."""
         return torch.from_numpy(array.reshape(-1) if array.shape[1] == 1 else array)
 
+    @staticmethod
+    def views(stack):
+        """:meth:`view` of each ``(rows, batch)`` slice of ``stack`` ``(steps, rows, batch)``, in
+        one call (``unbind``) rather than one per step."""
+        if stack.shape[2] == 1:
+            stack = stack.reshape(stack.shape[0], -1)
+        return torch.from_numpy(stack).unbind(0)
+
     def nbytes(self):
         return operator_nbytes(self.matrix)
+
+
+def _relu(a, out):
+    return np.maximum(a, 0, out=out)
 
 
 class _SparseLayer:
@@ -488,13 +507,24 @@ class SparseRecurrentNet:
         product = layer.w_hh
         if product.uses_torch(batch):
             spare_views = [product.view(buffer) for buffer in spare]
-            sequence_views = (None if store != "time" else
-                              [product.view(buffer) for buffer in sequence])
+            sequence_views = None if store != "time" else product.views(sequence)
             h_view = product.view(state[0])
+        elman = layer.cell in ("rnn_tanh", "rnn_relu") and product.uses_torch(batch)
         for start, stop in _step_chunks(steps, layer.bias.shape[0] * batch):
             gate_inputs = layer.project_inputs(x[start:stop])
-            gate_views = ([product.view(gates) for gates in gate_inputs]
-                          if product.uses_torch(batch) else None)
+            gate_views = product.views(gate_inputs) if product.uses_torch(batch) else None
+            if elman:  # the lean loop: one MKL product and one numpy call per step
+                accumulate = product.kernel(batch)
+                activation = np.tanh if layer.cell == "rnn_tanh" else _relu
+                for t in range(start, stop):
+                    out = self._step_output(sequence, store, t, spare)
+                    accumulate(gate_views[t - start], h_view)
+                    activation(gate_inputs[t - start], out=out)
+                    h_view = sequence_views[t] if store == "time" else spare_views[t % 2]
+                    if store == "batch":
+                        sequence[:, t] = out.T
+                state = (out,)
+                continue
             for t in range(start, stop):
                 out = self._step_output(sequence, store, t, spare)
                 if gate_views is None:
