@@ -37,7 +37,6 @@ evaluates the dense net only (``language_model_dense.txt``).
 """
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -54,14 +53,12 @@ import torch
 from latticeprune import LatticePruner, ModuliRegularizer
 from latticeprune.datasets import load_wikitext2
 from latticeprune.datasets.wikitext import UNK
-from latticeprune.moduli import penalty_matrix
 from latticeprune.tasks import LanguageModel, token_windows
+from common import (DENSE_TRAINED, log, mean_sd, MODULI_VARIANTS,
+                    table, variant_params, without_recurrence)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WIKITEXT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext-2"
-MODULI_VARIANTS = ("torus", "klein", "circle", "sphere", "torus6", "standard (L1)",
-                   "permuted torus", "pruning alone")
-DENSE_TRAINED = ("lattice (dense-trained)", "magnitude (dense-trained)")
 
 SCALES = {
     # Measured to finish within an hour on the shared 2-core machine (one torch thread).
@@ -74,44 +71,6 @@ SCALES = {
 }
 QUICK = dict(vocab=500, embedding=16, hidden=16, bptt=35, batch=32, lr=3e-3, epochs=2,
              recovery=1, rounds=1, sparsities=(0.9,), seeds=(0,), max_tokens=20000)
-
-
-def log(message):
-    print(message, flush=True)
-
-
-def mean_sd(values, digits=1):
-    values = np.asarray(values, dtype=float)
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
-
-
-def table(header, rows):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(header), rule] + [line(r) for r in rows])
-
-
-def variant_params(name, strength, hidden):
-    """ModuliRegularizer parameters of one moduli variant."""
-    if name == "standard (L1)":
-        mean_R = float(penalty_matrix(hidden, "torus", "DoG", random_state=0).mean())
-        return dict(moduli="standard", strength=strength * mean_R)
-    if name == "permuted torus":
-        return dict(moduli="torus", permute=True, strength=strength)
-    if name == "pruning alone":
-        return dict(moduli="torus", strength=0.0)
-    return dict(moduli=name, strength=strength)
-
-
-def without_recurrence(model):
-    """A copy of a fitted model with W_hh set to zero, not retrained: what recurrence adds."""
-    model = copy.deepcopy(model)
-    with torch.no_grad():
-        model.module_.rnn.weight_hh_l0.zero_()
-    return model
 
 
 def load_corpus(path, vocab, max_tokens):

@@ -46,7 +46,7 @@ from sklearn.model_selection import train_test_split
 from latticeprune import ModuliRegularizer, RNNClassifier, RNNRegressor
 from latticeprune.datasets import load_digits_sequences, load_mnist, make_adding_problem
 from latticeprune.estimators import torch_seed
-from latticeprune.moduli import penalty_matrix
+from common import log, mean_sd, table, variant_params
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 MNIST_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
@@ -68,36 +68,6 @@ SETTINGS = {
 QUICK = dict(hidden=8, pretrain_epochs=2, epochs=3, recovery=1, seeds=(0,), n_train=300,
              n_test=100)
 STRENGTHS = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
-
-
-def log(message):
-    print(message, flush=True)
-
-
-def variant_params(name, strength, hidden):
-    """ModuliRegularizer parameters of one variant."""
-    if name == "standard (L1)":
-        mean_R = float(penalty_matrix(hidden, "torus", "DoG", random_state=0).mean())
-        return dict(moduli="standard", strength=strength * mean_R)
-    if name == "permuted torus":
-        return dict(moduli="torus", permute=True, strength=strength)
-    if name == "none":
-        return dict(moduli="torus", strength=0.0)
-    return dict(moduli=name, strength=strength)
-
-
-def mean_sd(values, digits=3):
-    values = np.asarray(values, dtype=float)
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
-
-
-def table(header, rows):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(header), rule] + [line(r) for r in rows])
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -169,7 +139,7 @@ def run_classification(dataset, s, strength, data, out):
         for cell in s["cells"]:
             for sparsity in s["sparsities"]:
                 pruned, ticket = results[name, cell, sparsity]
-                row += [mean_sd(pruned), mean_sd(ticket)]
+                row += [mean_sd(pruned, 3), mean_sd(ticket, 3)]
         rows.append(row)
     seeds = (f"mean ± sd over seeds {list(s['seeds'])}" if len(s["seeds"]) > 1
              else f"seed {s['seeds'][0]}")
@@ -177,7 +147,7 @@ def run_classification(dataset, s, strength, data, out):
                "the same masks retrained from a fresh initialisation.\n")
     out.append(table(header, rows))
     out.append("\nDense reference (no penalty, no pruning, same training): " + ", ".join(
-        f"{CELL_NAMES[cell]} {mean_sd(scores)}" for cell, scores in dense.items()))
+        f"{CELL_NAMES[cell]} {mean_sd(scores, 3)}" for cell, scores in dense.items()))
 
 
 def run_adding(s, strength, data, out):
@@ -242,7 +212,7 @@ def run_strength(s, data, out, quick):
                                             target_sparsity=0.9, recovery_epochs=recovery,
                                             random_state=seed).fit(X_train, y_train)
                     scores.append(reg.score(X_test, y_test))
-                row.append(mean_sd(scores))
+                row.append(mean_sd(scores, 3))
                 log(f"  recovery {recovery} strength {strength:g} {cell}: {row[-1]}")
             rows.append(row)
         out.append(f"\nrecovery_epochs={recovery} ({s['epochs'] - recovery} pruning epochs), "

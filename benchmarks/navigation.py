@@ -36,7 +36,6 @@ smoke run of the same code that writes nothing.
 """
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -51,15 +50,13 @@ import torch
 
 from latticeprune import LatticePruner, ModuliRegularizer
 from latticeprune.datasets import make_navigation_task, position_error_cm
-from latticeprune.moduli import penalty_matrix
 from latticeprune.tasks import PathIntegrator, navigation_inputs
+from common import (DENSE_TRAINED, log, mean_sd, MODULI_VARIANTS,
+                    table, variant_params, without_recurrence)
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 SPARSITY = 0.9
 DEFAULT_STRENGTH = 0.1
-MODULI_VARIANTS = ("torus", "klein", "circle", "sphere", "torus6", "standard (L1)",
-                   "permuted torus", "pruning alone")
-DENSE_TRAINED = ("lattice (dense-trained)", "magnitude (dense-trained)")
 
 SCALES = {
     # Measured to finish within an hour on the shared 2-core machine at Ng = 256.
@@ -71,36 +68,6 @@ SCALES = {
 }
 QUICK = dict(hidden=(16,), n_place_cells=64, n_steps=10, n_train=200, n_test=100, epochs=3,
              recovery=1, lr=5e-3, batch=64, seeds=(0,), rounds=2)
-
-
-def log(message):
-    print(message, flush=True)
-
-
-def mean_sd(values, digits=1):
-    values = np.asarray(values, dtype=float)
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
-
-
-def table(header, rows):
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(header), rule] + [line(r) for r in rows])
-
-
-def variant_params(name, strength, hidden):
-    """ModuliRegularizer parameters of one moduli variant."""
-    if name == "standard (L1)":
-        mean_R = float(penalty_matrix(hidden, "torus", "DoG", random_state=0).mean())
-        return dict(moduli="standard", strength=strength * mean_R)
-    if name == "permuted torus":
-        return dict(moduli="torus", permute=True, strength=strength)
-    if name == "pruning alone":
-        return dict(moduli="torus", strength=0.0)
-    return dict(moduli=name, strength=strength)
 
 
 def make_data(s, seed):
@@ -119,14 +86,6 @@ def packed(task):
 def test_error(model, test):
     """Decoded error (cm) against the true positions: the paper's figure."""
     return position_error_cm(model.predict(packed(test)), test.positions, test.centres)
-
-
-def without_recurrence(model):
-    """A copy of a fitted model with W_hh set to zero, not retrained: what recurrence adds."""
-    model = copy.deepcopy(model)
-    with torch.no_grad():
-        model.module_.rnn.weight_hh_l0.zero_()
-    return model
 
 
 def seed_cache(hidden, s, strength, seed):

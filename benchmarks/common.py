@@ -1,0 +1,62 @@
+"""Helpers shared by the experiment scripts: logging, tables, mean ± sd, the variant set."""
+
+import copy
+
+import numpy as np
+import torch
+
+from latticeprune.moduli import penalty_matrix
+
+#: The moduli paper's comparison: spaces, the controls, and the dense-trained pruners.
+MODULI_VARIANTS = ("torus", "klein", "circle", "sphere", "torus6", "standard (L1)",
+                   "permuted torus", "pruning alone")
+DENSE_TRAINED = ("lattice (dense-trained)", "magnitude (dense-trained)")
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def mean_sd(values, digits=1):
+    """``"mean ± sd"`` (sample sd) of ``values``, or the single value."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def table(header, rows):
+    """A markdown table with padded columns."""
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+
+    def line(row):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), rule] + [line(r) for r in rows])
+
+
+def variant_params(name, strength, hidden, no_penalty=("pruning alone", "none")):
+    """ModuliRegularizer parameters of one variant.
+
+    ``standard (L1)`` weights every pair 1 with the strength scaled by the mean entry of the
+    torus ``R``, so that the average per-weight penalty matches the geometric runs;
+    ``permuted torus`` shuffles the torus ``R``; the names in ``no_penalty`` keep the pruning
+    schedule with strength 0.
+    """
+    if name == "standard (L1)":
+        mean_R = float(penalty_matrix(hidden, "torus", "DoG", random_state=0).mean())
+        return dict(moduli="standard", strength=strength * mean_R)
+    if name == "permuted torus":
+        return dict(moduli="torus", permute=True, strength=strength)
+    if name in no_penalty:
+        return dict(moduli="torus", strength=0.0)
+    return dict(moduli=name, strength=strength)
+
+
+def without_recurrence(model):
+    """A copy of a fitted task model with W_hh set to zero, not retrained: what recurrence adds."""
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        model.module_.rnn.weight_hh_l0.zero_()
+    return model
