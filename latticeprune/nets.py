@@ -113,19 +113,29 @@ class HierarchicalRNN(nn.Module):
             for layer in range(num_layers))
 
     def forward(self, x):
-        batch, steps, _ = x.shape
-        states = [layer.init_state(batch, x.dtype, x.device) for layer in self.layers]
-        outputs = []
-        for t in range(steps):
-            previous = [state[0] for state in states]
-            below = x[:, t]
-            for index, layer in enumerate(self.layers):
-                above = previous[index + 1] if index + 1 < self.num_layers else None
-                states[index] = layer(below, states[index], above)
-                below = states[index][0]
-            outputs.append(below)
-        outputs = torch.stack(outputs, dim=1)
+        outputs = run_top_down(self.layers, x)
         return outputs, outputs[:, -1]
+
+
+def run_top_down(layers, x):
+    """Top-layer states ``(batch, steps, hidden)`` of layers stepped jointly over batch-first
+    ``x``: layer ``l`` reads layer ``l - 1`` at ``t`` and layer ``l + 1`` at ``t - 1``.
+
+    Each layer has ``init_state(batch, dtype, device)`` and is called as
+    ``layer(below, state, above)``, returning its new state (``h`` first).
+    """
+    batch, steps, _ = x.shape
+    states = [layer.init_state(batch, x.dtype, x.device) for layer in layers]
+    outputs = []
+    for t in range(steps):
+        previous = [state[0] for state in states]
+        below = x[:, t]
+        for index, layer in enumerate(layers):
+            above = previous[index + 1] if index + 1 < len(layers) else None
+            states[index] = layer(below, states[index], above)
+            below = states[index][0]
+        outputs.append(below)
+    return torch.stack(outputs, dim=1)
 
 
 _TORCH_RNN = {"rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),

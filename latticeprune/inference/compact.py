@@ -35,7 +35,7 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import breadth_first_order
 from torch import nn
 
-from ..nets import N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet
+from ..nets import N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet, run_top_down
 
 __all__ = ["LayerWeights", "RecurrentWeights", "CompactionReport", "CompactRecurrentNet",
            "read_weights", "compact_weights", "compact", "OBSERVE"]
@@ -420,7 +420,7 @@ class CompactRecurrentNet(nn.Module):
 
     def encode(self, x):
         """Top-layer states of batch-first ``x``: ``(outputs (batch, steps, hidden), last)``."""
-        outputs = self._step_all(x) if self.top_down else self._layer_by_layer(x)
+        outputs = run_top_down(self.layers, x) if self.top_down else self._layer_by_layer(x)
         return outputs, outputs[:, -1]
 
     def _layer_by_layer(self, x):
@@ -433,20 +433,6 @@ class CompactRecurrentNet(nn.Module):
                 below = x.new_zeros(x.shape[0], x.shape[1], 1)
             below = rnn(below)[0]
         return below
-
-    def _step_all(self, x):
-        batch, steps, _ = x.shape
-        states = [layer.init_state(batch, x.dtype, x.device) for layer in self.layers]
-        outputs = []
-        for t in range(steps):
-            previous = [state[0] for state in states]
-            below = x[:, t]
-            for index, layer in enumerate(self.layers):
-                above = previous[index + 1] if index + 1 < len(self.layers) else None
-                states[index] = layer(below, states[index], above)
-                below = states[index][0]
-            outputs.append(below)
-        return torch.stack(outputs, dim=1)
 
     def forward(self, x):
         """Read-out of batch-first ``x`` (the top layer's states if there is no read-out)."""
