@@ -107,7 +107,7 @@ def run_seed(hidden, s, strength, variants, seed, cache):
             done = stored["results"]
     if all(name in done for name in ("dense",) + variants):
         log(f"  Ng {hidden} seed {seed}: read from {os.path.relpath(path)}")
-        return done
+        return dict(done, cached=True)
     train, test = make_data(s, seed)
     X, y = packed(train), train.targets
     mean_position = train.positions.reshape(-1, 2).mean(axis=0)
@@ -155,9 +155,11 @@ def run(hidden, s, strength, variants, out, cache=True):
     errors = {name: [] for name in ("dense",) + variants}
     sparsity = {name: [] for name in variants}
     seconds = {name: [] for name in ("dense",) + variants}
-    references, zeroed = [], []
+    references, zeroed, cached = [], [], []
     for seed in s["seeds"]:
         result = run_seed(hidden, s, strength, variants, seed, cache)
+        if result.get("cached"):
+            cached.append(seed)
         references.append(result["references"])
         zeroed.append(result["zeroed"])
         for name in ("dense",) + variants:
@@ -182,6 +184,10 @@ def run(hidden, s, strength, variants, out, cache=True):
                f"(the decoder's floor); always predicting the mean training position "
                f"{baseline:.1f} cm; the dense net with W_hh set to zero, not retrained "
                f"{mean_sd(zeroed)} cm.")
+    if cached:
+        out.append(f"\nSeeds {cached} were read from results/cache/, where earlier runs of this "
+                   f"command (same settings; e.g. with --seeds, in separate processes) stored "
+                   f"them; their fit times are those runs' (two processes on the two cores).")
     return errors
 
 
