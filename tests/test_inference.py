@@ -138,6 +138,19 @@ def test_mkl_matrix_vector_path_matches(cell, architecture, monkeypatch):
         np.testing.assert_allclose(fast.transform(x.numpy()), hidden, atol=ATOL)
 
 
+def test_pruning_amount_counts_as_that_sparsity():
+    """prune "0.9" of 256 x 256 zeroes round(0.9 n) entries, a fraction short of 0.9 n."""
+    torch.manual_seed(0)
+    rnn = torch.nn.RNN(4, 256, batch_first=True)
+    prune.random_unstructured(rnn, "weight_hh_l0", amount=0.9)
+    assert (rnn.weight_hh_l0 == 0).float().mean().item() < 0.9
+    fast = to_inference(rnn)
+    assert fast.layer_engines_ == ["sparse"]
+    x = torch.randn(1, 5, 4)
+    with torch.no_grad():
+        np.testing.assert_allclose(fast.forward(x).numpy(), rnn(x)[0].numpy(), atol=ATOL)
+
+
 def read_layer(net):
     from latticeprune.inference.compact import read_weights
 

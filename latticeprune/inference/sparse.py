@@ -75,7 +75,7 @@ def _stepped_counts(layer, min_sparsity):
     stepped = [layer.weight_hh] + ([layer.weight_td] if layer.weight_td is not None else [])
     weights = sum(w.size for w in stepped)
     nonzeros = sum(np.count_nonzero(w) for w in stepped)
-    if not weights or 1.0 - nonzeros / weights < min_sparsity - SPARSITY_TOLERANCE:
+    if not weights or not reaches(weights - nonzeros, weights, min_sparsity):
         return None
     return weights, nonzeros
 
@@ -131,8 +131,16 @@ def prefers_sparse(layer, min_sparsity=MIN_SPARSITY, batch=1):
     return from_batch is not None and batch >= from_batch
 
 
-#: Slack in comparisons with a sparsity level: pruning "0.9" of n entries zeroes round(0.9 n).
-SPARSITY_TOLERANCE = 1e-6
+def reaches(zeros, size, level):
+    """Whether ``zeros`` of ``size`` entries reach the sparsity ``level``.
+
+    Pruning "0.9" of n entries zeroes ``round(0.9 n)`` of them, which may be a fraction of an
+    entry short of ``0.9 n``: half an entry of slack counts it as 0.9 sparse.
+
+    >>> reaches(58982, 65536, 0.9), reaches(58981, 65536, 0.9)
+    (True, False)
+    """
+    return zeros + 0.5 >= level * size
 
 
 def sparsity_of(weight):
@@ -142,7 +150,7 @@ def sparsity_of(weight):
 
 def as_operator(weight, min_sparsity=MIN_SPARSITY):
     """``weight`` as CSR if at least ``min_sparsity`` of it is zero, else as a dense array."""
-    if sparsity_of(weight) >= min_sparsity - SPARSITY_TOLERANCE:
+    if reaches(weight.size - np.count_nonzero(weight), weight.size, min_sparsity):
         return scipy.sparse.csr_array(weight)
     return np.ascontiguousarray(weight)
 
