@@ -145,7 +145,7 @@ def test_pruning_amount_counts_as_that_sparsity():
     prune.random_unstructured(rnn, "weight_hh_l0", amount=0.9)
     assert (rnn.weight_hh_l0 == 0).float().mean().item() < 0.9
     fast = to_inference(rnn)
-    assert fast.layer_engines_ == ["sparse"]
+    assert fast.layer_engines_[0].startswith("sparse")  # at batch 1 at least
     x = torch.randn(1, 5, 4)
     with torch.no_grad():
         np.testing.assert_allclose(fast.forward(x).numpy(), rnn(x)[0].numpy(), atol=ATOL)
