@@ -24,8 +24,11 @@ __all__ = ["to_inference", "InferenceModel", "ENGINES"]
 #: ``"auto"``: per layer and batch size, the CSR step loop where it pays (recurrent matrix at
 #: least ``MIN_SPARSITY`` sparse, and the layer, or the batch that shares the loop's fixed
 #: per-step cost, large enough: :func:`~latticeprune.inference.sparse.sparse_batches`),
-#: torch's fused dense kernel elsewhere; top-down nets run the step loop with each matrix CSR
-#: or dense by ``MIN_SPARSITY``. ``"sparse"``: CSR step loop everywhere.
+#: torch's fused dense kernel elsewhere. A layer whose loop pays at batch 1 and for large
+#: batches runs it for every batch size (no dense copy kept for the small batches in between,
+#: where it can be slower); a layer that pays only for large batches keeps both forms. Top-down
+#: nets run the step loop with each matrix CSR or dense by ``MIN_SPARSITY``. ``"sparse"``:
+#: CSR step loop everywhere.
 #: ``"dense"``: the compacted net on torch's dense kernels.
 ENGINES = ("auto", "sparse", "dense")
 
@@ -170,6 +173,11 @@ def _build_runner(weights, engine):
     for layer in weights.layers:
         single = type(weights)([layer], False, layer.input_size)
         plan = sparse_batches(layer) if layer.hidden_size else (False, None)
+        if plan[0] and plan[1] is not None:
+            # Sparse at batch 1 and for large batches: CSR only, for every batch size. A dense
+            # copy for the few small batch sizes in between would cost more memory than the
+            # CSR form saves.
+            plan = (True, 2)
         dense = sparse = None
         if plan != (True, 2):
             dense = CompactRecurrentNet(single).layers[0]

@@ -57,15 +57,23 @@ MIN_SPARSITY = 0.9
 #: * one CSR non-zero costs ``NONZERO_COST`` dense weights (batch 1; 3 to 6 measured at hidden
 #:   1024, more for small, cache-resident matrices) or ``BATCH_NONZERO_COST`` for a batch;
 #: * the loop's fixed per-step cost, its Python and numpy calls, is worth
-#:   ``STEP_OVERHEAD[cell]`` dense weights, shared by the sequences of a batch (an Elman step
-#:   is two calls; an LSTM or GRU step about ten);
+#:   ``STEP_OVERHEAD[cell]`` dense weights at batch 1 (an Elman step is two calls; an LSTM or
+#:   GRU step about ten) and ``BATCH_STEP_OVERHEAD[cell]`` for a batch, which shares it (more
+#:   dense weights, since a dense weight costs less in a batched product: an LSTM-128 at
+#:   sparsity 0.98 still loses at batch 8 and wins from batch 32);
 #: * for a batch, each gate row of the step's element-wise numpy passes costs
 #:   ``BATCH_ROW_COST`` dense weights per sequence, work that torch's fused kernel does in one
 #:   pass: it is what keeps small LSTMs (hidden 64-128) dense even for large batches.
 NONZERO_COST = 8.0
 BATCH_NONZERO_COST = 6.0
 STEP_OVERHEAD = {"rnn_tanh": 5_000, "rnn_relu": 5_000, "lstm": 100_000, "gru": 100_000}
+BATCH_STEP_OVERHEAD = {"rnn_tanh": 20_000, "rnn_relu": 20_000, "lstm": 300_000, "gru": 300_000}
 BATCH_ROW_COST = 70.0
+#: Smallest batch that may run the CSR loop at all: below it MKL's sparse-times-dense products
+#: with a few columns lose to torch's small dense products whatever the sparsity (measured:
+#: LSTM-256 at sparsity 0.95 is 0.65x at batch 8 and 1.53x at batch 16; LSTM-1024 at 0.9 is
+#: 0.83x at batch 2 and 1.53x at batch 8; Elman-256 at 0.95 is 0.89x at batch 2 and 1.18x at 4).
+BATCH_FLOOR = {"rnn_tanh": 4, "rnn_relu": 4, "lstm": 16, "gru": 16}
 #: The CSR loop is chosen only if the model predicts it at least this much faster.
 SAFETY_FACTOR = 1.1
 
@@ -84,21 +92,21 @@ def sparse_batches(layer, min_sparsity=MIN_SPARSITY):
     """Where the CSR step loop should run ``layer``: ``(at_batch_1, from_batch)``.
 
     ``at_batch_1`` says whether it pays for a single sequence; ``from_batch`` is the smallest
-    batch size (at least 2) from which it pays for batches (None: never). Both need the step's
+    batch size (at least :data:`BATCH_FLOOR`) from which it pays for batches (None: never). Both need the step's
     matrices (recurrent and top-down) at least ``min_sparsity`` sparse and the model's cost
     (see :data:`NONZERO_COST`) :data:`SAFETY_FACTOR` times below the dense weight count:
-    ``STEP_OVERHEAD + NONZERO_COST * non-zeros`` at batch 1, and ``STEP_OVERHEAD / batch +
-    BATCH_NONZERO_COST * non-zeros + BATCH_ROW_COST * gate rows`` per sequence for a batch.
+    ``STEP_OVERHEAD + NONZERO_COST * non-zeros`` at batch 1, and ``BATCH_STEP_OVERHEAD / batch
+    + BATCH_NONZERO_COST * non-zeros + BATCH_ROW_COST * gate rows`` per sequence for a batch.
     """
     counts = _stepped_counts(layer, min_sparsity)
     if counts is None:
         return False, None
     weights, nonzeros = counts
-    overhead = STEP_OVERHEAD[layer.cell]
-    at_one = (overhead + NONZERO_COST * nonzeros) * SAFETY_FACTOR <= weights
+    at_one = (STEP_OVERHEAD[layer.cell] + NONZERO_COST * nonzeros) * SAFETY_FACTOR <= weights
     margin = (weights / SAFETY_FACTOR - BATCH_NONZERO_COST * nonzeros
               - BATCH_ROW_COST * layer.n_gates * layer.hidden_size)
-    from_batch = None if margin <= 0 else max(2, int(np.ceil(overhead / margin - 1e-9)))
+    from_batch = None if margin <= 0 else max(
+        BATCH_FLOOR[layer.cell], int(np.ceil(BATCH_STEP_OVERHEAD[layer.cell] / margin - 1e-9)))
     return bool(at_one), from_batch
 
 
