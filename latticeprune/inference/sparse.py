@@ -92,9 +92,10 @@ def sparse_batches(layer, min_sparsity=MIN_SPARSITY):
     """Where the CSR step loop should run ``layer``: ``(at_batch_1, from_batch)``.
 
     ``at_batch_1`` says whether it pays for a single sequence; ``from_batch`` is the smallest
-    batch size (at least :data:`BATCH_FLOOR`) from which it pays for batches (None: never). Both need the step's
-    matrices (recurrent and top-down) at least ``min_sparsity`` sparse and the model's cost
-    (see :data:`NONZERO_COST`) :data:`SAFETY_FACTOR` times below the dense weight count:
+    batch size (at least :data:`BATCH_FLOOR`) from which it pays for batches (None: never).
+    Both need the step's matrices (recurrent and top-down) at least ``min_sparsity`` sparse and
+    the model's cost (see :data:`NONZERO_COST`) :data:`SAFETY_FACTOR` times below the dense
+    weight count:
     ``STEP_OVERHEAD + NONZERO_COST * non-zeros`` at batch 1, and ``BATCH_STEP_OVERHEAD / batch
     + BATCH_NONZERO_COST * non-zeros + BATCH_ROW_COST * gate rows`` per sequence for a batch.
     """
