@@ -24,7 +24,8 @@ with TorchScript, at batch 1 (per-call overhead); for the product itself MKL's s
 batches and large matrix-vector products, scipy's kernel small matrix-vector products. So
 weights are stored once as scipy CSR and each product picks its kernel (``_Product``).
 :data:`MIN_SPARSITY` is the crossover below which a dense product is faster and
-:func:`prefers_sparse` the per-layer choice of ``to_inference(engine="auto")``.
+:func:`sparse_batches` the per-layer, per-batch-size choice of ``to_inference(engine="auto")``
+(section 5 of the benchmark checks it on small nets, batch 1 to 256).
 """
 
 import warnings
