@@ -362,6 +362,19 @@ def _fused_layer(layer):
     return rnn.eval()
 
 
+def run_fused_layer(rnn, x):
+    """Batch-first outputs of a layer from :func:`_fused_layer` on tensor ``x``.
+
+    None (a layer without units) gives ``(batch, steps, 0)`` zeros; a layer whose inputs were
+    all removed (``rnn.input_size`` unlike ``x``'s width) is fed zeros.
+    """
+    if rnn is None:
+        return x.new_zeros(x.shape[0], x.shape[1], 0)
+    if rnn.input_size != x.shape[2]:
+        x = x.new_zeros(x.shape[0], x.shape[1], rnn.input_size)
+    return rnn(x)[0]
+
+
 class _StepLayer(HierarchicalLayer):
     """A :class:`~latticeprune.nets.HierarchicalLayer` built from arrays (any size, even 0)."""
 
@@ -406,7 +419,6 @@ class CompactRecurrentNet(nn.Module):
         self.hidden_sizes = weights.hidden_sizes
         make = _StepLayer if self.top_down else _fused_layer
         self.layers = nn.ModuleList([make(layer) for layer in weights.layers])
-        self._zero_input = [layer.input_size == 0 for layer in weights.layers]
         self.readout = None
         if weights.readout_weight is not None:
             n_out, n_in = weights.readout_weight.shape
@@ -425,13 +437,8 @@ class CompactRecurrentNet(nn.Module):
 
     def _layer_by_layer(self, x):
         below = x
-        for rnn, size, zero_input in zip(self.layers, self.hidden_sizes, self._zero_input):
-            if rnn is None:
-                below = x.new_zeros(x.shape[0], x.shape[1], 0)
-                continue
-            if zero_input:
-                below = x.new_zeros(x.shape[0], x.shape[1], 1)
-            below = rnn(below)[0]
+        for rnn in self.layers:
+            below = run_fused_layer(rnn, below)
         return below
 
     def forward(self, x):

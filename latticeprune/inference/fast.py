@@ -16,7 +16,7 @@ from sklearn.exceptions import NotFittedError
 from torch import nn
 
 from ..estimators import _SequenceNetMixin
-from .compact import CompactRecurrentNet, compact_weights, read_weights
+from .compact import CompactRecurrentNet, compact_weights, read_weights, run_fused_layer
 from .sparse import MIN_SPARSITY, SparseRecurrentNet, sparse_batches
 
 __all__ = ["to_inference", "InferenceModel", "ENGINES"]
@@ -100,12 +100,7 @@ class _LayerStack:
         :meth:`runs_dense`."""
         below = x
         for _, rnn, _ in self.layers:
-            if rnn is None:
-                below = x.new_zeros(x.shape[0], x.shape[1], 0)
-                continue
-            if rnn.input_size != below.shape[2]:  # a layer whose inputs were all removed
-                below = x.new_zeros(x.shape[0], x.shape[1], rnn.input_size)
-            below = rnn(below)[0]
+            below = run_fused_layer(rnn, below)
         return below
 
 
@@ -127,13 +122,9 @@ def _describe(plan):
 
 
 def _fused_outputs(rnn, x):
-    """Outputs of a one-layer fused torch module (None: a layer without units), batch first."""
-    if rnn is None:
-        return np.zeros(x.shape[:2] + (0,), dtype=np.float32)
-    if rnn.input_size != x.shape[2]:  # a layer whose inputs were all removed is fed zeros
-        x = np.zeros(x.shape[:2] + (rnn.input_size,), dtype=np.float32)
+    """:func:`~latticeprune.inference.compact.run_fused_layer` on numpy ``x``, batch first."""
     with torch.inference_mode():  # batch-first outputs are a transposed view: keep it so
-        return rnn(torch.from_numpy(x))[0].numpy()
+        return run_fused_layer(rnn, torch.from_numpy(x)).numpy()
 
 
 class _TorchRunner:
