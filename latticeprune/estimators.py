@@ -64,6 +64,14 @@ def torch_threads(n_threads):
         torch.set_num_threads(previous)
 
 
+def validate_own_params(net):
+    """Check ``net``'s attributes named in its ``_parameter_constraints`` with sklearn's
+    validator (a ``ValueError`` naming the parameter and its valid choices)."""
+    params = {key: getattr(net, key) for key in net._parameter_constraints}
+    validate_parameter_constraints(net._parameter_constraints, params,
+                                   caller_name=type(net).__name__)
+
+
 class _SequenceNetMixin:
     """Input validation, shape inference, seeding and ``transform`` shared by both estimators."""
 
@@ -82,9 +90,7 @@ class _SequenceNetMixin:
 
     # -- parameter and data validation -------------------------------------------------------
     def _check_params(self):
-        params = {key: getattr(self, key) for key in self._parameter_constraints}
-        validate_parameter_constraints(self._parameter_constraints, params,
-                                       caller_name=type(self).__name__)
+        validate_own_params(self)
         if self.top_down and self.num_layers < 2:
             raise ValueError("top_down=True needs num_layers >= 2 (a single layer has nothing "
                              f"above it to feed back); got num_layers={self.num_layers}.")

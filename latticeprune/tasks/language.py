@@ -23,14 +23,13 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.utils import to_numpy
-from sklearn.utils._param_validation import (Interval, Options, StrOptions,
-                                             validate_parameter_constraints)
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_consistent_length
 from torch import nn
 
 from ..datasets.wikitext import batchify, bptt_batches
-from ..estimators import torch_seed
+from ..estimators import torch_seed, validate_own_params
 from .common import GuardedNetMixin
 from ..nets import CELLS
 
@@ -258,9 +257,7 @@ class LanguageModel(GuardedNetMixin, NeuralNet):
 
     # -- validation ------------------------------------------------------------------------
     def _check_params(self):
-        params = {key: getattr(self, key) for key in self._parameter_constraints}
-        validate_parameter_constraints(self._parameter_constraints, params,
-                                       caller_name=type(self).__name__)
+        validate_own_params(self)
         if self.tie_weights and self.embedding_size != self.hidden_size:
             raise ValueError(f"tie_weights=True needs embedding_size == hidden_size; got "
                              f"{self.embedding_size} and {self.hidden_size}.")

@@ -24,14 +24,13 @@ import torch
 from skorch import NeuralNetRegressor
 from skorch.utils import to_numpy
 from sklearn.metrics import make_scorer
-from sklearn.utils._param_validation import (Interval, Options, StrOptions,
-                                             validate_parameter_constraints)
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array
 from torch import nn
 
 from ..datasets.navigation import decode_position, position_error_cm
-from ..estimators import torch_seed
+from ..estimators import torch_seed, validate_own_params
 from .common import GuardedNetMixin
 from ..nets import CELLS
 
@@ -377,9 +376,7 @@ class PathIntegrator(GuardedNetMixin, NeuralNetRegressor):
 
     # -- validation ------------------------------------------------------------------------
     def _check_params(self):
-        params = {key: getattr(self, key) for key in self._parameter_constraints}
-        validate_parameter_constraints(self._parameter_constraints, params,
-                                       caller_name=type(self).__name__)
+        validate_own_params(self)
         centres = _check_centres(self.centres)
         if self.decode_k > len(centres):
             raise ValueError(f"decode_k={self.decode_k} exceeds the {len(centres)} place cells.")
