@@ -1,10 +1,13 @@
 """Helpers shared by the experiment scripts: logging, tables, mean ± sd, the variant set."""
 
 import copy
+import json
+import os
 
 import numpy as np
 import torch
 
+from latticeprune import LatticePruner, ModuliRegularizer
 from latticeprune.moduli import penalty_matrix
 
 #: The moduli paper's comparison: spaces, the controls, and the dense-trained pruners.
@@ -60,3 +63,30 @@ def without_recurrence(model):
     with torch.no_grad():
         model.module_.rnn.weight_hh_l0.zero_()
     return model
+
+
+def fit_variant(name, dense, net, X, y, *, sparsity, strength, hidden, rounds, recovery, seed):
+    """One variant at ``sparsity``: a dense-trained pruner on the fitted ``dense`` net (rounds
+    of one fine-tuning epoch), or a ModuliRegularizer that trains (a clone of) ``net``."""
+    if name in DENSE_TRAINED:
+        return LatticePruner(dense, sparsity=sparsity, prefit=True, strategy=name.split()[0],
+                             n_rounds=rounds, fine_tune_epochs=1, random_state=seed).fit(X, y)
+    return ModuliRegularizer(net, target_sparsity=sparsity, recovery_epochs=recovery,
+                             random_state=seed, **variant_params(name, strength, hidden)).fit(X, y)
+
+
+def read_seed_cache(path, key):
+    """One seed's stored results (``results/cache/*.json``) if stored under the same ``key``
+    (the run's settings), else ``{}``."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as fh:
+        stored = json.load(fh)
+    return stored["results"] if stored["key"] == json.loads(json.dumps(key)) else {}
+
+
+def write_seed_cache(path, key, results):
+    """Store one seed's results as they arrive, so a stopped run resumes by seed."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump({"key": key, "results": results}, fh, indent=1)

@@ -37,7 +37,6 @@ evaluates the dense net only (``language_model_dense.txt``).
 """
 
 import argparse
-import json
 import os
 import platform
 import shlex
@@ -50,12 +49,11 @@ import sklearn
 import skorch
 import torch
 
-from latticeprune import LatticePruner, ModuliRegularizer
 from latticeprune.datasets import load_wikitext2
 from latticeprune.datasets.wikitext import UNK
 from latticeprune.tasks import LanguageModel, token_windows
-from common import (DENSE_TRAINED, log, mean_sd, MODULI_VARIANTS,
-                    table, variant_params, without_recurrence)
+from common import (DENSE_TRAINED, fit_variant, log, mean_sd, MODULI_VARIANTS, read_seed_cache,
+                    table, without_recurrence, write_seed_cache)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WIKITEXT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext-2"
@@ -174,11 +172,7 @@ def main(argv=None):
         key = dict(s, seeds=None, seed=seed, strength=args.strength, data=Path(args.data).name)
         path = RESULTS / "cache" / (f"language_model_vocab{size}_hidden{s['hidden']}_"
                                     f"strength{args.strength:g}_seed{seed}.json")
-        done = {}
-        if cache and path.exists():
-            stored = json.loads(path.read_text())
-            if stored["key"] == json.loads(json.dumps(key)):
-                done = stored["results"]
+        done = read_seed_cache(path, key) if cache else {}
         wanted = [f"{name} @ {sp:g}" for sp in s["sparsities"] for name in variants]
         if "dense" in done and all(w in done for w in wanted):
             log(f"  seed {seed}: read from {path.relative_to(RESULTS.parent.parent)}")
@@ -198,23 +192,15 @@ def main(argv=None):
                     result[label] = done[label]
                     continue
                 start = time.time()
-                if name in DENSE_TRAINED:
-                    model = LatticePruner(dense, sparsity=sparsity, prefit=True,
-                                          strategy=name.split()[0], n_rounds=s["rounds"],
-                                          fine_tune_epochs=1, random_state=seed).fit(X, y)
-                else:
-                    model = ModuliRegularizer(
-                        make_net(seed), target_sparsity=sparsity,
-                        recovery_epochs=s["recovery"], random_state=seed,
-                        **variant_params(name, args.strength, s["hidden"])).fit(X, y)
+                model = fit_variant(name, dense, make_net(seed), X, y, sparsity=sparsity,
+                                    strength=args.strength, hidden=s["hidden"],
+                                    rounds=s["rounds"], recovery=s["recovery"], seed=seed)
                 result[label] = dict(ppl=-model.score(X_test, y_test),
                                      sparsity=model.sparsity_["overall"])
                 log(f"  seed {seed} {label}: test perplexity {result[label]['ppl']:.1f}, W_hh "
                     f"sparsity {result[label]['sparsity']:.4f} ({time.time() - start:.0f} s)")
                 if cache:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(json.dumps({"key": key, "results": dict(done, **result)},
-                                               indent=1))
+                    write_seed_cache(path, key, dict(done, **result))
         return result
 
     cache = not (args.quick or args.no_cache)

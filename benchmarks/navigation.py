@@ -36,7 +36,6 @@ smoke run of the same code that writes nothing.
 """
 
 import argparse
-import json
 import os
 import platform
 import shlex
@@ -48,11 +47,10 @@ import sklearn
 import skorch
 import torch
 
-from latticeprune import LatticePruner, ModuliRegularizer
 from latticeprune.datasets import make_navigation_task, position_error_cm
 from latticeprune.tasks import PathIntegrator, navigation_inputs
-from common import (DENSE_TRAINED, log, mean_sd, MODULI_VARIANTS,
-                    table, variant_params, without_recurrence)
+from common import (DENSE_TRAINED, fit_variant, log, mean_sd, MODULI_VARIANTS, read_seed_cache,
+                    table, without_recurrence, write_seed_cache)
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 SPARSITY = 0.9
@@ -99,12 +97,7 @@ def seed_cache(hidden, s, strength, seed):
 def run_seed(hidden, s, strength, variants, seed, cache):
     """Train every variant on one seed; results are cached so a stopped run resumes by seed."""
     path, key = seed_cache(hidden, s, strength, seed)
-    done = {}
-    if cache and os.path.exists(path):
-        with open(path) as fh:
-            stored = json.load(fh)
-        if stored["key"] == key:
-            done = stored["results"]
+    done = read_seed_cache(path, key) if cache else {}
     if all(name in done for name in ("dense",) + variants):
         log(f"  Ng {hidden} seed {seed}: read from {os.path.relpath(path)}")
         return dict(done, cached=True)
@@ -124,30 +117,20 @@ def run_seed(hidden, s, strength, variants, seed, cache):
     log(f"  Ng {hidden} seed {seed} dense: {result['dense']['error']:.1f} cm "
         f"({result['dense']['seconds']:.0f} s); W_hh zeroed: {result['zeroed']:.1f} cm")
 
-    def save():
-        if cache:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as fh:
-                json.dump({"key": key, "results": dict(done, **result)}, fh, indent=1)
-
     for name in variants:
         if name in done:
             result[name] = done[name]
             continue
         start = time.time()
-        if name in DENSE_TRAINED:
-            model = LatticePruner(dense, sparsity=SPARSITY, prefit=True,
-                                  strategy=name.split()[0], n_rounds=s["rounds"],
-                                  fine_tune_epochs=1, random_state=seed).fit(X, y)
-        else:
-            model = ModuliRegularizer(
-                net, target_sparsity=SPARSITY, recovery_epochs=s["recovery"],
-                random_state=seed, **variant_params(name, strength, hidden)).fit(X, y)
+        model = fit_variant(name, dense, net, X, y, sparsity=SPARSITY, strength=strength,
+                            hidden=hidden, rounds=s["rounds"], recovery=s["recovery"],
+                            seed=seed)
         result[name] = dict(error=test_error(model, test), seconds=time.time() - start,
                             sparsity=model.sparsity_["overall"])
         log(f"  Ng {hidden} seed {seed} {name}: {result[name]['error']:.1f} cm, W_hh sparsity "
             f"{result[name]['sparsity']:.4f} ({result[name]['seconds']:.0f} s)")
-        save()
+        if cache:
+            write_seed_cache(path, key, dict(done, **result))
     return result
 
 
