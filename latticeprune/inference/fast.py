@@ -17,7 +17,7 @@ from torch import nn
 
 from ..estimators import _SequenceNetMixin
 from .compact import CompactRecurrentNet, compact_weights, read_weights, run_fused_layer
-from .sparse import MIN_SPARSITY, SparseRecurrentNet, sparse_batches
+from .sparse import MIN_SPARSITY, SparseRecurrentNet, runs_sparse, sparse_batches
 
 __all__ = ["to_inference", "InferenceModel", "ENGINES"]
 
@@ -75,7 +75,7 @@ class _LayerStack:
     def encode(self, x, need_sequence):
         below, time_major, batch = x, False, x.shape[0]
         for index, (plan, dense, sparse) in enumerate(self.layers):
-            if not _runs_sparse(plan, batch):
+            if not runs_sparse(plan, batch):
                 if time_major:
                     below, time_major = np.ascontiguousarray(below.transpose(2, 0, 1)), False
                 below = _fused_outputs(dense, below)
@@ -102,11 +102,6 @@ class _LayerStack:
         for _, rnn, _ in self.layers:
             below = run_fused_layer(rnn, below)
         return below
-
-
-def _runs_sparse(plan, batch):
-    at_one, from_batch = plan
-    return at_one if batch == 1 else from_batch is not None and batch >= from_batch
 
 
 def _describe(plan):

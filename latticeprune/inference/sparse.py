@@ -40,8 +40,7 @@ except ImportError:  # pragma: no cover
     _sparsetools = None
 
 __all__ = ["SparseRecurrentNet", "MIN_SPARSITY", "prefers_sparse", "sparse_batches",
-           "as_operator",
-           "sparsity_of", "operator_nbytes"]
+           "runs_sparse", "as_operator", "sparsity_of", "operator_nbytes"]
 
 #: Sparsity from which a matrix is held as CSR (below it, dense is faster). Measured with
 #: ``python benchmarks/inference_speed.py`` (sections 1 and 2 of
@@ -135,10 +134,14 @@ def prefers_sparse(layer, min_sparsity=MIN_SPARSITY, batch=1):
     >>> prefers_sparse(elman(256, 0.95), batch=256)
     True
     """
-    at_one, from_batch = sparse_batches(layer, min_sparsity)
-    if batch == 1:
-        return at_one
-    return from_batch is not None and batch >= from_batch
+    return runs_sparse(sparse_batches(layer, min_sparsity), batch)
+
+
+def runs_sparse(plan, batch):
+    """Whether a layer with plan ``(at_batch_1, from_batch)`` (:func:`sparse_batches`) runs the
+    CSR loop for ``batch`` sequences."""
+    at_one, from_batch = plan
+    return at_one if batch == 1 else from_batch is not None and batch >= from_batch
 
 
 def reaches(zeros, size, level):
