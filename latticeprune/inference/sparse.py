@@ -526,17 +526,20 @@ class SparseRecurrentNet:
         # Torch views of every buffer the recurrent product reads or writes, made once per call
         # rather than once per step (their cost is a tenth of a sparse product at batch 1).
         product = layer.w_hh
-        if product.uses_torch(batch):
+        torch_views = product.uses_torch(batch)
+        if torch_views:
             spare_views = [product.view(buffer) for buffer in spare]
             sequence_views = None if store != "time" else product.views(sequence)
             h_view = product.view(state[0])
-        elman = layer.cell in ("rnn_tanh", "rnn_relu") and product.uses_torch(batch)
+        # Elman through MKL: the lean loop, one product and one numpy call per step.
+        elman = layer.cell in ("rnn_tanh", "rnn_relu") and torch_views
+        if elman:
+            accumulate = product.kernel(batch)
+            activation = np.tanh if layer.cell == "rnn_tanh" else _relu
         for start, stop in _step_chunks(steps, layer.bias.shape[0] * batch):
             gate_inputs = layer.project_inputs(x[start:stop])
-            gate_views = product.views(gate_inputs) if product.uses_torch(batch) else None
-            if elman:  # the lean loop: one MKL product and one numpy call per step
-                accumulate = product.kernel(batch)
-                activation = np.tanh if layer.cell == "rnn_tanh" else _relu
+            gate_views = product.views(gate_inputs) if torch_views else None
+            if elman:
                 for t in range(start, stop):
                     out = self._step_output(sequence, store, t, spare)
                     accumulate(gate_views[t - start], h_view)
