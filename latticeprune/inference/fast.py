@@ -104,15 +104,19 @@ class _LayerStack:
         return below
 
 
+#: Plans (see :class:`_LayerStack`) of a layer run by one engine for every batch size.
+_ALWAYS_SPARSE, _NEVER_SPARSE = (True, 2), (False, None)
+
+
 def _describe(plan):
     """``layer_engines_`` entry of a layer run by ``plan`` (see :class:`_LayerStack`)."""
-    at_one, from_batch = plan
-    if from_batch == 2 and at_one:
+    if plan == _ALWAYS_SPARSE:
         return "sparse"
-    if from_batch is None and not at_one:
+    if plan == _NEVER_SPARSE:
         return "dense"
-    batches = ("dense for batches" if from_batch is None else "sparse for batches" if
-               from_batch == 2 else f"dense for batches below {from_batch}, sparse from it")
+    at_one, from_batch = plan
+    batches = ("dense for batches" if from_batch is None
+               else f"dense for batches below {from_batch}, sparse from it")
     return f"{'sparse' if at_one else 'dense'} at batch 1, {batches}"
 
 
@@ -158,17 +162,17 @@ def _build_runner(weights, engine):
     layers, kinds, nbytes = [], [], 0
     for layer in weights.layers:
         single = type(weights)([layer], False, layer.input_size)
-        plan = sparse_batches(layer) if layer.hidden_size else (False, None)
+        plan = sparse_batches(layer) if layer.hidden_size else _NEVER_SPARSE
         if plan[0] and plan[1] is not None:
             # Sparse at batch 1 and for large batches: CSR only, for every batch size. A dense
             # copy for the few small batch sizes in between would cost more memory than the
             # CSR form saves.
-            plan = (True, 2)
+            plan = _ALWAYS_SPARSE
         dense = sparse = None
-        if plan != (True, 2):
+        if plan != _ALWAYS_SPARSE:
             dense = CompactRecurrentNet(single).layers[0]
             nbytes += 0 if dense is None else _tensor_nbytes(dense)
-        if plan != (False, None):
+        if plan != _NEVER_SPARSE:
             sparse = SparseRecurrentNet(single, MIN_SPARSITY)
             nbytes += sparse.nbytes()
         layers.append((plan, dense, sparse))
@@ -232,8 +236,6 @@ class InferenceModel:
             self._readout_tensors = tuple(torch.from_numpy(np.ascontiguousarray(a))
                                           for a in self._readout)
         self._runner, self.layer_engines_, self.weight_nbytes_ = _build_runner(compacted, engine)
-        # forward in torch end to end where every layer runs dense (see _forward_tensor)
-        self._tensor_path = hasattr(self._runner, "runs_dense")
         self.hidden_sizes_ = compacted.hidden_sizes
         if self._has_readout and self.compaction_.compact_sizes[-1] != weights.top_size:
             hidden, _ = compact_weights(weights, "hidden")
@@ -301,7 +303,7 @@ class InferenceModel:
             tuple torch returns).
         """
         if isinstance(x, torch.Tensor) and x.dtype == torch.float32 and not x.is_cuda \
-                and x.dim() == 3 and x.shape[2] == self.input_size_ and self._tensor_path \
+                and x.dim() == 3 and x.shape[2] == self.input_size_ \
                 and self._runner.runs_dense(x.shape[0 if self._batch_first else 1]):
             return self._forward_tensor(x)
         if isinstance(x, torch.Tensor):

@@ -447,6 +447,11 @@ class SparseRecurrentNet:
                          else max(min_sparsity, MIN_SPARSITY))
             for index, layer in enumerate(weights.layers)]
 
+    def runs_dense(self, batch):
+        """False: this engine never hands a batch to torch's fused kernels (see
+        :meth:`~latticeprune.inference.fast.InferenceModel.forward`)."""
+        return False
+
     def nbytes(self):
         """Bytes of the weights and biases as held (CSR or dense)."""
         return int(sum(layer.nbytes() for layer in self.layers))
