@@ -17,7 +17,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from latticeprune import RNNClassifier
-from latticeprune.cli import format_table
+from latticeprune.utils import format_table
 from latticeprune.datasets import load_digits_sequences, load_mnist
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -52,7 +52,7 @@ from threadpoolctl import threadpool_limits
 from torch.nn.utils import prune
 
 from latticeprune import LatticePruner, RNNClassifier
-from latticeprune.cli import format_table
+from latticeprune.utils import format_table
 from latticeprune.inference import to_inference
 from latticeprune.neuron_graph import NeuronGraph
 

@@ -5,7 +5,7 @@ Usage::
     python benchmarks/lattice_mnist.py [--data ../shared/data/mnist-10k] [--quick]
 
 Part 1 (defaults by measurement): meet-irreducible neurons and strongly connected components of
-the dense net's backbone at each quantile q (LATTICE.md section 6), and one-shot accuracy of the
+the dense net's backbone at each quantile q (docs/methods/lattice.md section 6), and one-shot accuracy of the
 lattice rule at sparsity 0.5 and 0.8 for each backbone.
 Part 2 (the product's claim): test accuracy for strategy x adjacency x sparsity, one-shot
 (n_rounds=1, no fine-tuning) and iterative (n_rounds=5, one epoch of fine-tuning per round),
@@ -25,7 +25,7 @@ import torch
 
 from latticeprune import LatticePruner, RNNClassifier
 from latticeprune import lattice
-from latticeprune.cli import format_table
+from latticeprune.utils import format_table
 from latticeprune.datasets import load_mnist
 from latticeprune.neuron_graph import NeuronGraph
 

@@ -12,7 +12,7 @@ Graphs (seeded):
   so every neuron is its own component: the worst case for the reachability closure.
 
 Baseline at n = 512, in the same run: what a user would write with networkx and Python
-sets, using the same closed-form criteria of LATTICE.md (no concept enumeration):
+sets, using the same closed-form criteria of docs/methods/lattice.md (no concept enumeration):
 context: extents as sets of ``G.successors(m)``, intersect the strict supersets of each
 extent; reachability: ``nx.condensation``, ancestor sets of every component, intersect
 the down-sets of all ``y > x`` and compare with the down-set of ``x``.  Both verdicts

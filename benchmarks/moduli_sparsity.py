@@ -45,7 +45,7 @@ from sklearn.model_selection import train_test_split
 
 from latticeprune import ModuliRegularizer, RNNClassifier, RNNRegressor
 from latticeprune.datasets import load_digits_sequences, load_mnist, make_adding_problem
-from latticeprune.estimators import torch_seed
+from latticeprune.utils import torch_seed
 from common import log, mean_sd, table, variant_params
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from latticeprune import LatticePruner, RNNClassifier, lattice
-from latticeprune.cli import format_table
+from latticeprune.utils import format_table
 from latticeprune.datasets import load_mnist
 from latticeprune.neuron_graph import HIDDEN_KINDS, NeuronGraph
 

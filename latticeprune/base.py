@@ -17,16 +17,9 @@ from sklearn.utils._tags import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from .neuron_graph import NeuronGraph
+from .neuron_graph import NeuronGraph, find_net
 
-__all__ = ["BaseSparsifier", "innermost_net"]
-
-
-def innermost_net(estimator):
-    """The skorch net at the core of nested sparsifiers (``estimator_`` all the way down)."""
-    while hasattr(estimator, "estimator_") and not hasattr(estimator, "module_"):
-        estimator = estimator.estimator_
-    return estimator
+__all__ = ["BaseSparsifier"]
 
 
 def _estimator_has(attr):
@@ -84,7 +77,7 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
     def net_(self):
         """The skorch net inside ``estimator_`` (through nested sparsifiers)."""
         check_is_fitted(self, "estimator_")
-        return innermost_net(self.estimator_)
+        return find_net(self.estimator_)
 
     def neuron_graph(self):
         """A :class:`~latticeprune.neuron_graph.NeuronGraph` of the fitted net."""

@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 
 from . import LatticePruner, ModuliRegularizer, RNNClassifier
 from .datasets import load_digits_sequences, load_mnist
+from .utils import format_table
 
 #: The demo's methods: (label, sparsifier factory, name of its sparsity parameter).
 METHODS = [
@@ -40,16 +41,6 @@ def _load(dataset, path, random_state):
         raise SystemExit("--dataset mnist needs --data PATH (an MNIST IDX folder, e.g. "
                          "../shared/data/mnist-10k)")
     return load_mnist(path, return_X_y=True)
-
-
-def format_table(rows, columns):
-    """Plain-text table of ``rows`` (dicts) with the given ``columns``."""
-    cells = [[str(row.get(col, "")) for col in columns] for row in rows]
-    widths = [max(len(col), *(len(c[i]) for c in cells)) for i, col in enumerate(columns)]
-    line = "  ".join(col.ljust(w) for col, w in zip(columns, widths))
-    rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(c.ljust(w) for c, w in zip(cell, widths)) for cell in cells]
-    return "\n".join([line, rule, *body])
 
 
 def _grid(net, sparsities, seed):

@@ -5,7 +5,6 @@ transformers such as ``StandardScaler``, as ``(n_samples, n_steps * n_features)`
 ``input_size=n_features``.
 """
 
-import contextlib
 import numbers
 
 import numpy as np
@@ -14,7 +13,6 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.utils import to_numpy
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions, validate_parameter_constraints
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -22,46 +20,11 @@ from sklearn.utils.validation import check_array, check_consistent_length, colum
 
 from .callbacks import DivergenceGuard
 from .nets import CELLS, RecurrentNet
+from .utils import torch_seed, torch_threads
 
 __all__ = ["RNNClassifier", "RNNRegressor"]
 
 _MODULE_PARAMS = ("hidden_size", "num_layers", "cell", "top_down")
-
-
-@contextlib.contextmanager
-def torch_seed(random_state):
-    """Run the block with torch's global generator seeded from ``random_state`` and restore it after.
-
-    ``None`` leaves torch's generator alone. An int seeds it; a ``RandomState`` draws a seed.
-    """
-    if random_state is None:
-        yield
-        return
-    if isinstance(random_state, numbers.Integral):
-        seed = int(random_state)
-    else:
-        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-@contextlib.contextmanager
-def torch_threads(n_threads):
-    """Run the block with ``torch.set_num_threads(n_threads)`` and restore the previous count after.
-
-    ``None`` leaves torch's setting alone. The count is process-wide: torch has one intra-op
-    thread pool per process.
-    """
-    previous = torch.get_num_threads()
-    if n_threads is None or n_threads == previous:
-        yield
-        return
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def validate_own_params(net):

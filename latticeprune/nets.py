@@ -10,18 +10,66 @@ tensors so that each can be analysed and pruned on its own.
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-#: Valid ``cell`` names and the number of gate blocks each stacks in its weight matrices.
-N_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
-CELLS = tuple(N_GATES)
+@dataclass(frozen=True)
+class Cell:
+    """A recurrent cell: its gate count and the torch module that runs it fused.
+
+    Gate blocks are stacked in torch's order in every weight matrix (LSTM ``i, f, g, o``;
+    GRU ``r, z, n``).
+    """
+
+    name: str
+    n_gates: int
+    torch_mode: str
+    torch_class: type
+    torch_kwargs: tuple = ()
+
+    def fused(self, input_size, hidden_size, num_layers=1, batch_first=True):
+        """torch's fused module for this cell (``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``)."""
+        return self.torch_class(input_size, hidden_size, num_layers=num_layers,
+                                batch_first=batch_first, **dict(self.torch_kwargs))
+
+
+#: The one table of cells: ``cell`` name -> :class:`Cell`.
+CELL_TABLE = {
+    "rnn_tanh": Cell("rnn_tanh", 1, "RNN_TANH", nn.RNN, (("nonlinearity", "tanh"),)),
+    "rnn_relu": Cell("rnn_relu", 1, "RNN_RELU", nn.RNN, (("nonlinearity", "relu"),)),
+    "lstm": Cell("lstm", 4, "LSTM", nn.LSTM),
+    "gru": Cell("gru", 3, "GRU", nn.GRU),
+}
+#: Valid ``cell`` names.
+CELLS = tuple(CELL_TABLE)
+#: Gate blocks per cell (derived from :data:`CELL_TABLE`).
+N_GATES = {name: cell.n_gates for name, cell in CELL_TABLE.items()}
+
+
+def check_cell(cell, name="cell"):
+    """The :class:`Cell` called ``cell``; ``ValueError`` naming ``name`` and the valid choices."""
+    if cell not in CELL_TABLE:
+        raise ValueError(f"{name}={cell!r} is not a valid cell; valid choices are {list(CELLS)}.")
+    return CELL_TABLE[cell]
+
+
+def cell_of(rnn):
+    """The cell name of a torch ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` module."""
+    for name, cell in CELL_TABLE.items():
+        if cell.torch_mode == rnn.mode:
+            return name
+    raise ValueError(f"Unknown recurrent mode {rnn.mode!r}.")
+
+
+def fused_rnn(cell, input_size, hidden_size, num_layers=1, batch_first=True):
+    """torch's fused recurrent module for ``cell`` (see :meth:`Cell.fused`)."""
+    return check_cell(cell).fused(input_size, hidden_size, num_layers, batch_first)
 
 
 def _check_module_args(cell, hidden_size, num_layers, input_size, output_size):
-    if cell not in N_GATES:
-        raise ValueError(f"cell={cell!r} is not a valid cell; valid choices are {list(CELLS)}.")
+    check_cell(cell)
     for name, value in [("hidden_size", hidden_size), ("num_layers", num_layers),
                         ("input_size", input_size), ("output_size", output_size)]:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -138,12 +186,6 @@ def run_top_down(layers, x):
     return torch.stack(outputs, dim=1)
 
 
-_TORCH_RNN = {"rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
-              "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
-              "lstm": (nn.LSTM, {}),
-              "gru": (nn.GRU, {})}
-
-
 class RecurrentNet(nn.Module):
     """Recurrent encoder plus linear read-out.
 
@@ -183,9 +225,7 @@ class RecurrentNet(nn.Module):
         if top_down:
             self.encoder = HierarchicalRNN(input_size, hidden_size, num_layers, cell)
         else:
-            rnn_class, extra = _TORCH_RNN[cell]
-            self.encoder = rnn_class(input_size, hidden_size, num_layers=num_layers,
-                                     batch_first=True, **extra)
+            self.encoder = fused_rnn(cell, input_size, hidden_size, num_layers)
         self.readout = nn.Linear(hidden_size, output_size)
 
     def encode(self, x):

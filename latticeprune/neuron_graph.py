@@ -8,7 +8,7 @@
   layer above the first), ``"top_down"`` (layer l+1 at t-1 into layer l), ``"input"`` (W_ih
   of the first layer) and ``"readout"`` (linear layers outside the recurrent modules);
 * turns each tensor into neuron-level connection strengths, ``s[i, j]`` for ``i -> j``, with
-  gate blocks aggregated by their L2 norm (``../shared/methods/LATTICE.md`` section 1);
+  gate blocks aggregated by their L2 norm (``docs/methods/lattice.md`` section 1);
 * writes masks back through ``torch.nn.utils.prune`` (reparametrisation ``weight_orig`` times
   ``weight_mask``), so pruned weights stay exactly zero through further training;
 * reports sparsity per tensor and overall, counted in weight entries equal to zero.
@@ -22,9 +22,12 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from .nets import HierarchicalRNN
+from sklearn.exceptions import NotFittedError
 
-__all__ = ["NeuronGraph", "WeightTensor", "RecurrentLayer", "SCOPES", "HIDDEN_KINDS"]
+from .nets import CELL_TABLE, HierarchicalRNN, cell_of
+
+__all__ = ["NeuronGraph", "WeightTensor", "RecurrentLayer", "SCOPES", "HIDDEN_KINDS",
+           "estimator_chain", "find_net", "find_module", "live_weight"]
 
 #: Kinds of weight tensor each pruning scope covers.
 SCOPES = {
@@ -34,17 +37,89 @@ SCOPES = {
 #: Kinds whose connections join two hidden neurons (the edges of the neuron graph).
 HIDDEN_KINDS = ("recurrent", "feedforward", "top_down")
 
-_RNN_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+# -- finding the net -------------------------------------------------------------------------
+def estimator_chain(obj, fitted=True):
+    """``obj`` and every estimator nested in it, outermost first, ending at the skorch net.
+
+    Follows ``estimator_`` (the fitted chain) or, with ``fitted=False``, ``estimator`` (the
+    configured chain) through nested sparsifiers until an object with a ``module`` (a skorch
+    net) or nothing further. A torch module is a chain of one.
+    """
+    chain = [obj]
+    attribute = "estimator_" if fitted else "estimator"
+    while not isinstance(obj, nn.Module) and not hasattr(obj, "module") \
+            and getattr(obj, attribute, None) is not None:
+        obj = getattr(obj, attribute)
+        chain.append(obj)
+    return chain
+
+
+def find_net(obj):
+    """The fitted skorch net at the core of ``obj`` (a skorch net or nested sparsifiers).
+
+    Raises
+    ------
+    NotFittedError
+        If ``obj`` (or the net inside it) is not fitted.
+    TypeError
+        If there is no skorch net inside ``obj``.
+    """
+    net = estimator_chain(obj)[-1]
+    if not hasattr(net, "module") and not hasattr(net, "estimator"):
+        raise TypeError(f"Expected a fitted skorch net or a sparsifier wrapping one, got "
+                        f"{type(obj).__name__}.")
+    if not hasattr(net, "module") or not getattr(net, "initialized_", False):
+        raise NotFittedError(f"This {type(obj).__name__} instance is not fitted yet. Call "
+                             "'fit' with appropriate arguments before using it.")
+    return net
+
+
+def find_module(obj):
+    """The torch module of ``obj``: the module itself, or the ``module_`` of :func:`find_net`."""
+    return obj if isinstance(obj, nn.Module) else find_net(obj).module_
+
+
+def live_weight(owner, param):
+    """``owner.<param>`` as training currently sees it: ``<param>_orig * <param>_mask`` if pruned.
+
+    ``torch.nn.utils.prune`` refreshes the plain attribute only in a forward pre-hook, so after
+    an optimiser step it is stale; the product is always current (and keeps autograd).
+    """
+    if hasattr(owner, param + "_orig") and hasattr(owner, param + "_mask"):
+        return getattr(owner, param + "_orig") * getattr(owner, param + "_mask")
+    return getattr(owner, param)
 
 
 @dataclass
 class RecurrentLayer:
-    """A recurrent layer: ``size`` neurons at global indices ``offset .. offset + size - 1``."""
+    """A recurrent layer: ``size`` neurons at global indices ``offset .. offset + size - 1``.
+
+    ``owner.<params[key]>`` holds the layer's ``weight_ih``, ``weight_hh``, ``weight_td``,
+    ``bias_ih`` and ``bias_hh`` (a key maps to None where the layer has no such tensor).
+    """
 
     name: str
     size: int
     n_gates: int
     offset: int
+    cell: str = ""
+    owner: Optional[nn.Module] = field(default=None, repr=False)
+    params: dict = field(default_factory=dict, repr=False)
+
+    def arrays(self):
+        """The layer's live weights and biases as float32 arrays (zeros for absent biases,
+        None for an absent ``weight_td``), gate blocks in torch's order."""
+        found = {}
+        for key in ("weight_ih", "weight_hh", "weight_td", "bias_ih", "bias_hh"):
+            param = self.params.get(key)
+            if param is None:
+                found[key] = (None if key == "weight_td"
+                              else np.zeros(self.n_gates * self.size, dtype=np.float32))
+            else:
+                found[key] = (live_weight(self.owner, param).detach().cpu()
+                              .to(torch.float32).numpy().copy())
+        return found
 
 
 @dataclass
@@ -69,6 +144,10 @@ class WeightTensor:
         """The effective weight (masked where pruned)."""
         return getattr(self.owner, self.param)
 
+    def live(self):
+        """The weight as training currently sees it (see :func:`live_weight`)."""
+        return live_weight(self.owner, self.param)
+
     @property
     def is_pruned(self):
         return prune.is_pruned(self.owner) and hasattr(self.owner, self.param + "_mask")
@@ -83,23 +162,6 @@ class WeightTensor:
         """Weight-shaped float mask from a connection mask ``keep`` ``(n_src, n_dst)``, tiled over gates."""
         keep = torch.as_tensor(np.asarray(keep, dtype=bool).T)
         return keep.repeat(self.n_gates, 1).to(self.weight.dtype)
-
-
-def _unwrap(net):
-    """The torch module of a skorch net (or of a sparsifier wrapping one), or the module itself."""
-    seen = 0
-    while not isinstance(net, nn.Module):
-        if hasattr(net, "module_"):
-            net = net.module_
-        elif hasattr(net, "estimator_"):
-            net = net.estimator_
-        else:
-            raise TypeError(f"Expected a torch module or a fitted skorch net, got "
-                            f"{type(net).__name__}.")
-        seen += 1
-        if seen > 10:
-            raise TypeError("Could not find a torch module inside the given object.")
-    return net
 
 
 class NeuronGraph:
@@ -131,7 +193,7 @@ class NeuronGraph:
     """
 
     def __init__(self, net):
-        self.module = _unwrap(net)
+        self.module = find_module(net)
         self.layers = []
         self.tensors = []
         recurrent_modules = set()
@@ -156,9 +218,10 @@ class NeuronGraph:
         self.n_neurons = sum(layer.size for layer in self.layers)
 
     # -- discovery ---------------------------------------------------------------------------
-    def _new_layer(self, name, size, n_gates):
+    def _new_layer(self, name, size, n_gates, cell="", owner=None, params=None):
         offset = sum(layer.size for layer in self.layers)
-        self.layers.append(RecurrentLayer(name, size, n_gates, offset))
+        self.layers.append(RecurrentLayer(name, size, n_gates, offset, cell, owner,
+                                          params or {}))
         return len(self.layers) - 1
 
     def _input_kind(self, input_size):
@@ -173,11 +236,16 @@ class NeuronGraph:
                              "supported (their neurons see the future).")
         if getattr(rnn, "proj_size", 0):
             raise ValueError(f"{name or 'module'}: LSTMs with proj_size > 0 are not supported.")
-        n_gates = _RNN_GATES[rnn.mode]
+        cell = cell_of(rnn)
+        n_gates = CELL_TABLE[cell].n_gates
         for k in range(rnn.num_layers):
             kind, src = (self._input_kind(rnn.input_size) if k == 0
                          else ("feedforward", len(self.layers) - 1))
-            dst = self._new_layer(f"{_join(name, f'l{k}')}", rnn.hidden_size, n_gates)
+            params = {"weight_ih": f"weight_ih_l{k}", "weight_hh": f"weight_hh_l{k}"}
+            if rnn.bias:
+                params.update(bias_ih=f"bias_ih_l{k}", bias_hh=f"bias_hh_l{k}")
+            dst = self._new_layer(f"{_join(name, f'l{k}')}", rnn.hidden_size, n_gates, cell,
+                                  rnn, params)
             self.tensors.append(WeightTensor(_join(name, f"weight_ih_l{k}"), rnn,
                                              f"weight_ih_l{k}", kind, src, dst, n_gates))
             self.tensors.append(WeightTensor(_join(name, f"weight_hh_l{k}"), rnn,
@@ -189,7 +257,11 @@ class NeuronGraph:
             prefix = _join(name, f"layers.{k}")
             kind, src = (self._input_kind(layer.input_size) if k == 0
                          else ("feedforward", first + k - 1))
-            dst = self._new_layer(prefix, layer.hidden_size, layer.n_gates)
+            params = {key: key for key in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            if layer.weight_td is not None:
+                params["weight_td"] = "weight_td"
+            dst = self._new_layer(prefix, layer.hidden_size, layer.n_gates, layer.cell, layer,
+                                  params)
             self.tensors.append(WeightTensor(f"{prefix}.weight_ih", layer, "weight_ih", kind,
                                              src, dst, layer.n_gates))
             self.tensors.append(WeightTensor(f"{prefix}.weight_hh", layer, "weight_hh",

@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from . import lattice
 from .base import BaseSparsifier
-from .estimators import torch_seed
+from .utils import torch_seed
 from .neuron_graph import HIDDEN_KINDS, SCOPES, NeuronGraph
 
 __all__ = ["LatticePruner", "STRATEGIES"]
@@ -24,7 +24,7 @@ class LatticePruner(BaseSparsifier):
     context, or the reachability poset's Dedekind-MacNeille completion); the connections of
     meet-irreducible neurons are kept and the outgoing connections of the others are removed
     first, lowest centrality x strength first, then, if the target asks for more, the rest by
-    strength. The method is fixed in ``../shared/methods/LATTICE.md``.
+    strength. The method is fixed in ``docs/methods/lattice.md``.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """``ModuliRegularizer``: moduli regularisation with gradual magnitude pruning, as a meta-estimator.
 
 It trains a skorch recurrent net with two callbacks attached, :class:`ModuliPenalty` (the
-geometric penalty of ``../shared/methods/MODULI.md`` section 4) and
+geometric penalty of ``docs/methods/moduli.md`` section 4) and
 :class:`GradualMagnitudePruning` (section 5), optionally retrains the final mask from a fresh
 initialisation (lottery-ticket control), and then behaves like the sparse net
 (``SelectFromModel``'s conventions, see :class:`~latticeprune.base.BaseSparsifier`).
@@ -18,7 +18,7 @@ from .callbacks import GradualMagnitudePruning, ModuliPenalty
 from .callbacks.moduli_penalty import HISTORY_KEY as PENALTY_KEY
 from .callbacks.moduli_penalty import check_embedding_options
 from .callbacks.pruning_schedule import SCHEDULES
-from .estimators import torch_seed
+from .utils import torch_seed
 from .moduli import INHIBITOR_NAMES, SPACE_NAMES
 from .neuron_graph import SCOPES
 
@@ -62,7 +62,7 @@ class ModuliRegularizer(BaseSparsifier):
         ``"klein"``, ``"sphere"``, ``"standard"`` (all pairs weigh 1: plain L1 / L2),
         ``"torus"`` (dimension ``space_params["dim"]``, default 2), ``"torus6"``.
     inhibitor : {"DoG", "gauss", "ripple", "square"}, default="DoG"
-        Distance-to-penalty function (MODULI.md section 3).
+        Distance-to-penalty function (docs/methods/moduli.md section 3).
     invert : bool, default=True
         Use ``max(R) - R`` (the published DoG form: near pairs cheap, far pairs expensive).
     strength : float, default=0.1

@@ -144,7 +144,7 @@ ORACLES = {
 
 
 def context_meet_irreducible_by_sets(adjacency):
-    """LATTICE.md 3(a) literally, with Python sets: m' != meet of strict supersets."""
+    """docs/methods/lattice.md 3(a) literally, with Python sets: m' != meet of strict supersets."""
     n = len(adjacency)
     everything = frozenset(range(n))
     extents = [frozenset(g for g in range(n) if adjacency[m][g]) for m in range(n)]

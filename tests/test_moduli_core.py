@@ -1,4 +1,4 @@
-"""Tests of the moduli-regularisation core: spaces, inhibitors, penalty (MODULI.md 1-4)."""
+"""Tests of the moduli-regularisation core: spaces, inhibitors, penalty (docs/methods/moduli.md 1-4)."""
 
 import itertools
 import math

@@ -1,4 +1,4 @@
-"""The moduli penalty as a skorch callback (MODULI.md sections 1 and 4).
+"""The moduli penalty as a skorch callback (docs/methods/moduli.md sections 1 and 4).
 
 Each recurrent layer's hidden units are embedded at points of a moduli space; the training
 objective becomes ``task loss + strength * sum over tensors of mean(R * |W|^k)``, with

@@ -1,4 +1,4 @@
-"""Gradual global magnitude pruning during training (MODULI.md section 5).
+"""Gradual global magnitude pruning during training (docs/methods/moduli.md section 5).
 
 At the end of each pruning epoch the weights in scope are ranked together by magnitude and
 the smallest are masked, the sparsity following a schedule from 0 up to ``target_sparsity``,

@@ -5,7 +5,7 @@ receives its velocity, starts from an encoding of the start position's
 place-cell code, and must predict the place-cell code at every step. This is
 the set-up of the grid-cell RNNs of Sorscher et al. (NeurIPS 2019, the
 "grid-pattern-formation" code), used in section 6 of the moduli method
-(``shared/methods/MODULI.md``).
+(``docs/methods/moduli.md``).
 
 Coordinates are in metres with the origin at the centre of the box, which
 spans ``[-box_size / 2, box_size / 2]`` on both axes.

@@ -1,6 +1,6 @@
 """The dependency-lattice engine: adjacency, irreducible neurons, centrality, pruning order.
 
-Pure numpy/scipy, no concept enumeration (LATTICE.md sections 2-5 and 7).
+Pure numpy/scipy, no concept enumeration (docs/methods/lattice.md sections 2-5 and 7).
 """
 
 from .adjacency import (

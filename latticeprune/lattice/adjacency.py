@@ -4,7 +4,7 @@ A connection ``i -> j`` with strength ``strength[i, j] > 0`` *exists*; a zero st
 is an absent connection and is never an edge, at any backbone level.  The backbone
 threshold is a quantile of the strengths of the existing connections only, so the
 binary adjacency keeps about a fraction ``1 - backbone`` of them whatever the density
-of the weight matrix (LATTICE.md section 2).
+of the weight matrix (docs/methods/lattice.md section 2).
 """
 
 import numbers
@@ -22,7 +22,7 @@ __all__ = [
     "irreducibility_persistence",
 ]
 
-#: Lowest default filtration level.  LATTICE.md section 6: on a trained LSTM-128 the
+#: Lowest default filtration level.  docs/methods/lattice.md section 6: on a trained LSTM-128 the
 #: binary adjacency is strongly connected with pairwise incomparable extents (every
 #: neuron meet-irreducible) up to backbone 0.8; structure appears from about 0.9.
 DEFAULT_FILTRATION_LOW = 0.9
@@ -160,7 +160,7 @@ def filtration_levels(
 
     Level ``k`` keeps a density ``(1 - low) * ((1 - high) / (1 - low)) ** (k / (K - 1))``
     of the existing connections, so consecutive levels keep the same fraction fewer
-    connections and more levels sit at the high end, where LATTICE.md section 6 shows
+    connections and more levels sit at the high end, where docs/methods/lattice.md section 6 shows
     the structure changing fastest (meet-irreducible 122/128 at 0.9, 109 at 0.95, 52
     at 0.99).  The defaults 0.9 and 0.99 bracket that informative range; below 0.9 the
     trained LSTM-128 graph is strongly connected and every neuron is irreducible.
@@ -197,7 +197,7 @@ def irreducibility_persistence(strength, levels=None, order="context"):
     """Fraction of filtration levels at which each neuron is meet-irreducible.
 
     The graded ("continuous-valued adjacency") counterpart of the binary verdict
-    (LATTICE.md section 2): at every backbone level the binary adjacency is built and
+    (docs/methods/lattice.md section 2): at every backbone level the binary adjacency is built and
     :func:`~latticeprune.lattice.meet_irreducible` is evaluated.
 
     Parameters

@@ -1,4 +1,4 @@
-"""Centrality of neurons in the weighted, directed connection graph (LATTICE.md section 4).
+"""Centrality of neurons in the weighted, directed connection graph (docs/methods/lattice.md section 4).
 
 ``weights[i, j] >= 0`` is the weight of the connection ``i -> j``.  Every kind returns a
 non-negative vector summing to 1, finite and deterministic on every graph, including

@@ -1,6 +1,6 @@
 """Meet- and join-irreducible neurons of the dependency lattice, without enumeration.
 
-``order="context"`` (LATTICE.md 3(a)): the binary adjacency is the formal context with
+``order="context"`` (docs/methods/lattice.md 3(a)): the binary adjacency is the formal context with
 objects = postsynaptic neurons, attributes = presynaptic neurons and ``g I m`` iff
 ``m -> g``.  The extent ``m'`` of attribute ``m`` is row ``m`` of the adjacency.  The
 attribute concept of ``m`` is meet-irreducible iff

@@ -1,6 +1,6 @@
 """The reachability order: condensation, closure, Hasse diagram, irreducible elements.
 
-``order="reachability"`` (LATTICE.md 3(b)): ``i <= j`` iff ``j`` is reachable from
+``order="reachability"`` (docs/methods/lattice.md 3(b)): ``i <= j`` iff ``j`` is reachable from
 ``i`` (reflexive-transitive closure of the adjacency).  Neurons in one strongly
 connected component are one element, so the order lives on the condensation, a DAG.
 Components are numbered in a topological order (by longest-path depth from a source,

@@ -1,4 +1,4 @@
-"""The lattice pruning rule as pure functions on strengths (LATTICE.md section 5).
+"""The lattice pruning rule as pure functions on strengths (docs/methods/lattice.md section 5).
 
 Connections are addressed by flat indices into ``strength.ravel()`` (C order): index
 ``i * n + j`` is the connection ``i -> j``.  Only existing connections

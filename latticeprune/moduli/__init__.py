@@ -2,7 +2,7 @@
 
 Hidden units are embedded at points of a moduli space; the recurrent weight
 between units ``i`` and ``j`` is penalised by ``R[i, j] = f(d(p_i, p_j))``
-(``../shared/methods/MODULI.md`` sections 1-4).
+(``docs/methods/moduli.md`` sections 1-4).
 """
 
 from .inhibitors import (

@@ -12,7 +12,7 @@ DoG        100 (exp(-d^2 / 5) - exp(-4 d^2))            0
 ripple     100 exp(-d / 5) cos^2(pi d / 5)              100
 =========  ===========================================  ==============
 
-``ripple`` (MODULI.md leaves it to us) is a decaying sinusoid:
+``ripple`` (docs/methods/moduli.md leaves it to us) is a decaying sinusoid:
 ``cos^2(pi d / 5) = (1 + cos(2 pi d / 5)) / 2`` oscillates with period 5 (the round
 radius, half the flat side) under an exponential envelope of decay length 5.
 It is kept non-negative, like the other inhibitors, so the penalty never rewards

@@ -89,7 +89,7 @@ def penalty_matrix(n, moduli="torus", inhibitor="DoG", invert=True, permute=Fals
     random_state : int, RandomState instance or None
     two_embeddings : bool, default=False
         Sample separate presynaptic points ``p`` and postsynaptic points ``q``
-        (MODULI.md section 1); by default ``q = p``.
+        (docs/methods/moduli.md section 1); by default ``q = p``.
     return_points : bool, default=False
         Also return the points.
     **space_params

@@ -1,7 +1,7 @@
 """Moduli spaces: where hidden units live and how far apart they are.
 
 Each space samples points uniformly and computes the pairwise distance matrix
-between two point sets.  Scales follow MODULI.md section 2: flat spaces have side
+between two point sets.  Scales follow docs/methods/moduli.md section 2: flat spaces have side
 ``L = 10``, round spaces radius ``5``.
 
 ``pairwise`` is written once for both array libraries: NumPy in, NumPy out;

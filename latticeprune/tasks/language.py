@@ -1,6 +1,6 @@
 """``LanguageModel``: a word-level Elman/LSTM language model as a skorch estimator.
 
-The language-modelling task of the moduli paper (``../shared/methods/MODULI.md`` section 6;
+The language-modelling task of the moduli paper (``docs/methods/moduli.md`` section 6;
 corpus from :func:`latticeprune.datasets.load_wikitext2`): embedding, one recurrent layer,
 linear read-out to the vocabulary, next-word cross-entropy, perplexity as the metric.
 
@@ -29,19 +29,15 @@ from sklearn.utils.validation import check_array, check_consistent_length
 from torch import nn
 
 from ..datasets.wikitext import batchify, bptt_batches
-from ..estimators import torch_seed, validate_own_params
+from ..estimators import validate_own_params
+from ..utils import torch_seed
 from .common import GuardedNetMixin
-from ..nets import CELLS
+from ..nets import CELLS, check_cell, fused_rnn
 
 __all__ = ["LanguageModel", "WordLanguageNet", "token_windows"]
 
 # Pseudo-count of every id in the unigram frequencies that start the decoder bias.
 _UNSEEN_PSEUDO_COUNT = 0.1
-
-_TORCH_RNN = {"rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
-              "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
-              "lstm": (nn.LSTM, {}),
-              "gru": (nn.GRU, {})}
 
 
 def token_windows(ids, bptt=35):
@@ -111,16 +107,14 @@ class WordLanguageNet(nn.Module):
     def __init__(self, vocab_size, embedding_size=128, hidden_size=256, cell="rnn_tanh",
                  dropout=0.0, tie_weights=False):
         super().__init__()
-        if cell not in _TORCH_RNN:
-            raise ValueError(f"cell={cell!r} is not valid; valid choices are {list(CELLS)}.")
+        check_cell(cell)
         if tie_weights and embedding_size != hidden_size:
             raise ValueError(f"tie_weights=True needs embedding_size == hidden_size; got "
                              f"{embedding_size} and {hidden_size}.")
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embedding_size)
         self.dropout = nn.Dropout(dropout)
-        rnn_class, extra = _TORCH_RNN[cell]
-        self.rnn = rnn_class(embedding_size, hidden_size, batch_first=True, **extra)
+        self.rnn = fused_rnn(cell, embedding_size, hidden_size)
         self.decoder = nn.Linear(hidden_size, vocab_size)
         # As PyTorch's word_language_model example.
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)

@@ -1,6 +1,6 @@
 """``PathIntegrator``: a recurrent net that integrates velocity into place-cell codes.
 
-The estimator of the navigation task of the moduli paper (``../shared/methods/MODULI.md``
+The estimator of the navigation task of the moduli paper (``docs/methods/moduli.md``
 section 6; data from :func:`latticeprune.datasets.make_navigation_task`), after the grid-cell
 RNNs of Sorscher et al. (NeurIPS 2019): the start position's place-cell code is encoded into
 the initial hidden state, the net receives the velocity at every step and reads out
@@ -30,9 +30,10 @@ from sklearn.utils.validation import check_array
 from torch import nn
 
 from ..datasets.navigation import decode_position, position_error_cm
-from ..estimators import torch_seed, validate_own_params
+from ..estimators import validate_own_params
+from ..utils import torch_seed
 from .common import GuardedNetMixin
-from ..nets import CELLS
+from ..nets import CELLS, check_cell, fused_rnn
 
 __all__ = [
     "PathIntegrator",
@@ -43,11 +44,6 @@ __all__ = [
     "decoded_position_error_cm",
     "position_error_scorer",
 ]
-
-_TORCH_RNN = {"rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
-              "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
-              "lstm": (nn.LSTM, {}),
-              "gru": (nn.GRU, {})}
 
 # Tolerance on the target codes' sums (float32 softmax outputs sum to 1 within ~1e-6).
 _CODE_SUM_TOLERANCE = 1e-3
@@ -240,14 +236,12 @@ class PathIntegrationNet(nn.Module):
 
     def __init__(self, n_place_cells, hidden_size=256, cell="rnn_tanh", input_size=2):
         super().__init__()
-        if cell not in _TORCH_RNN:
-            raise ValueError(f"cell={cell!r} is not valid; valid choices are {list(CELLS)}.")
+        check_cell(cell)
         self.n_place_cells = n_place_cells
         self.input_size = input_size
-        rnn_class, extra = _TORCH_RNN[cell]
         self.initial_state = InitialStateEncoder(n_place_cells, hidden_size,
                                                  n_states=2 if cell == "lstm" else 1)
-        self.rnn = rnn_class(input_size, hidden_size, batch_first=True, **extra)
+        self.rnn = fused_rnn(cell, input_size, hidden_size)
         self.readout = nn.Linear(hidden_size, n_place_cells)
 
     def encode(self, x):
