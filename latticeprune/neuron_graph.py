@@ -27,7 +27,7 @@ from sklearn.exceptions import NotFittedError
 from .nets import CELL_TABLE, HierarchicalRNN, cell_of
 
 __all__ = ["NeuronGraph", "WeightTensor", "RecurrentLayer", "SCOPES", "HIDDEN_KINDS",
-           "estimator_chain", "find_net", "find_module", "live_weight"]
+           "estimator_chain", "find_net", "find_module", "live_weight", "pruned_count"]
 
 #: Kinds of weight tensor each pruning scope covers.
 SCOPES = {
@@ -78,6 +78,15 @@ def find_net(obj):
 def find_module(obj):
     """The torch module of ``obj``: the module itself, or the ``module_`` of :func:`find_net`."""
     return obj if isinstance(obj, nn.Module) else find_net(obj).module_
+
+
+def pruned_count(sparsity, total):
+    """Entries a ``sparsity`` target zeroes among ``total``: ``round(sparsity * total)``.
+
+    The one rounding rule of the package, the one ``torch.nn.utils.prune`` applies to a float
+    ``amount``; every strategy, schedule and sparsity check counts with it.
+    """
+    return int(round(float(sparsity) * int(total)))
 
 
 def live_weight(owner, param):
