@@ -38,8 +38,8 @@ def _load(dataset, path, random_state):
         X, y = load_digits_sequences(return_X_y=True)
         return train_test_split(X, y, test_size=0.25, stratify=y, random_state=random_state)
     if path is None:
-        raise SystemExit("--dataset mnist needs --data PATH (an MNIST IDX folder, e.g. "
-                         "../shared/data/mnist-10k)")
+        raise SystemExit("--dataset mnist needs --data PATH (an MNIST IDX folder such as "
+                         "mnist-10k/)")
     return load_mnist(path, return_X_y=True)
 
 

@@ -216,8 +216,7 @@ def _fetch_openml_mnist(data_home):
         raise MNISTNotFoundError(
             "load_mnist() with no path fetches MNIST from OpenML (or scikit-learn's "
             f"cache), which failed: {exc}. Without internet, point it at a folder with "
-            "the four MNIST IDX files, e.g. load_mnist('path/to/mnist') or, in this "
-            "project, load_mnist('../shared/data/mnist-10k')."
+            "the four MNIST IDX files, e.g. load_mnist('path/to/mnist')."
         ) from exc
     X = np.asarray(X)
     y = np.asarray(y).astype(np.int64)
@@ -248,7 +247,7 @@ def load_mnist(path=None, *, return_X_y=False, as_2d=False, data_home=None):
         ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each plain
         or gzip-compressed (``.gz``; the gzip file is preferred when both
         exist). Any number of images per split is accepted, so subsets such
-        as ``../shared/data/mnist-10k`` read unchanged.
+        as an 8000/2000 ``mnist-10k/`` folder read unchanged.
         If None, MNIST is fetched with :func:`sklearn.datasets.fetch_openml`
         (``"mnist_784"``; scikit-learn's cache in ``data_home`` is used when
         present, otherwise it downloads about 15 MB); its first 60000 rows are
@@ -306,7 +305,7 @@ def load_mnist(path=None, *, return_X_y=False, as_2d=False, data_home=None):
     Examples
     --------
     >>> from latticeprune.datasets import load_mnist
-    >>> mnist = load_mnist("../shared/data/mnist-10k")  # doctest: +SKIP
+    >>> mnist = load_mnist("path/to/mnist-10k")  # doctest: +SKIP
     >>> mnist.X_train.shape, mnist.X_test.shape  # doctest: +SKIP
     ((8000, 28, 28), (2000, 28, 28))
     """

@@ -106,11 +106,10 @@ def load_wikitext2(path, *, train_file=None, valid_file="valid.txt", test_file="
         Folder with the text files.
     train_file : str or None, default=None
         Training text, relative to ``path``. None means ``"train.txt"`` if
-        that file exists, otherwise ``valid_file``. The project's copy
-        (``../shared/data/wikitext-2``) has no official ``train.txt``, so
-        there the model trains on ``valid.txt`` and results are reported on
-        ``test.txt``; they are not comparable with published WikiText-2
-        perplexities.
+        that file exists, otherwise ``valid_file``. A folder without the
+        official ``train.txt`` (such as the copy the benchmarks read) trains
+        on ``valid.txt`` and reports on ``test.txt``; such results are not
+        comparable with published WikiText-2 perplexities.
     valid_file : str or None, default="valid.txt"
         Validation text. It is read only if it exists and is not the
         training file, otherwise ``valid`` is None in the result.
@@ -144,7 +143,7 @@ def load_wikitext2(path, *, train_file=None, valid_file="valid.txt", test_file="
     Examples
     --------
     >>> from latticeprune.datasets import load_wikitext2
-    >>> corpus = load_wikitext2("../shared/data/wikitext-2")  # doctest: +SKIP
+    >>> corpus = load_wikitext2("path/to/wikitext-2")  # doctest: +SKIP
     >>> corpus.train_file, len(corpus.dictionary)  # doctest: +SKIP
     ('valid.txt', 13777)
     """
