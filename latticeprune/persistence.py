@@ -1,22 +1,16 @@
 """Save and load fitted nets and sparsifiers.
 
-Two routes:
-
-* :func:`save` / :func:`load`: the whole fitted object through joblib's pickle. Everything
-  survives (masks, lattice analysis, embedding, history) and the loaded object predicts exactly
-  as the saved one. **Never load a pickle from a source you do not trust**: unpickling runs
-  code chosen by whoever wrote the file.
-* :func:`save_weights` / :func:`load_weights`: no pickle. Every array goes into one
-  ``numpy.savez`` file written and read with ``allow_pickle=False``: the net's ``state_dict``
-  (a pruned weight as ``<name>_orig``, the unpruned tensor, and ``<name>_mask``) and the fitted
-  array attributes (``classes_``, ``masks_``, ``meet_irreducible_``, ``embedding_``...). The
-  parameters and the other fitted attributes are JSON, in which an array appears only as the
-  name of its ``.npz`` entry; skorch writes the training history as JSON. Loading needs the
-  estimator configured as it was for training; the files supply what ``fit`` learned, and the
-  masks are re-applied with :meth:`~latticeprune.neuron_graph.NeuronGraph.apply_masks`
-  (``torch.nn.utils.prune``), so pruned weights stay exactly zero through further training.
-
-Cost: one copy of every array, written once; nothing is recomputed on load.
+* :func:`save` / :func:`load`: the whole fitted object through joblib's pickle; everything
+  survives. **Never load a pickle from a source you do not trust**: unpickling runs code
+  chosen by whoever wrote the file.
+* :func:`save_weights` / :func:`load_weights`: no pickle. Every array goes into one ``.npz``
+  file written and read with ``allow_pickle=False``: the net's ``state_dict`` (a pruned weight
+  as ``<name>_orig`` and ``<name>_mask``) and the fitted arrays (``classes_``, ``masks_``,
+  ``meet_irreducible_``, ``embedding_``...). Parameters and the other fitted attributes are
+  JSON, where an array is only the name of its ``.npz`` entry; skorch writes the history.
+  Loading needs the estimator configured as for training; the masks are re-applied with
+  :meth:`~latticeprune.neuron_graph.NeuronGraph.apply_masks` (``torch.nn.utils.prune``), so
+  pruned weights stay zero through further training. Cost: one copy of every array.
 """
 
 import json
@@ -35,7 +29,7 @@ from .neuron_graph import NeuronGraph, estimator_chain, find_net
 __all__ = ["save", "load", "save_weights", "load_weights", "ARRAYS_FILE", "HISTORY_FILE",
            "STATE_FILE"]
 
-#: Files :func:`save_weights` writes into its directory.
+#: Files :func:`save_weights` writes.
 ARRAYS_FILE = "arrays.npz"
 HISTORY_FILE = "history.json"
 STATE_FILE = "latticeprune.json"
@@ -49,26 +43,10 @@ _IGNORED_PARAMS = frozenset({"verbose", "device", "n_threads"})
 
 
 def save(estimator, path, *, compress=3):
-    """Pickle a fitted net or sparsifier (or any object) to ``path`` with joblib.
+    """Pickle ``estimator`` (any object) to the file ``path`` with joblib; returns the path.
 
-    Parameters
-    ----------
-    estimator : object
-        Typically a fitted :class:`~latticeprune.LatticePruner`,
-        :class:`~latticeprune.ModuliRegularizer` or skorch net.
-    path : str or path-like
-        File to write; its folder must exist.
-    compress : int from 0 to 9, default=3
-        joblib's zlib compression level (0: none).
-
-    Returns
-    -------
-    path : pathlib.Path
-
-    See Also
-    --------
-    load : the inverse; read its warning about untrusted files.
-    save_weights : the pickle-free route.
+    ``compress`` (0 to 9, default 3) is joblib's zlib level. :func:`load` is the inverse (read
+    its warning); :func:`save_weights` is the pickle-free route.
     """
     path = Path(path)
     joblib.dump(estimator, path, compress=compress)
@@ -79,33 +57,29 @@ def load(path):
     """Load an object written by :func:`save` (or ``joblib.dump``).
 
     .. warning::
-       Loading a pickle runs code chosen by whoever wrote the file. Only load files you
-       created or obtained from a source you trust. To exchange models, use
-       :func:`save_weights` / :func:`load_weights` (``numpy`` arrays without pickle, JSON).
+       Loading a pickle runs code chosen by whoever wrote the file: only load files from a
+       source you trust. To exchange models, use :func:`save_weights` / :func:`load_weights`.
     """
     return joblib.load(Path(path))
 
 
 def save_weights(estimator, directory):
-    """Save a fitted net or sparsifier (nested sparsifiers too) into ``directory``, without pickle.
+    """Save a fitted net or (nested) sparsifier into ``directory`` without pickle; returns it.
 
-    Writes ``arrays.npz`` (every array), ``latticeprune.json`` (the class and the plain
-    parameters of every level down to the net, what ``fit`` learned, the names of the pruned
-    weights) and ``history.json`` (skorch's history). Fitted attributes that hold objects other
-    than plain data (``ModuliRegularizer.pruned_estimator_``) are not saved; a ``UserWarning``
-    names them. Returns the directory as a :class:`pathlib.Path`.
+    Writes ``arrays.npz``, ``latticeprune.json`` (class and plain parameters of every level,
+    fitted attributes, pruned weight names) and ``history.json``. Fitted attributes holding
+    other objects (``ModuliRegularizer.pruned_estimator_``) are skipped with a UserWarning.
 
     Examples
     --------
     >>> import tempfile
+    >>> from sklearn.base import clone
     >>> from latticeprune import LatticePruner, RNNClassifier
     >>> from latticeprune.datasets import load_digits_sequences
     >>> X, y = load_digits_sequences(return_X_y=True)
-    >>> def configure():
-    ...     return LatticePruner(RNNClassifier(hidden_size=8, max_epochs=1), sparsity=0.5,
-    ...                          n_rounds=1, fine_tune_epochs=0, random_state=0)
-    >>> pruner = configure().fit(X[:100], y[:100])
-    >>> restored = load_weights(configure(), save_weights(pruner, tempfile.mkdtemp()))
+    >>> pruner = LatticePruner(RNNClassifier(hidden_size=8, max_epochs=1), sparsity=0.5,
+    ...                        n_rounds=1, fine_tune_epochs=0, random_state=0).fit(X[:99], y[:99])
+    >>> restored = load_weights(clone(pruner), save_weights(pruner, tempfile.mkdtemp()))
     >>> bool((restored.predict_proba(X[:5]) == pruner.predict_proba(X[:5])).all())
     True
     """
@@ -123,13 +97,10 @@ def save_weights(estimator, directory):
                       and not name.startswith("_") and name != "estimator_"}
         stored = {}
         for name, value in fitted.items():
-            found = {}
             try:
-                stored[name] = _split(value, f"{index}/{name}", found)
+                stored[name] = _split(value, f"{index}/{name}", arrays)
             except TypeError:
                 not_saved.append(f"{type(level).__name__}.{name}")
-            else:
-                arrays.update(found)
         levels.append({"class": _class_path(level), "params": _plain_params(level),
                        "fitted": stored})
     directory = Path(directory)
@@ -140,32 +111,22 @@ def save_weights(estimator, directory):
              "pruned_parameters": sorted(NeuronGraph(net).masks())}
     (directory / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
     if not_saved:
-        warnings.warn(f"save_weights does not save fitted attributes that hold objects other "
-                      f"than plain data: {', '.join(not_saved)}. Use save() (pickle) to keep "
-                      "them.", UserWarning, stacklevel=2)
+        warnings.warn(f"save_weights skips fitted attributes that are not plain data: "
+                      f"{', '.join(not_saved)}; save() (pickle) keeps them.", stacklevel=2)
     return directory
 
 
 def load_weights(estimator, directory):
-    """Fit ``estimator`` in place from a folder written by :func:`save_weights`, without pickle.
+    """Fit ``estimator`` in place from a folder written by :func:`save_weights`; returns it.
 
-    ``estimator`` must be configured as the saved one was (same classes and plain parameters,
-    except ``verbose``, ``device`` and ``n_threads``); every sparsifier level gets its seeded
-    clone as ``estimator_``, the net is initialised, the saved masks are applied, the
-    ``state_dict`` is loaded and the fitted attributes are set. The result predicts and
-    transforms exactly as the saved object. A restored
-    :class:`~latticeprune.ModuliRegularizer`'s net has the user's callbacks but not the penalty
-    and pruning callbacks, so the regulariser cannot ``partial_fit``; the net itself can.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``directory`` holds no ``latticeprune.json``.
-    ValueError
-        If the configuration's classes or parameters differ from the saved ones (the message
-        names them) or the file format is not this version's.
-    pickle.UnpicklingError
-        If ``arrays.npz`` holds pickled objects (object arrays): they are refused, never run.
+    ``estimator`` must be configured as the saved one (same classes and plain parameters,
+    except ``verbose``, ``device`` and ``n_threads``): each sparsifier level gets its seeded
+    clone as ``estimator_``, the net is initialised, masked and loaded, the fitted attributes
+    are set; it then predicts exactly as the saved object. A restored
+    :class:`~latticeprune.ModuliRegularizer` lacks its penalty callbacks, so only its net can
+    ``partial_fit``. Raises FileNotFoundError without ``latticeprune.json``, ValueError naming
+    a class or parameter that differs from the saved one, and ``pickle.UnpicklingError`` if
+    ``arrays.npz`` holds object arrays (pickles: refused, never run).
     """
     directory = Path(directory)
     if not (directory / STATE_FILE).is_file():
@@ -179,9 +140,8 @@ def load_weights(estimator, directory):
         with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except ValueError as exc:  # numpy refuses object arrays: they are pickles
-        raise pickle.UnpicklingError(f"{directory / ARRAYS_FILE} holds pickled objects; "
-                                     "load_weights reads plain arrays only (weights only, "
-                                     "allow_pickle=False).") from exc
+        raise pickle.UnpicklingError(f"{directory / ARRAYS_FILE} holds pickled objects; only "
+                                     "plain arrays are read (weights only).") from exc
     saved = state["levels"]
     level = estimator
     for _ in saved[1:]:
@@ -193,9 +153,8 @@ def load_weights(estimator, directory):
     _check_configuration(chain, saved)
     net = chain[-1]
     fitted = {name: _join(value, arrays) for name, value in saved[-1]["fitted"].items()}
-    if "label_encoder_" in fitted:
-        net.label_encoder_ = LabelEncoder()
-        net.label_encoder_.classes_ = fitted.pop("label_encoder_")
+    if "label_encoder_" in fitted:  # saved as its classes_
+        net.label_encoder_ = LabelEncoder().fit(fitted.pop("label_encoder_"))
     for name, value in fitted.items():
         setattr(net, name, value)
     with torch.random.fork_rng(devices=[]):  # initialize() draws weights we overwrite anyway
@@ -250,9 +209,9 @@ def _check_configuration(chain, saved):
 def _split(value, key, arrays):
     """``value`` as JSON data, its arrays moved into ``arrays`` under names starting with ``key``.
 
-    An array becomes ``{"array": name, "dtype": ...}``, a tuple ``{"tuple": [...]}``, a dict
-    ``{"keys": [...], "values": [...]}`` (keys need not be strings); TypeError for other
-    objects. Object arrays are kept only when they hold strings (saved as a unicode array).
+    An array becomes ``{"array": name, "dtype": ...}`` (an object array only if it holds
+    strings), a tuple ``{"tuple": [...]}``, a dict ``{"items": [[key, value], ...]}``;
+    TypeError for other objects (some arrays may then be in ``arrays`` already, unreferenced).
     """
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
@@ -268,9 +227,9 @@ def _split(value, key, arrays):
     if isinstance(value, (list, tuple)):
         items = [_split(v, f"{key}/{i}", arrays) for i, v in enumerate(value)]
         return items if isinstance(value, list) else {"tuple": items}
-    if isinstance(value, dict):
-        return {"keys": [_split(k, f"{key}/k{i}", arrays) for i, k in enumerate(value)],
-                "values": [_split(v, f"{key}/{i}", arrays) for i, v in enumerate(value.values())]}
+    if isinstance(value, dict):  # items, as keys need not be strings
+        return {"items": [[_split(k, f"{key}/k{i}", arrays), _split(v, f"{key}/{i}", arrays)]
+                          for i, (k, v) in enumerate(value.items())]}
     raise TypeError(f"{type(value).__name__} is not plain data")
 
 
@@ -284,5 +243,4 @@ def _join(value, arrays):
         return np.asarray(arrays[value["array"]], dtype=value["dtype"])
     if "tuple" in value:
         return tuple(_join(v, arrays) for v in value["tuple"])
-    return dict(zip((_join(k, arrays) for k in value["keys"]),
-                    (_join(v, arrays) for v in value["values"])))
+    return {_join(k, arrays): _join(v, arrays) for k, v in value["items"]}
