@@ -1,13 +1,11 @@
 """Save and load fitted nets and sparsifiers.
 
-* :func:`save` / :func:`load`: the whole fitted object through joblib's pickle; everything
-  survives. **Never load a pickle from a source you do not trust**: unpickling runs code
-  chosen by whoever wrote the file.
+* :func:`save` / :func:`load`: the whole object through joblib's pickle. **Never load a
+  pickle from a source you do not trust**: unpickling runs code chosen by its writer.
 * :func:`save_weights` / :func:`load_weights`: no pickle. Every array goes into one ``.npz``
   file written and read with ``allow_pickle=False``: the net's ``state_dict`` (a pruned weight
   as ``<name>_orig`` and ``<name>_mask``) and the fitted arrays (``classes_``, ``masks_``,
-  ``meet_irreducible_``, ``embedding_``...). Parameters and the other fitted attributes are
-  JSON, where an array is only the name of its ``.npz`` entry; skorch writes the history.
+  ``embedding_``...). The rest is JSON, where an array is the name of its ``.npz`` entry.
   Loading needs the estimator configured as for training; the masks are re-applied with
   :meth:`~latticeprune.neuron_graph.NeuronGraph.apply_masks` (``torch.nn.utils.prune``), so
   pruned weights stay zero through further training. Cost: one copy of every array.
@@ -36,7 +34,7 @@ STATE_FILE = "latticeprune.json"
 
 _FORMAT_VERSION = 2
 #: What ``fit`` sets on a skorch net that ``initialize()`` needs to rebuild the module.
-_NET_FITTED_ATTRIBUTES = ("input_size_", "n_steps_", "n_features_in_", "n_outputs_", "_y_ndim",
+_NET_FITTED = ("input_size_", "n_steps_", "n_features_in_", "n_outputs_", "_y_ndim",
                           "classes_inferred_")
 #: Parameters that may differ between the saved and the loading configuration.
 _IGNORED_PARAMS = frozenset({"verbose", "device", "n_threads"})
@@ -48,9 +46,8 @@ def save(estimator, path, *, compress=3):
     ``compress`` (0 to 9, default 3) is joblib's zlib level. :func:`load` is the inverse (read
     its warning); :func:`save_weights` is the pickle-free route.
     """
-    path = Path(path)
     joblib.dump(estimator, path, compress=compress)
-    return path
+    return Path(path)
 
 
 def load(path):
@@ -84,12 +81,11 @@ def save_weights(estimator, directory):
     True
     """
     net = find_net(estimator)
-    arrays = {key: value.detach().cpu().numpy() for key, value in net.module_.state_dict().items()}
+    arrays = {key: value.numpy(force=True) for key, value in net.module_.state_dict().items()}
     levels, not_saved = [], []
     for index, level in enumerate(estimator_chain(estimator)):
         if level is net:
-            fitted = {name: getattr(net, name) for name in _NET_FITTED_ATTRIBUTES
-                      if hasattr(net, name)}
+            fitted = {name: getattr(net, name) for name in _NET_FITTED if hasattr(net, name)}
             if hasattr(net, "label_encoder_"):
                 fitted["label_encoder_"] = net.label_encoder_.classes_
         else:
@@ -143,20 +139,17 @@ def load_weights(estimator, directory):
         raise pickle.UnpicklingError(f"{directory / ARRAYS_FILE} holds pickled objects; only "
                                      "plain arrays are read (weights only).") from exc
     saved = state["levels"]
-    level = estimator
-    for _ in saved[1:]:
-        if not isinstance(level, BaseSparsifier):
-            break
-        level.estimator_ = level._make_estimator()  # as fit: cloned, seeded from random_state
-        level = level.estimator_
-    chain = estimator_chain(estimator)
+    chain = [estimator]
+    while isinstance(chain[-1], BaseSparsifier) and len(chain) < len(saved):
+        chain[-1].estimator_ = chain[-1]._make_estimator()  # as fit does: cloned and seeded
+        chain.append(chain[-1].estimator_)
     _check_configuration(chain, saved)
     net = chain[-1]
-    fitted = {name: _join(value, arrays) for name, value in saved[-1]["fitted"].items()}
-    if "label_encoder_" in fitted:  # saved as its classes_
-        net.label_encoder_ = LabelEncoder().fit(fitted.pop("label_encoder_"))
-    for name, value in fitted.items():
-        setattr(net, name, value)
+    for level, saved_level in zip(chain, saved):
+        for name, value in saved_level["fitted"].items():
+            setattr(level, name, _join(value, arrays))
+    if "label_encoder_" in saved[-1]["fitted"]:  # saved as its classes_
+        net.label_encoder_ = LabelEncoder().fit(net.label_encoder_)
     with torch.random.fork_rng(devices=[]):  # initialize() draws weights we overwrite anyway
         net.initialize()
     graph = NeuronGraph(net)
@@ -166,11 +159,7 @@ def load_weights(estimator, directory):
     net.module_.load_state_dict({key: torch.from_numpy(value) for key, value in arrays.items()
                                  if "/" not in key})
     graph.freeze()
-    if (directory / HISTORY_FILE).is_file():
-        net.load_params(f_history=directory / HISTORY_FILE)
-    for level, saved_level in zip(chain[:-1], saved[:-1]):
-        for name, value in saved_level["fitted"].items():
-            setattr(level, name, _join(value, arrays))
+    net.load_params(f_history=directory / HISTORY_FILE)
     return estimator
 
 
@@ -186,11 +175,8 @@ def _plain_params(obj):
 
 
 def _check_configuration(chain, saved):
-    if len(chain) != len(saved):
-        raise ValueError(f"The saved object has {len(saved)} levels "
-                         f"({' > '.join(s['class'] for s in saved)}); the configuration has "
-                         f"{len(chain)} ({' > '.join(_class_path(x) for x in chain)}).")
-    problems = []
+    problems = [] if len(chain) == len(saved) else [f"{len(chain)} levels where {len(saved)} "
+                                                    "levels were saved"]
     for level, saved_level in zip(chain, saved):
         if _class_path(level) != saved_level["class"]:
             problems.append(f"{_class_path(level)} where {saved_level['class']} was saved")
@@ -213,10 +199,8 @@ def _split(value, key, arrays):
     strings), a tuple ``{"tuple": [...]}``, a dict ``{"items": [[key, value], ...]}``;
     TypeError for other objects (some arrays may then be in ``arrays`` already, unreferenced).
     """
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.generic):
-        value = value.item()
+    value = value.numpy(force=True) if isinstance(value, torch.Tensor) else value
+    value = value.item() if isinstance(value, np.generic) else value
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, np.ndarray):
