@@ -1,284 +1,166 @@
 """Save and load fitted nets and sparsifiers.
 
-Two routes:
-
-* :func:`save` / :func:`load`: the whole fitted object through joblib's pickle. Everything
-  survives (masks, lattice analysis, embedding, history), and the loaded object predicts
-  exactly as the saved one. **Never load a pickle from a source you do not trust**: unpickling
-  runs code chosen by whoever wrote the file.
-* :func:`save_weights` / :func:`load_weights`: no pickle. The net's ``state_dict`` goes through
-  skorch's ``save_params`` / ``load_params`` and is read back with
-  ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers;
-  the fitted attributes that are plain data (shapes, classes, masks, lattice analysis,
-  embedding, sparsity, history) go to a JSON file. Loading needs the estimator configured as it
-  was for training; the files supply what ``fit`` learned.
-
-A pruned module's ``state_dict`` holds ``<name>_orig`` and ``<name>_mask`` for every pruned
-weight (``torch.nn.utils.prune``'s reparametrisation). :func:`load_weights` re-creates that
-reparametrisation in the freshly initialised module before ``load_params``, so the masks come
-back as masks: pruned weights stay exactly zero through further training.
+* :func:`save` / :func:`load`: the whole object through joblib's pickle. **Never load a
+  pickle from a source you do not trust**: unpickling runs code chosen by its writer.
+* :func:`save_weights` / :func:`load_weights`: no pickle. Every array goes into one ``.npz``
+  file written and read with ``allow_pickle=False``: the net's ``state_dict`` (a pruned weight
+  as ``<name>_orig`` and ``<name>_mask``) and the fitted arrays (``classes_``, ``masks_``,
+  ``embedding_``...). The rest is JSON, where an array is the name of its ``.npz`` entry.
+  Loading needs the estimator configured as for training; the masks are re-applied with
+  :meth:`~latticeprune.neuron_graph.NeuronGraph.apply_masks` (``torch.nn.utils.prune``), so
+  pruned weights stay zero through further training. Cost: one copy of every array.
 """
 
-import base64
 import json
-import os
+import pickle
 import warnings
 from pathlib import Path
 
 import joblib
 import numpy as np
 import torch
-from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import LabelEncoder
-from torch.nn.utils import prune
 
 from .base import BaseSparsifier
-from .neuron_graph import _refresh_flat_weights
+from .neuron_graph import NeuronGraph, estimator_chain, find_net
 
-__all__ = ["save", "load", "save_weights", "load_weights", "PARAMS_FILE", "HISTORY_FILE",
+__all__ = ["save", "load", "save_weights", "load_weights", "ARRAYS_FILE", "HISTORY_FILE",
            "STATE_FILE"]
 
-#: Files :func:`save_weights` writes into its directory.
-PARAMS_FILE = "params.pt"
+#: Files :func:`save_weights` writes.
+ARRAYS_FILE = "arrays.npz"
 HISTORY_FILE = "history.json"
 STATE_FILE = "latticeprune.json"
 
-_FORMAT_VERSION = 1
-
+_FORMAT_VERSION = 2
 #: What ``fit`` sets on a skorch net that ``initialize()`` needs to rebuild the module.
-_NET_FITTED_ATTRIBUTES = ("input_size_", "n_steps_", "n_features_in_", "n_outputs_", "_y_ndim",
+_NET_FITTED = ("input_size_", "n_steps_", "n_features_in_", "n_outputs_", "_y_ndim",
                           "classes_inferred_")
 #: Parameters that may differ between the saved and the loading configuration.
 _IGNORED_PARAMS = frozenset({"verbose", "device", "n_threads"})
 
 
-# -- pickle route ---------------------------------------------------------------------------------
 def save(estimator, path, *, compress=3):
-    """Pickle a fitted net or sparsifier (or any object) to ``path`` with joblib.
+    """Pickle ``estimator`` (any object) to the file ``path`` with joblib; returns the path.
 
-    Parameters
-    ----------
-    estimator : object
-        Typically a fitted :class:`~latticeprune.LatticePruner`,
-        :class:`~latticeprune.ModuliRegularizer` or skorch net.
-    path : str or path-like
-        File to write; its folder must exist.
-    compress : int from 0 to 9, default=3
-        joblib's zlib compression level (0: none).
-
-    Returns
-    -------
-    path : pathlib.Path
-
-    See Also
-    --------
-    load : the inverse; read its warning about untrusted files.
-    save_weights : the pickle-free route.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> from latticeprune import LatticePruner, RNNClassifier
-    >>> from latticeprune.datasets import load_digits_sequences
-    >>> from latticeprune.persistence import save, load
-    >>> X, y = load_digits_sequences(return_X_y=True)
-    >>> pruner = LatticePruner(RNNClassifier(hidden_size=8, max_epochs=1), sparsity=0.5,
-    ...                        n_rounds=1, fine_tune_epochs=0, random_state=0).fit(X[:100], y[:100])
-    >>> path = save(pruner, os.path.join(tempfile.mkdtemp(), "pruner.joblib"))
-    >>> bool((load(path).predict(X[:5]) == pruner.predict(X[:5])).all())
-    True
+    ``compress`` (0 to 9, default 3) is joblib's zlib level. :func:`load` is the inverse (read
+    its warning); :func:`save_weights` is the pickle-free route.
     """
-    path = Path(path)
     joblib.dump(estimator, path, compress=compress)
-    return path
+    return Path(path)
 
 
 def load(path):
     """Load an object written by :func:`save` (or ``joblib.dump``).
 
     .. warning::
-       Loading a pickle runs code chosen by whoever wrote the file. Only load files you
-       created or obtained from a source you trust. To exchange models, use
-       :func:`save_weights` / :func:`load_weights`, which read tensors with
-       ``torch.load(weights_only=True)`` and plain JSON.
-
-    Parameters
-    ----------
-    path : str or path-like
-
-    Returns
-    -------
-    estimator : object
-        The saved object; a fitted sparsifier predicts exactly as it did when saved.
-
-    Examples
-    --------
-    See :func:`save`.
+       Loading a pickle runs code chosen by whoever wrote the file: only load files from a
+       source you trust. To exchange models, use :func:`save_weights` / :func:`load_weights`.
     """
     return joblib.load(Path(path))
 
 
-# -- weights route --------------------------------------------------------------------------------
 def save_weights(estimator, directory):
-    """Save a fitted net or sparsifier without pickle: skorch ``save_params`` plus JSON.
+    """Save a fitted net or (nested) sparsifier into ``directory`` without pickle; returns it.
 
-    Writes into ``directory`` (created if needed):
-
-    * ``params.pt``: the module's ``state_dict`` (skorch ``save_params(f_params=...)``); for a
-      pruned weight, ``<name>_orig`` and ``<name>_mask``;
-    * ``history.json``: the skorch training history (``save_params(f_history=...)``);
-    * ``latticeprune.json``: the classes and the parameters of every level
-      (sparsifiers down to the net), what ``fit`` learned about the data (input size, classes,
-      number of outputs), the names of the pruned weights, and every fitted attribute of the
-      sparsifiers that is plain data (``masks_``, ``sparsity_``, ``meet_irreducible_``,
-      ``lattice_``, ``rounds_``, ``embedding_``, ``penalty_``, ``history_``...). Fitted
-      attributes that hold other objects (``ModuliRegularizer.pruned_estimator_``) are not saved;
-      a ``UserWarning`` names them.
-
-    Parameters
-    ----------
-    estimator : fitted skorch net or sparsifier (nested sparsifiers too)
-    directory : str or path-like
-
-    Returns
-    -------
-    directory : pathlib.Path
-
-    See Also
-    --------
-    load_weights : the inverse.
+    Writes ``arrays.npz``, ``latticeprune.json`` (class and plain parameters of every level,
+    fitted attributes, pruned weight names) and ``history.json``. Fitted attributes holding
+    other objects (``ModuliRegularizer.pruned_estimator_``) are skipped with a UserWarning.
 
     Examples
     --------
     >>> import tempfile
+    >>> from sklearn.base import clone
     >>> from latticeprune import LatticePruner, RNNClassifier
     >>> from latticeprune.datasets import load_digits_sequences
-    >>> from latticeprune.persistence import save_weights, load_weights
     >>> X, y = load_digits_sequences(return_X_y=True)
-    >>> def configure():
-    ...     return LatticePruner(RNNClassifier(hidden_size=8, max_epochs=1), sparsity=0.5,
-    ...                          n_rounds=1, fine_tune_epochs=0, random_state=0)
-    >>> pruner = configure().fit(X[:100], y[:100])
-    >>> folder = save_weights(pruner, tempfile.mkdtemp())
-    >>> restored = load_weights(configure(), folder)
+    >>> pruner = LatticePruner(RNNClassifier(hidden_size=8, max_epochs=1), sparsity=0.5,
+    ...                        n_rounds=1, fine_tune_epochs=0, random_state=0).fit(X[:99], y[:99])
+    >>> restored = load_weights(clone(pruner), save_weights(pruner, tempfile.mkdtemp()))
     >>> bool((restored.predict_proba(X[:5]) == pruner.predict_proba(X[:5])).all())
     True
-    >>> restored.sparsity_ == pruner.sparsity_
-    True
     """
-    levels = _levels(estimator)
-    net = levels[-1]
-    if not getattr(net, "initialized_", False):
-        raise NotFittedError(f"save_weights needs a fitted estimator; this "
-                             f"{type(net).__name__} is not initialised (call fit first).")
-    for level in levels[:-1]:
-        if not hasattr(level, "estimator_"):
-            raise NotFittedError(f"save_weights needs a fitted estimator; this "
-                                 f"{type(level).__name__} has no estimator_ (call fit first).")
+    net = find_net(estimator)
+    arrays = {key: value.numpy(force=True) for key, value in net.module_.state_dict().items()}
+    levels, not_saved = [], []
+    for index, level in enumerate(estimator_chain(estimator)):
+        if level is net:
+            fitted = {name: getattr(net, name) for name in _NET_FITTED if hasattr(net, name)}
+            if hasattr(net, "label_encoder_"):
+                fitted["label_encoder_"] = net.label_encoder_.classes_
+        else:
+            fitted = {name: value for name, value in vars(level).items() if name.endswith("_")
+                      and not name.startswith("_") and name != "estimator_"}
+        stored = {}
+        for name, value in fitted.items():
+            try:
+                stored[name] = _split(value, f"{index}/{name}", arrays)
+            except TypeError:
+                not_saved.append(f"{type(level).__name__}.{name}")
+        levels.append({"class": _class_path(level), "params": _plain_params(level),
+                       "fitted": stored})
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    not_saved = []
-    state = {
-        "format": _FORMAT_VERSION,
-        "levels": [_describe_level(level, is_net=level is net, not_saved=not_saved)
-                   for level in levels],
-        "pruned_parameters": _pruned_parameter_names(net.module_),
-    }
-    net.save_params(f_params=directory / PARAMS_FILE, f_history=directory / HISTORY_FILE)
-    with open(directory / STATE_FILE, "w", encoding="utf-8") as f:
-        json.dump(state, f, indent=1)
+    np.savez(directory / ARRAYS_FILE, allow_pickle=False, **arrays)
+    net.save_params(f_history=directory / HISTORY_FILE)
+    state = {"format": _FORMAT_VERSION, "levels": levels,
+             "pruned_parameters": sorted(NeuronGraph(net).masks())}
+    (directory / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
     if not_saved:
-        warnings.warn(f"save_weights does not save fitted attributes that hold objects other "
-                      f"than plain data: {', '.join(not_saved)}. Use save() (pickle) to keep "
-                      "them.", UserWarning, stacklevel=2)
+        warnings.warn(f"save_weights skips fitted attributes that are not plain data: "
+                      f"{', '.join(not_saved)}; save() (pickle) keeps them.", stacklevel=2)
     return directory
 
 
 def load_weights(estimator, directory):
-    """Restore a fitted net or sparsifier written by :func:`save_weights`, without pickle.
+    """Fit ``estimator`` in place from a folder written by :func:`save_weights`; returns it.
 
-    ``estimator`` must be configured as the saved one was (same classes and parameters, e.g.
-    the code that built it for training); it is fitted in place from the files: the inner net
-    is cloned and initialised, the prune reparametrisation of the saved masks is re-created,
-    the weights are loaded with skorch's ``load_params`` under
-    ``torch.load(weights_only=True)`` (whatever the net's ``torch_load_kwargs`` say), and the
-    saved fitted attributes are set.
-
-    The restored object predicts and transforms exactly as the saved one. Nested sparsifiers
-    share one net. A restored :class:`~latticeprune.ModuliRegularizer`'s net has the user's
-    callbacks but not the penalty and pruning callbacks, so it cannot ``partial_fit``; the
-    net itself can (its pruned weights stay zero).
-
-    Parameters
-    ----------
-    estimator : unfitted skorch net or sparsifier
-        The configuration. Its plain parameters (numbers, strings, None) must equal the saved
-        ones, except ``verbose``, ``device`` and ``n_threads``.
-    directory : str or path-like
-        A folder written by :func:`save_weights`.
-
-    Returns
-    -------
-    estimator : the same object, fitted
-
-    Raises
-    ------
-    ValueError
-        If the configuration's classes or parameters differ from the saved ones.
-    pickle.UnpicklingError
-        If ``params.pt`` holds anything but tensors and plain containers.
-
-    Examples
-    --------
-    See :func:`save_weights`.
+    ``estimator`` must be configured as the saved one (same classes and plain parameters,
+    except ``verbose``, ``device`` and ``n_threads``): each sparsifier level gets its seeded
+    clone as ``estimator_``, the net is initialised, masked and loaded, the fitted attributes
+    are set; it then predicts exactly as the saved object. A restored
+    :class:`~latticeprune.ModuliRegularizer` lacks its penalty callbacks, so only its net can
+    ``partial_fit``. Raises FileNotFoundError without ``latticeprune.json``, ValueError naming
+    a class or parameter that differs from the saved one, and ``pickle.UnpicklingError`` if
+    ``arrays.npz`` holds object arrays (pickles: refused, never run).
     """
     directory = Path(directory)
-    state_file = directory / STATE_FILE
-    if not state_file.is_file():
-        raise FileNotFoundError(f"{state_file} does not exist: {directory} is not a folder "
-                                "written by latticeprune.persistence.save_weights.")
-    with open(state_file, encoding="utf-8") as f:
-        state = json.load(f)
+    if not (directory / STATE_FILE).is_file():
+        raise FileNotFoundError(f"{directory / STATE_FILE} does not exist: {directory} is not "
+                                "a folder written by latticeprune.persistence.save_weights.")
+    state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
     if state.get("format") != _FORMAT_VERSION:
-        raise ValueError(f"{state_file} has format {state.get('format')!r}; this version of "
-                         f"latticeprune reads format {_FORMAT_VERSION}.")
-    saved_levels = state["levels"]
-    levels = _configured_levels(estimator, len(saved_levels))
-    _check_configuration(levels, saved_levels)
-    net = levels[-1]
-    _restore_net(net, saved_levels[-1], state["pruned_parameters"], directory)
-    for level, saved in zip(levels[:-1], saved_levels[:-1]):
-        for name, value in saved["fitted"].items():
-            setattr(level, name, _decode(value))
+        raise ValueError(f"{directory / STATE_FILE} has format {state.get('format')!r}; this "
+                         f"version of latticeprune reads format {_FORMAT_VERSION}.")
+    try:
+        with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except ValueError as exc:  # numpy refuses object arrays: they are pickles
+        raise pickle.UnpicklingError(f"{directory / ARRAYS_FILE} holds pickled objects; only "
+                                     "plain arrays are read (weights only).") from exc
+    saved = state["levels"]
+    chain = [estimator]
+    while isinstance(chain[-1], BaseSparsifier) and len(chain) < len(saved):
+        chain[-1].estimator_ = chain[-1]._make_estimator()  # as fit does: cloned and seeded
+        chain.append(chain[-1].estimator_)
+    _check_configuration(chain, saved)
+    net = chain[-1]
+    for level, saved_level in zip(chain, saved):
+        for name, value in saved_level["fitted"].items():
+            setattr(level, name, _join(value, arrays))
+    if "label_encoder_" in saved[-1]["fitted"]:  # saved as its classes_
+        net.label_encoder_ = LabelEncoder().fit(net.label_encoder_)
+    with torch.random.fork_rng(devices=[]):  # initialize() draws weights we overwrite anyway
+        net.initialize()
+    graph = NeuronGraph(net)
+    graph.apply_masks({name: torch.from_numpy(arrays[name + "_mask"])
+                       for name in state["pruned_parameters"]})
+    # state_dict keys hold no "/"; the fitted attributes' arrays are "<level>/<name>/...".
+    net.module_.load_state_dict({key: torch.from_numpy(value) for key, value in arrays.items()
+                                 if "/" not in key})
+    graph.freeze()
+    net.load_params(f_history=directory / HISTORY_FILE)
     return estimator
-
-
-# -- levels: sparsifiers down to the net ----------------------------------------------------------
-def _levels(estimator):
-    """``[outer sparsifier, ..., inner sparsifier, net]`` of a fitted object."""
-    levels = [estimator]
-    while isinstance(levels[-1], BaseSparsifier):
-        if not hasattr(levels[-1], "estimator_"):
-            raise NotFittedError(f"This {type(levels[-1]).__name__} is not fitted yet; call fit "
-                                 "before saving it.")
-        levels.append(levels[-1].estimator_)
-    if not hasattr(levels[-1], "module_") and not hasattr(levels[-1], "save_params"):
-        raise TypeError(f"save_weights saves skorch nets and latticeprune sparsifiers; got "
-                        f"{type(levels[-1]).__name__}.")
-    return levels
-
-
-def _configured_levels(estimator, n_levels):
-    """Give every sparsifier level of the configuration its ``estimator_`` (cloned, seeded)."""
-    levels = [estimator]
-    while isinstance(levels[-1], BaseSparsifier) and len(levels) < n_levels:
-        sparsifier = levels[-1]
-        inner = clone(sparsifier.estimator)
-        sparsifier._seed_estimator(inner)  # as fit does, so the parameters match the saved ones
-        sparsifier.estimator_ = inner
-        levels.append(inner)
-    return levels
 
 
 def _class_path(obj):
@@ -287,159 +169,62 @@ def _class_path(obj):
 
 def _plain_params(obj):
     """The parameters that are plain values (numbers, strings, None), for the consistency check."""
-    params = {}
-    for name, value in obj.get_params(deep=False).items():
-        if isinstance(value, (bool, int, float, str, type(None), np.integer, np.floating)):
-            params[name] = value.item() if isinstance(value, np.generic) else value
-    return params
+    return {name: value.item() if isinstance(value, np.generic) else value
+            for name, value in obj.get_params(deep=False).items()
+            if isinstance(value, (bool, int, float, str, type(None), np.integer, np.floating))}
 
 
-def _describe_level(level, is_net, not_saved):
-    fitted = _net_fitted_state(level) if is_net else _sparsifier_fitted_state(level, not_saved)
-    return {"class": _class_path(level), "params": _plain_params(level), "fitted": fitted}
-
-
-def _net_fitted_state(net):
-    """What ``fit`` learned about the data, which ``initialize()`` needs to rebuild the module."""
-    fitted = {name: _encode(getattr(net, name)) for name in _NET_FITTED_ATTRIBUTES
-              if hasattr(net, name)}
-    encoder = getattr(net, "label_encoder_", None)
-    if encoder is not None:
-        fitted["label_encoder_"] = _encode(encoder.classes_)
-    return fitted
-
-
-def _sparsifier_fitted_state(sparsifier, not_saved):
-    """The public fitted attributes that are plain data; the others' names go to ``not_saved``."""
-    fitted = {}
-    for name, value in vars(sparsifier).items():
-        if not name.endswith("_") or name.startswith("_") or name == "estimator_":
-            continue
-        try:
-            fitted[name] = _encode(value)
-        except TypeError:
-            not_saved.append(f"{type(sparsifier).__name__}.{name}")
-    return fitted
-
-
-def _check_configuration(levels, saved_levels):
-    if len(levels) != len(saved_levels):
-        raise ValueError(f"The saved object has {len(saved_levels)} levels "
-                         f"({' > '.join(s['class'] for s in saved_levels)}); the configuration "
-                         f"has {len(levels)} ({' > '.join(_class_path(x) for x in levels)}).")
-    problems = []
-    for level, saved in zip(levels, saved_levels):
-        if _class_path(level) != saved["class"]:
-            problems.append(f"{_class_path(level)} where {saved['class']} was saved")
+def _check_configuration(chain, saved):
+    problems = [] if len(chain) == len(saved) else [f"{len(chain)} levels where {len(saved)} "
+                                                    "levels were saved"]
+    for level, saved_level in zip(chain, saved):
+        if _class_path(level) != saved_level["class"]:
+            problems.append(f"{_class_path(level)} where {saved_level['class']} was saved")
             continue
         current = _plain_params(level)
-        for name, value in saved["params"].items():
-            if name in _IGNORED_PARAMS or name not in current:
-                continue
-            if current[name] != value:
-                problems.append(f"{type(level).__name__}.{name}={current[name]!r} (saved: "
-                                f"{value!r})")
+        problems += [f"{type(level).__name__}.{name}={current[name]!r} (saved: {value!r})"
+                     for name, value in saved_level["params"].items()
+                     if name not in _IGNORED_PARAMS and name in current
+                     and current[name] != value]
     if problems:
         raise ValueError("The estimator is not configured as the saved one: "
                          + "; ".join(problems) + ". Build it with the parameters used for "
-                         "training (they are listed in " + STATE_FILE + ").")
+                         f"training (they are listed in {STATE_FILE}).")
 
 
-# -- the net --------------------------------------------------------------------------------------
-def _pruned_parameter_names(module):
-    """``["encoder.weight_hh_l0", ...]``: every parameter under ``torch.nn.utils.prune``."""
-    names = []
-    for module_name, sub in module.named_modules():
-        for hook in sub._forward_pre_hooks.values():
-            if isinstance(hook, prune.BasePruningMethod):
-                names.append(f"{module_name}.{hook._tensor_name}" if module_name
-                             else hook._tensor_name)
-    return sorted(names)
+def _split(value, key, arrays):
+    """``value`` as JSON data, its arrays moved into ``arrays`` under names starting with ``key``.
 
-
-def _restore_net(net, saved, pruned_parameters, directory):
-    for name, value in saved["fitted"].items():
-        value = _decode(value)
-        if name == "label_encoder_":
-            encoder = LabelEncoder()
-            encoder.classes_ = value
-            value = encoder
-        setattr(net, name, value)
-    with torch.random.fork_rng(devices=[]):  # initialize() draws weights we overwrite anyway
-        net.initialize()
-    for name in pruned_parameters:
-        module_name, _, param = name.rpartition(".")
-        prune.identity(net.module_.get_submodule(module_name), param)
-    previous = net.torch_load_kwargs
-    net.torch_load_kwargs = {**(previous or {}), "weights_only": True}
-    try:
-        net.load_params(f_params=directory / PARAMS_FILE, f_history=_existing(
-            directory / HISTORY_FILE))
-    finally:
-        net.torch_load_kwargs = previous
-    _apply_masks(net.module_)
-
-
-def _existing(path):
-    return path if os.path.exists(path) else None
-
-
-def _apply_masks(module):
-    """Recompute every pruned weight from its ``_orig`` and ``_mask`` (outside autograd)."""
-    with torch.no_grad():
-        for sub in module.modules():
-            for hook in sub._forward_pre_hooks.values():
-                if isinstance(hook, prune.BasePruningMethod):
-                    setattr(sub, hook._tensor_name, hook.apply_mask(sub))
-    _refresh_flat_weights(module)
-
-
-# -- JSON encoding of fitted attributes -----------------------------------------------------------
-def _encode(value):
-    """Plain data to JSON values, arrays exactly (base64 of their bytes); TypeError otherwise."""
-    if isinstance(value, (bool, str, type(None))):
+    An array becomes ``{"array": name, "dtype": ...}`` (an object array only if it holds
+    strings), a tuple ``{"tuple": [...]}``, a dict ``{"items": [[key, value], ...]}``;
+    TypeError for other objects (some arrays may then be in ``arrays`` already, unreferenced).
+    """
+    value = value.numpy(force=True) if isinstance(value, torch.Tensor) else value
+    value = value.item() if isinstance(value, np.generic) else value
+    if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, np.generic):
-        return _encode(value.item())
     if isinstance(value, np.ndarray):
-        if value.dtype.kind in "biufc":
-            data = np.ascontiguousarray(value)
-            return {"__ndarray__": base64.b64encode(data.tobytes()).decode("ascii"),
-                    "dtype": data.dtype.str, "shape": list(data.shape)}
-        if value.dtype.kind in "USO":
-            return {"__ndarray_list__": _encode(value.tolist()), "dtype": value.dtype.str}
-        raise TypeError(f"arrays of dtype {value.dtype} are not saved")
-    if isinstance(value, torch.Tensor):
-        return _encode(value.detach().cpu().numpy())
-    if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v) for v in value]}
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        if all(isinstance(k, str) and not k.startswith("__") for k in value):
-            return {k: _encode(v) for k, v in value.items()}
-        return {"__items__": [[_encode(k), _encode(v)] for k, v in value.items()]}
+        if value.dtype.hasobject and not all(isinstance(v, str) for v in value.flat):
+            raise TypeError("object arrays other than strings are not plain data")
+        arrays[key] = value.astype(str) if value.dtype.hasobject else value
+        return {"array": key, "dtype": value.dtype.str}
+    if isinstance(value, (list, tuple)):
+        items = [_split(v, f"{key}/{i}", arrays) for i, v in enumerate(value)]
+        return items if isinstance(value, list) else {"tuple": items}
+    if isinstance(value, dict):  # items, as keys need not be strings
+        return {"items": [[_split(k, f"{key}/k{i}", arrays), _split(v, f"{key}/{i}", arrays)]
+                          for i, (k, v) in enumerate(value.items())]}
     raise TypeError(f"{type(value).__name__} is not plain data")
 
 
-def _decode(value):
+def _join(value, arrays):
+    """The inverse of :func:`_split`."""
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [_join(v, arrays) for v in value]
     if not isinstance(value, dict):
         return value
-    if "__ndarray__" in value:
-        raw = base64.b64decode(value["__ndarray__"])
-        return np.frombuffer(raw, dtype=np.dtype(value["dtype"])).reshape(value["shape"]).copy()
-    if "__ndarray_list__" in value:
-        return np.array(_decode(value["__ndarray_list__"]), dtype=np.dtype(value["dtype"]))
-    if "__tuple__" in value:
-        return tuple(_decode(v) for v in value["__tuple__"])
-    if "__items__" in value:
-        return {_hashable(_decode(k)): _decode(v) for k, v in value["__items__"]}
-    return {k: _decode(v) for k, v in value.items()}
-
-
-def _hashable(key):
-    return tuple(key) if isinstance(key, list) else key
+    if "array" in value:
+        return np.asarray(arrays[value["array"]], dtype=value["dtype"])
+    if "tuple" in value:
+        return tuple(_join(v, arrays) for v in value["tuple"])
+    return {_join(k, arrays): _join(v, arrays) for k, v in value["items"]}

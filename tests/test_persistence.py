@@ -1,4 +1,4 @@
-"""Save / load round trips: pickle (joblib) and weights only (skorch save_params / load_params)."""
+"""Save / load round trips: pickle (joblib) and weights only (numpy .npz without pickle, JSON)."""
 
 import json
 import pickle
@@ -10,7 +10,7 @@ import torch
 from latticeprune import LatticePruner, ModuliRegularizer, RNNClassifier, RNNRegressor
 from latticeprune.datasets import make_adding_problem
 from latticeprune.neuron_graph import NeuronGraph
-from latticeprune.persistence import (PARAMS_FILE, STATE_FILE, load, load_weights, save,
+from latticeprune.persistence import (ARRAYS_FILE, STATE_FILE, load, load_weights, save,
                                       save_weights)
 
 
@@ -101,8 +101,8 @@ def test_pickled_pruned_net_keeps_pruned_weights_at_zero_through_training(pruner
 # -- weights only ---------------------------------------------------------------------------------
 def test_weights_round_trip_lattice_pruner(pruner, small_digits, tmp_path):
     folder = save_weights(pruner, tmp_path / "pruner")
-    assert {p.name for p in folder.iterdir()} == {PARAMS_FILE, STATE_FILE, "history.json"}
-    state_dict = torch.load(folder / PARAMS_FILE, weights_only=True)
+    assert {p.name for p in folder.iterdir()} == {ARRAYS_FILE, STATE_FILE, "history.json"}
+    state_dict = np.load(folder / ARRAYS_FILE, allow_pickle=False)
     assert "encoder.weight_hh_l0_orig" in state_dict and "encoder.weight_hh_l0_mask" in state_dict
 
     restored = load_weights(make_pruner(), folder)
@@ -164,14 +164,16 @@ def test_weights_round_trip_plain_pruned_regressor(tmp_path):
                                   NeuronGraph(net).masks()["encoder.weight_hh_l0"])
 
 
-def test_weights_keep_string_class_labels(small_digits, tmp_path):
+@pytest.mark.parametrize("dtype", [str, object])
+def test_weights_keep_string_class_labels(small_digits, tmp_path, dtype):
     X, y = small_digits
     labels = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
-                       "nine"])[y]
+                       "nine"], dtype=dtype)[y]
     pruner = make_pruner(n_rounds=1, fine_tune_epochs=0).fit(X, labels)
     restored = load_weights(make_pruner(n_rounds=1, fine_tune_epochs=0),
                             save_weights(pruner, tmp_path / "strings"))
     np.testing.assert_array_equal(restored.classes_, pruner.classes_)
+    assert restored.classes_.dtype == pruner.classes_.dtype
     np.testing.assert_array_equal(restored.predict(X), pruner.predict(X))
 
 
@@ -197,17 +199,32 @@ class _Payload:
         return "executed"
 
 
-@pytest.mark.parametrize("torch_load_kwargs", [None, {"weights_only": False}])
-def test_load_weights_refuses_pickled_objects(pruner, tmp_path, torch_load_kwargs):
+def test_saved_folder_holds_no_pickle(pruner, tmp_path):
     folder = save_weights(pruner, tmp_path / "pruner")
-    state_dict = torch.load(folder / PARAMS_FILE, weights_only=True)
-    state_dict["payload"] = _Payload()
-    torch.save(state_dict, folder / PARAMS_FILE)
+    with np.load(folder / ARRAYS_FILE, allow_pickle=False) as arrays:
+        assert all(not arrays[key].dtype.hasobject for key in arrays.files)
+        state_dict = pruner.estimator_.module_.state_dict()
+        for key, tensor in state_dict.items():
+            np.testing.assert_array_equal(arrays[key], tensor.numpy())
+        np.testing.assert_array_equal(arrays["0/masks_/0"], pruner.masks_["encoder.weight_hh_l0"])
+    for path in folder.glob("*.json"):
+        json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("torch_load_kwargs", [None, {"weights_only": False}])
+@pytest.mark.parametrize("tampered", ["encoder.weight_hh_l0_mask", "payload"])
+def test_load_weights_refuses_pickled_objects(pruner, tmp_path, torch_load_kwargs, tampered):
+    folder = save_weights(pruner, tmp_path / "pruner")
+    with np.load(folder / ARRAYS_FILE, allow_pickle=False) as npz:
+        arrays = dict(npz)
+    arrays[tampered] = np.array([_Payload()], dtype=object)
+    np.savez(folder / ARRAYS_FILE, allow_pickle=True, **arrays)
     configuration = make_pruner()
     configuration.estimator.set_params(torch_load_kwargs=torch_load_kwargs)
     _Payload.ran.clear()
-    with pytest.raises(pickle.UnpicklingError, match="[Ww]eights only"):
+    with pytest.raises(pickle.UnpicklingError, match="[Ww]eights only") as refused:
         load_weights(configuration, folder)
+    assert "allow_pickle=False" in str(refused.value.__cause__)  # numpy's own refusal
     assert _Payload.ran == []
 
 
