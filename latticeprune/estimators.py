@@ -1,13 +1,6 @@
-"""skorch estimators for sequence data: :class:`RNNClassifier`, :class:`RNNRegressor` and their
-base :class:`SequenceNet`.
-
-:class:`SequenceNet` is the one skeleton of every sequence estimator in the package (these two
-and the task estimators :class:`~latticeprune.tasks.PathIntegrator` and
-:class:`~latticeprune.tasks.LanguageModel`): parameters checked once against
-``_parameter_constraints``, data checked by the subclass's ``_check_X`` / ``_check_y``, ``fit``
-seeded by ``random_state`` on ``n_threads`` torch threads, a
-:class:`~latticeprune.callbacks.DivergenceGuard`, the fitted and finite-output checks, the
-module built from the plain parameters, and ``transform`` through ``module_.encode``.
+"""skorch estimators for sequence data: :class:`RNNClassifier`, :class:`RNNRegressor`, and
+:class:`SequenceNet`, the base of every sequence estimator of the package (these two and
+:class:`~latticeprune.tasks.PathIntegrator`, :class:`~latticeprune.tasks.LanguageModel`).
 
 The recurrent estimators accept ``X`` as ``(n_samples, n_steps, n_features)`` or, so that they
 follow 2-D sklearn transformers such as ``StandardScaler``, as ``(n_samples, n_steps *
@@ -43,19 +36,15 @@ _SKORCH_ARGS = ("module", "criterion", "optimizer", "lr", "max_epochs", "batch_s
 class SequenceNet:
     """Base of the sequence estimators, mixed in before a skorch ``NeuralNet`` class.
 
-    A subclass names its own parameters in ``__init__`` (stored by :meth:`_init_params`) and in
-    ``_parameter_constraints``, and provides ``_check_X(X, reset)`` and ``_check_y(X, y,
-    reset)`` (``reset=True`` in ``fit`` records what the data fixes, e.g. ``n_features_in_``),
-    ``_net_class`` with ``_module_kwargs()`` (the module's arguments from the plain parameters)
-    and, optionally, ``_init_from_targets(y)``. In return it gets:
-
-    - ``fit`` / ``partial_fit``: parameters checked once, the net initialised (unless
-      ``warm_start``) and trained under ``torch_seed(random_state)`` and
-      ``torch_threads(n_threads)``, so the same ``random_state`` gives the same net;
-    - a :class:`~latticeprune.callbacks.DivergenceGuard` and, when the estimator has a
-      ``max_grad_norm`` that is not None, gradient-norm clipping, as default callbacks;
-    - the fitted check (sklearn's ``NotFittedError``), :meth:`check_sequences`, and
-      :meth:`transform`, the final hidden state from ``module_.encode(x) -> (outputs, last)``.
+    A subclass lists its parameters in ``__init__`` (stored by :meth:`_init_params`) and in
+    ``_parameter_constraints``, and provides ``_check_X(X, reset)``, ``_check_y(X, y, reset)``
+    (``reset=True`` in ``fit`` records what the data fixes, at least ``n_features_in_``),
+    ``_net_class`` with ``_module_kwargs()`` and, optionally, ``_init_from_targets(y)``. It gets
+    ``fit`` / ``partial_fit`` (parameters checked once, training under
+    ``torch_seed(random_state)`` and ``torch_threads(n_threads)``: same seed, same net), a
+    :class:`~latticeprune.callbacks.DivergenceGuard` and, with a ``max_grad_norm``, gradient
+    clipping as default callbacks, the fitted and finite-output checks, :meth:`check_sequences`
+    and :meth:`transform` (the ``last`` of ``module_.encode(x) -> (outputs, last)``).
     """
 
     _parameter_constraints = {
@@ -94,16 +83,13 @@ class SequenceNet:
     def __sklearn_is_fitted__(self):
         return bool(getattr(self, "initialized_", False)) and hasattr(self, "n_features_in_")
 
-    def _check_fitted(self):
-        check_is_fitted(self)
-
     def check_sequences(self, X):
         """``X`` validated for the fitted estimator, in the layout its module reads.
 
         Raises ``NotFittedError`` before ``fit`` and a ``ValueError`` naming the problem for
         ``X`` the estimator cannot read.
         """
-        self._check_fitted()
+        check_is_fitted(self)
         return self._check_X(X, reset=False)
 
     def _check_finite_output(self, out, what):
@@ -217,8 +203,7 @@ class _RecurrentEstimator(SequenceNet):
 
     def _check_X(self, X, reset):
         """Validate X and return it as a float32 array of shape (n_samples, n_steps, n_features)."""
-        if isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
+        X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
         X = check_array(X, dtype=np.float32, allow_nd=True, ensure_all_finite=True,
                         ensure_min_samples=1, input_name="X")
         if X.ndim not in (2, 3):
@@ -329,8 +314,7 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
         return len(self.classes_)
 
     def _check_y(self, X, y, reset):
-        if isinstance(y, torch.Tensor):
-            y = y.detach().cpu().numpy()
+        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
         if reset:
@@ -409,8 +393,7 @@ class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
                 readout.bias.copy_(torch.as_tensor(y.reshape(-1, y.shape[-1]).mean(axis=0)))
 
     def _check_y(self, X, y, reset):
-        if isinstance(y, torch.Tensor):
-            y = y.detach().cpu().numpy()
+        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
         y = check_array(y, dtype=np.float32, ensure_2d=False, allow_nd=True,
                         ensure_all_finite=True, input_name="y")
         check_consistent_length(X, y)

@@ -25,12 +25,12 @@ from skorch import NeuralNet
 from skorch.utils import to_numpy
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_array, check_consistent_length
+from sklearn.utils.validation import check_array, check_is_fitted
 from torch import nn
 
 from ..datasets.wikitext import batchify, bptt_batches
 from ..estimators import SequenceNet
-from ..nets import check_cell, fused_rnn
+from ..nets import fused_rnn
 from ..utils import torch_threads
 
 __all__ = ["LanguageModel", "WordLanguageNet", "token_windows"]
@@ -106,7 +106,6 @@ class WordLanguageNet(nn.Module):
     def __init__(self, vocab_size, embedding_size=128, hidden_size=256, cell="rnn_tanh",
                  dropout=0.0, tie_weights=False):
         super().__init__()
-        check_cell(cell)
         if tie_weights and embedding_size != hidden_size:
             raise ValueError(f"tie_weights=True needs embedding_size == hidden_size; got "
                              f"{embedding_size} and {hidden_size}.")
@@ -137,25 +136,15 @@ class WordLanguageNet(nn.Module):
         return self.run(tokens)[0]
 
 
-def _detach(state):
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
-    return state.detach()
-
-
 class LanguageModel(SequenceNet, NeuralNet):
 
     """Word-level recurrent language model on token windows, a skorch ``NeuralNet``.
 
-    ``X`` and ``y`` are ``(n_windows, bptt)`` integer token ids, ``y`` the windows shifted one
-    token ahead (:func:`token_windows`); every window starts from a zero state (see the module
-    docstring for why, and :meth:`stream_perplexity` for the carried-state figure). The net
-    is :class:`WordLanguageNet`: embedding, an ``nn.RNN`` / ``nn.LSTM`` layer that
-    :class:`~latticeprune.LatticePruner` and :class:`~latticeprune.ModuliRegularizer`
-    sparsify, and a linear decoder (a read-out to them), trained with next-word
-    cross-entropy. ``fit`` starts the decoder bias at the log unigram frequencies of ``y``
-    (smoothed), so the net starts near the best context-free prediction. ``score`` is minus
-    the perplexity, so ``GridSearchCV`` maximises it.
+    ``X`` and ``y`` are ``(n_windows, bptt)`` token ids, ``y`` shifted one token ahead
+    (:func:`token_windows`; each window starts from a zero state, see the module docstring).
+    The sparsifiers prune the recurrent layer of :class:`WordLanguageNet`; its decoder is a
+    read-out to them. ``fit`` starts the decoder bias at the smoothed log unigram frequencies
+    of ``y``. ``score`` is minus the perplexity, so ``GridSearchCV`` maximises it.
 
     Parameters
     ----------
@@ -235,17 +224,9 @@ class LanguageModel(SequenceNet, NeuralNet):
         kwargs.setdefault("iterator_train__shuffle", True)
         self._init_params(locals())
 
-    # -- validation ------------------------------------------------------------------------
-    def _check_params(self):
-        super()._check_params()
-        if self.tie_weights and self.embedding_size != self.hidden_size:
-            raise ValueError(f"tie_weights=True needs embedding_size == hidden_size; got "
-                             f"{self.embedding_size} and {self.hidden_size}.")
-
     def _check_ids(self, ids, name, reset):
         vocab_size = self.vocab_size if reset else self.vocab_size_
-        if isinstance(ids, torch.Tensor):
-            ids = ids.detach().cpu().numpy()
+        ids = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else ids
         ids = check_array(ids, dtype=None, input_name=name)
         if not np.issubdtype(ids.dtype, np.integer):
             raise ValueError(f"{name} must hold integer token ids (n_windows, bptt); got dtype "
@@ -265,7 +246,6 @@ class LanguageModel(SequenceNet, NeuralNet):
 
     def _check_y(self, X, y, reset):
         y = self._check_ids(y, "y", reset)
-        check_consistent_length(X, y)
         if y.shape != X.shape:
             raise ValueError(f"y must have the shape of X (the windows shifted one token "
                              f"ahead); got X {X.shape} and y {y.shape}.")
@@ -274,7 +254,6 @@ class LanguageModel(SequenceNet, NeuralNet):
                                 else int(max(X.max(), y.max())) + 1)
         return y
 
-    # -- skorch hooks ----------------------------------------------------------------------
     def _module_kwargs(self):
         return {"vocab_size": self.vocab_size_, "embedding_size": self.embedding_size,
                 "hidden_size": self.hidden_size, "cell": self.cell, "dropout": self.dropout,
@@ -300,7 +279,6 @@ class LanguageModel(SequenceNet, NeuralNet):
             log_freq = torch.as_tensor(np.log(counts / counts.sum()), dtype=decoder.bias.dtype)
             decoder.bias.copy_(log_freq)
 
-    # -- outputs ---------------------------------------------------------------------------
     def perplexity(self, X, y):
         """``exp`` of the mean next-token cross-entropy over every token of ``y``.
 
@@ -344,7 +322,7 @@ class LanguageModel(SequenceNet, NeuralNet):
         -------
         perplexity : float
         """
-        self._check_fitted()
+        check_is_fitted(self)
         ids = self._check_ids(np.asarray(ids).reshape(1, -1), "ids", reset=False)[0]
         data = batchify(torch.from_numpy(ids), batch_size)
         self.module_.train(False)
@@ -352,7 +330,8 @@ class LanguageModel(SequenceNet, NeuralNet):
         with torch.no_grad(), torch_threads(self.n_threads):
             for inputs, targets in bptt_batches(data, bptt, batch_first=True):
                 logits, state = self.module_.run(inputs.to(self.device), state)
-                state = _detach(state)
+                state = (tuple(s.detach() for s in state) if isinstance(state, tuple)
+                         else state.detach())
                 total += float(_cross_entropy_sum(logits, targets))
                 count += targets.numel()
         return math.exp(total / count)

@@ -25,22 +25,15 @@ from skorch import NeuralNetRegressor
 from sklearn.metrics import make_scorer
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import check_array, check_consistent_length
 from torch import nn
 
 from ..datasets.navigation import decode_position, position_error_cm
 from ..estimators import SequenceNet
-from ..nets import check_cell, fused_rnn
+from ..nets import fused_rnn
 
-__all__ = [
-    "PathIntegrator",
-    "PathIntegrationNet",
-    "InitialStateEncoder",
-    "navigation_inputs",
-    "split_navigation_inputs",
-    "decoded_position_error_cm",
-    "position_error_scorer",
-]
+__all__ = ["PathIntegrator", "PathIntegrationNet", "InitialStateEncoder", "navigation_inputs",
+           "split_navigation_inputs", "decoded_position_error_cm", "position_error_scorer"]
 
 # Tolerance on the target codes' sums (float32 softmax outputs sum to 1 within ~1e-6).
 _CODE_SUM_TOLERANCE = 1e-3
@@ -70,17 +63,12 @@ def navigation_inputs(velocities, init_codes):
     >>> navigation_inputs(task.velocities, task.init_codes).shape
     (4, 42)
     """
-    velocities = np.asarray(velocities, dtype=np.float32)
-    init_codes = np.asarray(init_codes, dtype=np.float32)
+    velocities = check_array(velocities, dtype=np.float32, allow_nd=True, input_name="velocities")
+    init_codes = check_array(init_codes, dtype=np.float32, input_name="init_codes")
     if velocities.ndim != 3:
         raise ValueError(f"velocities must be 3-D (n_samples, n_steps, input_size), got shape "
                          f"{velocities.shape}.")
-    if init_codes.ndim != 2:
-        raise ValueError(f"init_codes must be 2-D (n_samples, n_place_cells), got shape "
-                         f"{init_codes.shape}.")
-    if len(velocities) != len(init_codes):
-        raise ValueError(f"velocities has {len(velocities)} trajectories but init_codes has "
-                         f"{len(init_codes)}.")
+    check_consistent_length(velocities, init_codes)
     return np.concatenate([init_codes, velocities.reshape(len(velocities), -1)], axis=1)
 
 
@@ -147,10 +135,8 @@ def position_error_scorer(centres, k=3):
 
     Parameters
     ----------
-    centres : array-like of shape (n_place_cells, 2)
-        Place-cell centres in metres.
-    k : int, default=3
-        Cells averaged by the decoder.
+    centres, k
+        As in :func:`decoded_position_error_cm`.
 
     Returns
     -------
@@ -168,15 +154,12 @@ def position_error_scorer(centres, k=3):
 
 
 def _check_centres(centres):
-    centres = np.asarray(centres, dtype=np.float64) if centres is not None else None
-    if centres is None or centres.ndim != 2 or centres.shape[1] != 2 or len(centres) == 0:
-        shape = None if centres is None else centres.shape
+    shape = None if centres is None else np.shape(centres)
+    if shape is None or len(shape) != 2 or shape[1] != 2 or shape[0] == 0:
         raise ValueError("centres must be the place-cell centres, an array of shape "
                          f"(n_place_cells, 2) (make_navigation_task(...).centres); got "
                          f"{'None' if shape is None else f'shape {shape}'}.")
-    if not np.all(np.isfinite(centres)):
-        raise ValueError("centres contains NaN or infinity.")
-    return centres
+    return check_array(centres, dtype=np.float64, input_name="centres")
 
 
 # -- the torch modules -----------------------------------------------------------------------
@@ -233,7 +216,6 @@ class PathIntegrationNet(nn.Module):
 
     def __init__(self, n_place_cells, hidden_size=256, cell="rnn_tanh", input_size=2):
         super().__init__()
-        check_cell(cell)
         self.n_place_cells = n_place_cells
         self.input_size = input_size
         self.initial_state = InitialStateEncoder(n_place_cells, hidden_size,
@@ -257,18 +239,11 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
 
     """Recurrent path integrator for the navigation task, a skorch ``NeuralNetRegressor``.
 
-    The start position's place-cell code is mapped linearly to the initial hidden state
-    (:class:`InitialStateEncoder`; ``h0`` and ``c0`` for an LSTM), an ``nn.RNN`` /
-    ``nn.LSTM`` / ``nn.GRU`` layer (so :class:`~latticeprune.LatticePruner` and
-    :class:`~latticeprune.ModuliRegularizer` find it) reads the velocity at every step, and a
-    linear read-out gives place-cell logits. Training minimises the softmax cross-entropy
-    against the target codes (soft targets), averaged over steps and trajectories.
-
-    ``X`` packs each trajectory's initial code and velocities in one row,
-    ``[init_code (Np) | velocities (n_steps * input_size)]`` (:func:`navigation_inputs`), so
-    that ``GridSearchCV`` and the sparsifiers split it like any 2-D array. The number of
-    steps may differ between ``fit`` and ``predict``. ``y`` is the target codes,
-    ``(n_samples, n_steps, Np)``, non-negative, each step summing to one.
+    The net is :class:`PathIntegrationNet` (the start code sets the initial state, ``h0`` and
+    ``c0`` for an LSTM; the recurrent layer, which the sparsifiers find, reads the velocities;
+    a linear read-out gives place-cell logits), trained by soft-target cross-entropy averaged
+    over steps and trajectories. ``X`` and ``y`` are laid out as in the module docstring
+    (:func:`navigation_inputs`); the number of steps may differ between ``fit`` and ``predict``.
 
     Parameters
     ----------
@@ -348,7 +323,6 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
         kwargs.setdefault("iterator_train__shuffle", True)
         self._init_params(locals())
 
-    # -- validation ------------------------------------------------------------------------
     def _check_params(self):
         super()._check_params()
         self.centres_ = _check_centres(self.centres)
@@ -360,8 +334,7 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
         if isinstance(X, dict):
             raise ValueError("X must be one 2-D array [init_code | velocities]; build it from "
                              "the two parts with latticeprune.tasks.navigation_inputs.")
-        if isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
+        X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
         X = check_array(X, dtype=np.float32, allow_nd=True, input_name="X")
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_place_cells + n_steps * input_size); "
@@ -377,8 +350,7 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
         return X
 
     def _check_y(self, X, y, reset=False):
-        if isinstance(y, torch.Tensor):
-            y = y.detach().cpu().numpy()
+        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
         y = check_array(y, dtype=np.float32, allow_nd=True, ensure_2d=False, input_name="y")
         n_steps = (X.shape[1] - self.n_place_cells_) // self.input_size_
         expected = (len(X), n_steps, self.n_place_cells_)
@@ -391,7 +363,6 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
                              "one over the place cells (make_navigation_task(...).targets).")
         return y
 
-    # -- skorch hooks ----------------------------------------------------------------------
     def _module_kwargs(self):
         return {"n_place_cells": self.n_place_cells_, "hidden_size": self.hidden_size,
                 "cell": self.cell, "input_size": self.input_size_}
@@ -402,7 +373,6 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
         return self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]),
                                y_true.reshape(-1, y_true.shape[-1]))
 
-    # -- outputs ---------------------------------------------------------------------------
     def predict(self, X):
         """Predicted place-cell codes (softmax of the logits), ``(n_samples, n_steps, Np)``."""
         return torch.softmax(torch.from_numpy(self._outputs(X)), dim=-1).numpy()
