@@ -118,12 +118,7 @@ class SequenceNet:
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, X, y, **fit_params):
-        """Fit the net on ``X`` and ``y`` (re-initialising it unless ``warm_start``).
-
-        Returns
-        -------
-        self
-        """
+        """Fit the net on ``X`` and ``y`` (re-initialising it unless ``warm_start``); ``self``."""
         self._check_params()
         X = self._check_X(X, reset=True)
         y = self._check_y(X, y, reset=True)
@@ -164,17 +159,8 @@ class SequenceNet:
                     for Xi, yi in self.get_iterator(self.get_dataset(X, y), training=False)]
 
     def transform(self, X):
-        """Final hidden state of the top recurrent layer for each sequence.
-
-        Parameters
-        ----------
-        X : array-like
-            As in ``fit``.
-
-        Returns
-        -------
-        H : ndarray of shape (n_samples, hidden_size)
-        """
+        """Final hidden state of the top recurrent layer, ``(n_samples, hidden_size)``, for
+        sequences ``X`` as in ``fit``."""
         X = self.check_sequences(X)
         encode = getattr(self.module_, "encode", None)
         if encode is None:
