@@ -1,8 +1,10 @@
-"""skorch estimators for sequence data: :class:`RNNClassifier` and :class:`RNNRegressor`.
+"""skorch estimators for sequence data: :class:`RNNClassifier`, :class:`RNNRegressor`, and
+:class:`SequenceNet`, the base of every sequence estimator of the package (these two and
+:class:`~latticeprune.tasks.PathIntegrator`, :class:`~latticeprune.tasks.LanguageModel`).
 
-Both accept ``X`` as ``(n_samples, n_steps, n_features)`` or, so that they follow 2-D sklearn
-transformers such as ``StandardScaler``, as ``(n_samples, n_steps * n_features)`` together with
-``input_size=n_features``.
+The recurrent estimators accept ``X`` as ``(n_samples, n_steps, n_features)`` or, so that they
+follow 2-D sklearn transformers such as ``StandardScaler``, as ``(n_samples, n_steps *
+n_features)`` together with ``input_size=n_features``.
 """
 
 import numbers
@@ -10,58 +12,184 @@ import numbers
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import GradientNormClipping
 from skorch.utils import to_numpy
-from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, Options, StrOptions, validate_parameter_constraints
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
+from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, column_or_1d
 
 from .callbacks import DivergenceGuard
 from .nets import CELLS, RecurrentNet
 from .utils import torch_seed, torch_threads
 
-__all__ = ["RNNClassifier", "RNNRegressor"]
+__all__ = ["SequenceNet", "RNNClassifier", "RNNRegressor"]
 
-_MODULE_PARAMS = ("hidden_size", "num_layers", "cell", "top_down")
+_POSITIVE_INT = Interval(numbers.Integral, 1, None, closed="left")
 
-
-def validate_own_params(net):
-    """Check ``net``'s attributes named in its ``_parameter_constraints`` with sklearn's
-    validator (a ``ValueError`` naming the parameter and its valid choices)."""
-    params = {key: getattr(net, key) for key in net._parameter_constraints}
-    validate_parameter_constraints(net._parameter_constraints, params,
-                                   caller_name=type(net).__name__)
+#: Arguments of ``skorch.NeuralNet.__init__`` that every sequence estimator names explicitly.
+_SKORCH_ARGS = ("module", "criterion", "optimizer", "lr", "max_epochs", "batch_size",
+                "train_split", "device", "verbose")
 
 
-class _SequenceNetMixin:
-    """Input validation, shape inference, seeding and ``transform`` shared by both estimators."""
+class SequenceNet:
+    """Base of the sequence estimators, mixed in before a skorch ``NeuralNet`` class.
+
+    A subclass lists its parameters in ``__init__`` (stored by :meth:`_init_params`) and in
+    ``_parameter_constraints``, and provides ``_check_X(X, reset)``, ``_check_y(X, y, reset)``
+    (``reset=True`` in ``fit`` records what the data fixes, at least ``n_features_in_``),
+    ``_net_class`` with ``_module_kwargs()`` and, optionally, ``_init_from_targets(y)``. It gets
+    ``fit`` / ``partial_fit`` (parameters checked once, training under
+    ``torch_seed(random_state)`` and ``torch_threads(n_threads)``: same seed, same net), a
+    :class:`~latticeprune.callbacks.DivergenceGuard` and, with a ``max_grad_norm``, gradient
+    clipping as default callbacks, the fitted and finite-output checks, :meth:`check_sequences`
+    and :meth:`transform` (the ``last`` of ``module_.encode(x) -> (outputs, last)``).
+    """
 
     _parameter_constraints = {
-        "hidden_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "num_layers": [Interval(numbers.Integral, 1, None, closed="left")],
+        "hidden_size": [_POSITIVE_INT],
         "cell": [StrOptions(set(CELLS))],
-        "top_down": ["boolean"],
-        "input_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
-        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_threads": [_POSITIVE_INT, None],
         "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), Options(numbers.Integral, {-1})],
+        "batch_size": [_POSITIVE_INT, Options(numbers.Integral, {-1})],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
     }
+    _net_class = None
 
-    # -- parameter and data validation -------------------------------------------------------
+    def _init_params(self, args):
+        """The ``__init__`` of every subclass: ``self._init_params(locals())``.
+
+        Stores the subclass's own parameters unchanged (sklearn's rule for ``__init__``) and
+        passes skorch's arguments and ``**kwargs`` on to the skorch net class.
+        """
+        args = {key: value for key, value in args.items() if key != "self"}
+        kwargs = args.pop("kwargs")
+        skorch_args = {key: args.pop(key) for key in _SKORCH_ARGS}
+        for key, value in args.items():
+            setattr(self, key, value)
+        super().__init__(**skorch_args, **kwargs)
+
+    # -- checks ------------------------------------------------------------------------------
     def _check_params(self):
-        validate_own_params(self)
+        """Check the parameters named in ``_parameter_constraints`` (sklearn's validator: a
+        ``ValueError`` naming the parameter and its valid choices); subclasses add the checks
+        that involve two parameters."""
+        params = {key: getattr(self, key) for key in self._parameter_constraints}
+        validate_parameter_constraints(self._parameter_constraints, params,
+                                       caller_name=type(self).__name__)
+
+    def __sklearn_is_fitted__(self):
+        return bool(getattr(self, "initialized_", False)) and hasattr(self, "n_features_in_")
+
+    def check_sequences(self, X):
+        """``X`` validated for the fitted estimator, in the layout its module reads.
+
+        Raises ``NotFittedError`` before ``fit`` and a ``ValueError`` naming the problem for
+        ``X`` the estimator cannot read.
+        """
+        check_is_fitted(self)
+        return self._check_X(X, reset=False)
+
+    def _check_finite_output(self, out, what):
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"The net produced non-finite {what} for this X (inputs far outside "
+                             "the range seen in fit overflow the recurrent state).")
+        return out
+
+    # -- skorch hooks ------------------------------------------------------------------------
+    @property
+    def _default_callbacks(self):
+        callbacks = super()._default_callbacks + [("divergence_guard", DivergenceGuard())]
+        if getattr(self, "max_grad_norm", None) is not None:
+            callbacks.append(("gradient_clipping",
+                              GradientNormClipping(gradient_clip_value=self.max_grad_norm)))
+        return callbacks
+
+    def initialize_module(self):
+        """Build ``module_``; an instance of ``_net_class`` gets its sizes from the data and the
+        plain parameters (``module__*`` parameters override them)."""
+        kwargs = self.get_params_for("module")
+        if isinstance(self.module, type) and issubclass(self.module, self._net_class):
+            kwargs = {**self._module_kwargs(), **kwargs}
+        self.module_ = self.initialized_instance(self.module, kwargs)
+        return self
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(self, X, y, **fit_params):
+        """Fit the net on ``X`` and ``y`` (re-initialising it unless ``warm_start``); ``self``."""
+        self._check_params()
+        X = self._check_X(X, reset=True)
+        y = self._check_y(X, y, reset=True)
+        with torch_seed(self.random_state), torch_threads(self.n_threads):
+            if not self.warm_start or not self.initialized_:
+                self.initialize()
+                self._init_from_targets(y)
+            super().partial_fit(X, y, **fit_params)
+        return self
+
+    def _init_from_targets(self, y):
+        """Hook run once after initialisation (e.g. to start a read-out bias from ``y``)."""
+
+    def partial_fit(self, X, y, classes=None, **fit_params):
+        """Train a fitted net further (``epochs=k`` trains k epochs); unfitted: ``fit``."""
+        if not self.__sklearn_is_fitted__():
+            return self.fit(X, y, **fit_params)
+        X = self._check_X(X, reset=False)
+        y = self._check_y(X, y, reset=False)
+        with torch_threads(self.n_threads):
+            super().partial_fit(X, y, **fit_params)
+        return self
+
+    # -- outputs -----------------------------------------------------------------------------
+    def _outputs(self, X, what="outputs"):
+        """The module's outputs for validated ``X``, as a finite numpy array."""
+        X = self.check_sequences(X)
+        with torch_threads(self.n_threads):
+            out = to_numpy(self.forward(X, training=False))
+        return self._check_finite_output(out, what)
+
+    def _map_batches(self, compute, X, y=None):
+        """``[compute(Xi, yi) ...]`` over the batches of validated ``X`` (and ``y``), with the
+        module in evaluation mode, no gradients and ``n_threads`` threads."""
+        self.module_.train(False)
+        with torch.no_grad(), torch_threads(self.n_threads):
+            return [compute(Xi.to(self.device), yi)
+                    for Xi, yi in self.get_iterator(self.get_dataset(X, y), training=False)]
+
+    def transform(self, X):
+        """Final hidden state of the top recurrent layer, ``(n_samples, hidden_size)``, for
+        sequences ``X`` as in ``fit``."""
+        X = self.check_sequences(X)
+        encode = getattr(self.module_, "encode", None)
+        if encode is None:
+            raise TypeError(f"transform needs a module with an encode(x) method; "
+                            f"{type(self.module_).__name__} has none.")
+        hidden = self._map_batches(lambda x, _: to_numpy(encode(x)[1]), X)
+        return self._check_finite_output(np.concatenate(hidden), "hidden states")
+
+
+class _RecurrentEstimator(SequenceNet):
+    """What the two :class:`RecurrentNet` estimators add: sequence input and the stacked net."""
+
+    _parameter_constraints = {
+        **SequenceNet._parameter_constraints,
+        "num_layers": [_POSITIVE_INT],
+        "top_down": ["boolean"],
+        "input_size": [_POSITIVE_INT, None],
+    }
+    _net_class = RecurrentNet
+
+    def _check_params(self):
+        super()._check_params()
         if self.top_down and self.num_layers < 2:
             raise ValueError("top_down=True needs num_layers >= 2 (a single layer has nothing "
                              f"above it to feed back); got num_layers={self.num_layers}.")
 
     def _check_X(self, X, reset):
         """Validate X and return it as a float32 array of shape (n_samples, n_steps, n_features)."""
-        if isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
+        X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
         X = check_array(X, dtype=np.float32, allow_nd=True, ensure_all_finite=True,
                         ensure_min_samples=1, input_name="X")
         if X.ndim not in (2, 3):
@@ -89,85 +217,15 @@ class _SequenceNetMixin:
             self.n_features_in_ = X.shape[1] * X.shape[2]
         return X
 
-    def _check_finite_output(self, out, what):
-        if not np.all(np.isfinite(out)):
-            raise ValueError(f"The net produced non-finite {what} for this X (inputs far outside "
-                             "the range seen in fit overflow the recurrent state).")
-        return out
-
-    def _check_fitted(self):
-        if not getattr(self, "initialized_", False) or not hasattr(self, "input_size_"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call "
-                                 "'fit' with appropriate arguments before using this estimator.")
-
-    # -- skorch hooks ------------------------------------------------------------------------
-    @property
-    def _default_callbacks(self):
-        return super()._default_callbacks + [("divergence_guard", DivergenceGuard())]
-
-    def initialize_module(self):
-        """Build ``module_``; for :class:`RecurrentNet` the sizes come from the data and the plain parameters."""
-        kwargs = self.get_params_for("module")
-        if isinstance(self.module, type) and issubclass(self.module, RecurrentNet):
-            inferred = {"input_size": self.input_size_, "output_size": self._n_outputs(),
-                        "sequence_output": getattr(self, "sequence_output", False)}
-            inferred.update({key: getattr(self, key) for key in _MODULE_PARAMS})
-            inferred.update(kwargs)
-            kwargs = inferred
-        self.module_ = self.initialized_instance(self.module, kwargs)
-        return self
-
-    def _fit_prepared(self, X, y, **fit_params):
-        with torch_seed(self.random_state), torch_threads(self.n_threads):
-            if not self.warm_start or not self.initialized_:
-                self.initialize()
-                self._init_from_targets(y)
-            super().partial_fit(X, y, **fit_params)
-        return self
-
-    def _init_from_targets(self, y):
-        """Hook run once after initialisation; the regressor starts its read-out at the target mean."""
-
-    def _partial_fit_prepared(self, X, y, **fit_params):
-        with torch_seed(None if self.initialized_ else self.random_state), \
-                torch_threads(self.n_threads):
-            if not self.initialized_:
-                self.initialize()
-            super().partial_fit(X, y, **fit_params)
-        return self
-
-    # -- representation ----------------------------------------------------------------------
-    def transform(self, X):
-        """Final hidden state of the top recurrent layer for each sequence.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_steps, n_features) or (n_samples, n_steps * n_features)
-
-        Returns
-        -------
-        H : ndarray of shape (n_samples, hidden_size)
-        """
-        self._check_fitted()
-        X = self._check_X(X, reset=False)
-        encode = getattr(self.module_, "encode", None)
-        if encode is None:
-            raise TypeError(f"transform needs a module with an encode(x) method; "
-                            f"{type(self.module_).__name__} has none.")
-        self.module_.train(False)
-        hidden = []
-        with torch.no_grad(), torch_threads(self.n_threads):
-            for Xi, _ in self.get_iterator(self.get_dataset(X), training=False):
-                hidden.append(to_numpy(encode(Xi.to(self.device))[1]))
-        return self._check_finite_output(np.concatenate(hidden), "hidden states")
+    def _module_kwargs(self):
+        return {"input_size": self.input_size_, "output_size": self._n_outputs(),
+                "sequence_output": getattr(self, "sequence_output", False),
+                "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                "cell": self.cell, "top_down": self.top_down}
 
     def decision_function(self, X):
         """Raw network outputs (logits for the classifier)."""
-        self._check_fitted()
-        X = self._check_X(X, reset=False)
-        with torch_threads(self.n_threads):
-            out = to_numpy(self.forward(X, training=False))
-        return self._check_finite_output(out, "outputs")
+        return self._outputs(X)
 
 
 _DOC_COMMON = """
@@ -199,7 +257,7 @@ _DOC_COMMON = """
 """
 
 
-class RNNClassifier(_SequenceNetMixin, NeuralNetClassifier):
+class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
     __doc__ = """Recurrent sequence classifier, a skorch ``NeuralNetClassifier``.
 
     Parameters
@@ -228,16 +286,7 @@ class RNNClassifier(_SequenceNetMixin, NeuralNetClassifier):
                  criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=0.01,
                  max_epochs=20, batch_size=64, train_split=None, device="cpu", verbose=0,
                  **kwargs):
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.cell = cell
-        self.top_down = top_down
-        self.input_size = input_size
-        self.random_state = random_state
-        self.n_threads = n_threads
-        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
-                         max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
-                         device=device, verbose=verbose, **kwargs)
+        self._init_params(locals())
 
     @property
     def classes_(self):
@@ -250,46 +299,28 @@ class RNNClassifier(_SequenceNetMixin, NeuralNetClassifier):
     def _n_outputs(self):
         return len(self.classes_)
 
-    def _check_y(self, X, y):
-        if isinstance(y, torch.Tensor):
-            y = y.detach().cpu().numpy()
+    def _check_y(self, X, y, reset):
+        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
-        check_classification_targets(y)
-        try:
-            encoder = LabelEncoder().fit(y)
-        except TypeError as exc:
-            raise ValueError(f"y mixes label types that cannot be ordered: {exc}") from None
-        if len(encoder.classes_) < 2:
-            raise ValueError(f"y has a single class ({encoder.classes_[0]!r}); a classifier "
-                             "needs at least two classes.")
-        self.label_encoder_ = encoder
-        return encoder.transform(y).astype(np.int64)
-
-    def fit(self, X, y, **fit_params):
-        """Fit the net on sequences ``X`` and labels ``y`` (re-initialising it unless ``warm_start``)."""
-        self._check_params()
-        X = self._check_X(X, reset=True)
-        y = self._check_y(X, y)
-        return self._fit_prepared(X, y, **fit_params)
-
-    def partial_fit(self, X, y, classes=None, **fit_params):
-        """Train further on ``X, y`` without re-initialising a fitted net."""
-        if not self.initialized_ or not hasattr(self, "label_encoder_"):
-            return self.fit(X, y, **fit_params) if self.max_epochs else self
-        X = self._check_X(X, reset=False)
-        y = column_or_1d(y, warn=True)
-        check_consistent_length(X, y)
-        unknown = np.setdiff1d(y, self.classes_)
-        if unknown.size:
-            raise ValueError(f"y contains labels not seen in fit: {unknown[:5].tolist()}.")
-        return self._partial_fit_prepared(X, self.label_encoder_.transform(y).astype(np.int64),
-                                          **fit_params)
+        if reset:
+            check_classification_targets(y)
+            try:
+                self.label_encoder_ = LabelEncoder().fit(y)
+            except TypeError as exc:
+                raise ValueError(f"y mixes label types that cannot be ordered: {exc}") from None
+            if len(self.classes_) < 2:
+                raise ValueError(f"y has a single class ({self.classes_[0]!r}); a classifier "
+                                 "needs at least two classes.")
+        else:
+            unknown = np.setdiff1d(y, self.classes_)
+            if unknown.size:
+                raise ValueError(f"y contains labels not seen in fit: {unknown[:5].tolist()}.")
+        return self.label_encoder_.transform(y).astype(np.int64)
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``."""
-        self._check_fitted()
-        X = self._check_X(X, reset=False)
+        X = self.check_sequences(X)
         with torch_threads(self.n_threads):
             proba = super().predict_proba(X)
         return self._check_finite_output(proba, "probabilities")
@@ -300,7 +331,7 @@ class RNNClassifier(_SequenceNetMixin, NeuralNetClassifier):
         return self.classes_[indices]
 
 
-class RNNRegressor(_SequenceNetMixin, NeuralNetRegressor):
+class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
     __doc__ = """Recurrent sequence regressor, a skorch ``NeuralNetRegressor``.
 
     Parameters
@@ -326,26 +357,15 @@ class RNNRegressor(_SequenceNetMixin, NeuralNetRegressor):
     (3,)
     """
 
-    _parameter_constraints = {**_SequenceNetMixin._parameter_constraints,
+    _parameter_constraints = {**_RecurrentEstimator._parameter_constraints,
                               "sequence_output": ["boolean"]}
 
     def __init__(self, module=RecurrentNet, *, hidden_size=64, num_layers=1, cell="lstm",
                  top_down=False, input_size=None, sequence_output=False, random_state=None,
-                 n_threads=1,
-                 criterion=torch.nn.MSELoss, optimizer=torch.optim.Adam, lr=0.005,
+                 n_threads=1, criterion=torch.nn.MSELoss, optimizer=torch.optim.Adam, lr=0.005,
                  max_epochs=20, batch_size=64, train_split=None, device="cpu", verbose=0,
                  **kwargs):
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.cell = cell
-        self.top_down = top_down
-        self.input_size = input_size
-        self.sequence_output = sequence_output
-        self.random_state = random_state
-        self.n_threads = n_threads
-        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
-                         max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
-                         device=device, verbose=verbose, **kwargs)
+        self._init_params(locals())
 
     def _n_outputs(self):
         return self.n_outputs_
@@ -359,8 +379,7 @@ class RNNRegressor(_SequenceNetMixin, NeuralNetRegressor):
                 readout.bias.copy_(torch.as_tensor(y.reshape(-1, y.shape[-1]).mean(axis=0)))
 
     def _check_y(self, X, y, reset):
-        if isinstance(y, torch.Tensor):
-            y = y.detach().cpu().numpy()
+        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
         y = check_array(y, dtype=np.float32, ensure_2d=False, allow_nd=True,
                         ensure_all_finite=True, input_name="y")
         check_consistent_length(X, y)
@@ -372,41 +391,21 @@ class RNNRegressor(_SequenceNetMixin, NeuralNetRegressor):
                                  f"(n_samples, n_steps, n_targets) with n_steps={X.shape[1]}; "
                                  f"got shape {y.shape}.")
             y = y.reshape(y.shape[0], y.shape[1], -1)
-            width = y.shape[2]
         else:
             if y.ndim > 2:
                 raise ValueError(f"y has shape {y.shape}; for per-step targets set "
                                  "sequence_output=True.")
             y = y.reshape(y.shape[0], -1)
-            width = y.shape[1]
         if reset:
-            self.n_outputs_ = width
-        elif width != self.n_outputs_:
-            raise ValueError(f"y has {width} targets per output but the net was fitted with "
-                             f"{self.n_outputs_}.")
+            self.n_outputs_ = y.shape[-1]
+        elif y.shape[-1] != self.n_outputs_:
+            raise ValueError(f"y has {y.shape[-1]} targets per output but the net was fitted "
+                             f"with {self.n_outputs_}.")
         return y
-
-    def fit(self, X, y, **fit_params):
-        """Fit the net on sequences ``X`` and real targets ``y`` (re-initialising it unless ``warm_start``)."""
-        self._check_params()
-        X = self._check_X(X, reset=True)
-        y = self._check_y(X, y, reset=True)
-        return self._fit_prepared(X, y, **fit_params)
-
-    def partial_fit(self, X, y, classes=None, **fit_params):
-        """Train further on ``X, y`` without re-initialising a fitted net."""
-        if not self.initialized_ or not hasattr(self, "n_outputs_"):
-            return self.fit(X, y, **fit_params) if self.max_epochs else self
-        X = self._check_X(X, reset=False)
-        return self._partial_fit_prepared(X, self._check_y(X, y, reset=False), **fit_params)
 
     def predict(self, X):
         """Predicted targets, shaped like the ``y`` seen in ``fit``."""
-        self._check_fitted()
-        X = self._check_X(X, reset=False)
-        with torch_threads(self.n_threads):
-            out = to_numpy(self.forward(X, training=False))
-        y = self._check_finite_output(out, "predictions")
+        y = self._outputs(X, "predictions")
         # Give back the shape of the y seen in fit: (n,) or (n, T) when it had one target.
         if self._y_ndim == (2 if self.sequence_output else 1):
             return y[..., 0]

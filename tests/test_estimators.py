@@ -137,3 +137,19 @@ def test_transform_is_the_readout_input(small_digits):
     b = clf.module_.readout.bias.detach().numpy()
     np.testing.assert_allclose(hidden @ w.T + b, clf.decision_function(X[:10]), rtol=1e-4,
                                atol=1e-5)
+
+
+def test_every_sequence_estimator_shares_the_base(small_digits):
+    from sklearn.exceptions import NotFittedError
+    from latticeprune.estimators import SequenceNet
+    from latticeprune.tasks import LanguageModel, PathIntegrator
+    for cls in (RNNClassifier, RNNRegressor, PathIntegrator, LanguageModel):
+        assert issubclass(cls, SequenceNet) and cls().get_params()["n_threads"] == 1
+    X, y = small_digits
+    clf = RNNClassifier(**FAST)
+    with pytest.raises(NotFittedError):
+        clf.check_sequences(X)
+    checked = clf.fit(X, y).check_sequences(X.reshape(len(X), -1))  # 2-D: input_size_ per step
+    assert checked.shape == X.shape and checked.dtype == np.float32
+    with pytest.raises(ValueError, match="features per step"):
+        clf.check_sequences(X[:, :, :3])

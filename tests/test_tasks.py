@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
@@ -109,6 +110,50 @@ def test_same_random_state_same_predictions(navigation):
     make = lambda: PathIntegrator(centres=train.centres, hidden_size=8, max_epochs=2,
                                   random_state=3).fit(X, y)
     np.testing.assert_array_equal(make().predict(X), make().predict(X))
+
+
+def test_language_model_same_random_state_same_predictions():
+    X, y = token_windows(repeating_text(), bptt=10)
+    make = lambda seed: LanguageModel(vocab_size=7, embedding_size=4, hidden_size=8,
+                                      dropout=0.2, max_epochs=2, random_state=seed).fit(X, y)
+    a, b, c = make(3), make(3), make(4)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    assert a.perplexity(X, y) == b.perplexity(X, y)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    assert not np.allclose(a.transform(X), c.transform(X))
+
+
+class _ThreadProbe(Callback):
+    """Records torch's thread count during every training batch."""
+
+    def initialize(self):
+        self.seen = set()
+        return self
+
+    def on_batch_end(self, net, **kwargs):
+        self.seen.add(torch.get_num_threads())
+
+
+@pytest.mark.parametrize("make_task", ["navigation", "language"])
+def test_task_estimators_train_on_n_threads_threads(navigation, make_task):
+    if make_task == "navigation":
+        train, _ = navigation
+        X, y = packed(train)[:40], train.targets[:40]
+        model = PathIntegrator(centres=train.centres, hidden_size=4, max_epochs=1)
+    else:
+        X, y = token_windows(repeating_text(), bptt=10)
+        model = LanguageModel(embedding_size=4, hidden_size=4, max_epochs=1)
+    assert model.get_params()["n_threads"] == 1
+    probe = _ThreadProbe()
+    before = torch.get_num_threads()
+    model.set_params(n_threads=2, callbacks=[probe]).fit(X, y)
+    assert probe.seen == {2} and torch.get_num_threads() == before
+    model.partial_fit(X, y, epochs=1)
+    assert probe.seen == {2}
+    fresh = clone(model.set_params(callbacks=None))
+    assert fresh.get_params()["n_threads"] == 2
+    with pytest.raises(ValueError, match="n_threads"):
+        fresh.set_params(n_threads=0).fit(X, y)
 
 
 def test_partial_fit_continues_training_for_the_requested_epochs(navigation):

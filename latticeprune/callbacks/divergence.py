@@ -22,7 +22,7 @@ class DivergenceGuard(Callback):
     --------
     >>> from latticeprune import RNNClassifier
     >>> from latticeprune.callbacks import DivergenceGuard
-    >>> net = RNNClassifier(callbacks=[DivergenceGuard()])  # RNNClassifier adds one by default
+    >>> net = RNNClassifier(callbacks=[DivergenceGuard()])  # every SequenceNet adds one anyway
     """
 
     def on_batch_end(self, net, batch=None, training=None, **kwargs):

@@ -15,7 +15,7 @@ from sklearn.base import is_classifier, is_regressor
 from sklearn.exceptions import NotFittedError
 from torch import nn
 
-from ..estimators import _SequenceNetMixin
+from ..estimators import RNNClassifier as _SequenceNetMixin  # its _check_X, _check_finite_output
 from .compact import CompactRecurrentNet, compact_weights, read_weights, run_fused_layer
 from .sparse import MIN_SPARSITY, SparseRecurrentNet, runs_sparse, sparse_batches
 

@@ -23,16 +23,15 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.utils import to_numpy
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_array, check_consistent_length
+from sklearn.utils.validation import check_array, check_is_fitted
 from torch import nn
 
 from ..datasets.wikitext import batchify, bptt_batches
-from ..estimators import validate_own_params
-from ..utils import torch_seed
-from .common import GuardedNetMixin
-from ..nets import CELLS, check_cell, fused_rnn
+from ..estimators import SequenceNet
+from ..nets import fused_rnn
+from ..utils import torch_threads
 
 __all__ = ["LanguageModel", "WordLanguageNet", "token_windows"]
 
@@ -107,7 +106,6 @@ class WordLanguageNet(nn.Module):
     def __init__(self, vocab_size, embedding_size=128, hidden_size=256, cell="rnn_tanh",
                  dropout=0.0, tie_weights=False):
         super().__init__()
-        check_cell(cell)
         if tie_weights and embedding_size != hidden_size:
             raise ValueError(f"tie_weights=True needs embedding_size == hidden_size; got "
                              f"{embedding_size} and {hidden_size}.")
@@ -130,32 +128,23 @@ class WordLanguageNet(nn.Module):
         return self.decoder(self.dropout(outputs)), state
 
     def encode(self, tokens):
-        """Hidden states of the recurrent layer, ``(batch, steps, hidden_size)``."""
-        return self.rnn(self.embedding(tokens))[0]
+        """Hidden states of the recurrent layer: ``(outputs (batch, steps, hidden), last (batch, hidden))``."""
+        outputs = self.rnn(self.embedding(tokens))[0]
+        return outputs, outputs[:, -1]
 
     def forward(self, tokens):
         return self.run(tokens)[0]
 
 
-def _detach(state):
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
-    return state.detach()
-
-
-class LanguageModel(GuardedNetMixin, NeuralNet):
+class LanguageModel(SequenceNet, NeuralNet):
 
     """Word-level recurrent language model on token windows, a skorch ``NeuralNet``.
 
-    ``X`` and ``y`` are ``(n_windows, bptt)`` integer token ids, ``y`` the windows shifted one
-    token ahead (:func:`token_windows`); every window starts from a zero state (see the module
-    docstring for why, and :meth:`stream_perplexity` for the carried-state figure). The net
-    is :class:`WordLanguageNet`: embedding, an ``nn.RNN`` / ``nn.LSTM`` layer that
-    :class:`~latticeprune.LatticePruner` and :class:`~latticeprune.ModuliRegularizer`
-    sparsify, and a linear decoder (a read-out to them), trained with next-word
-    cross-entropy. ``fit`` starts the decoder bias at the log unigram frequencies of ``y``
-    (smoothed), so the net starts near the best context-free prediction. ``score`` is minus
-    the perplexity, so ``GridSearchCV`` maximises it.
+    ``X`` and ``y`` are ``(n_windows, bptt)`` token ids, ``y`` shifted one token ahead
+    (:func:`token_windows`; each window starts from a zero state, see the module docstring).
+    The sparsifiers prune the recurrent layer of :class:`WordLanguageNet`; its decoder is a
+    read-out to them. ``fit`` starts the decoder bias at the smoothed log unigram frequencies
+    of ``y``. ``score`` is minus the perplexity, so ``GridSearchCV`` maximises it.
 
     Parameters
     ----------
@@ -182,7 +171,10 @@ class LanguageModel(GuardedNetMixin, NeuralNet):
         Clip the gradient norm (skorch ``GradientNormClipping``); None: no clipping.
     random_state : int, RandomState or None, default=None
         Seeds initialisation, dropout and batch shuffling (torch's generator is restored
-        afterwards).
+        afterwards). Same value, same fitted net.
+    n_threads : int or None, default=1
+        Torch intra-op threads during ``fit``, ``partial_fit`` and evaluation, as in
+        :class:`~latticeprune.RNNClassifier`. ``None`` uses torch's process-wide setting.
     lr : float, default=3e-3
         Adam's learning rate.
     max_epochs, batch_size, optimizer, train_split, callbacks, device, verbose, **kwargs
@@ -214,51 +206,27 @@ class LanguageModel(GuardedNetMixin, NeuralNet):
     True
     """
 
-    _fitted_attribute = "vocab_size_"
-
     _parameter_constraints = {
+        **SequenceNet._parameter_constraints,
         "vocab_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "embedding_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "hidden_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "cell": [StrOptions(set(CELLS))],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "tie_weights": ["boolean"],
         "max_grad_norm": [Interval(numbers.Real, 0, None, closed="neither"), None],
-        "random_state": ["random_state"],
-        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"),
-                       Options(numbers.Integral, {-1})],
-        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
     }
+    _net_class = WordLanguageNet
 
     def __init__(self, module=WordLanguageNet, *, vocab_size=None, embedding_size=128,
                  hidden_size=256, cell="rnn_tanh", dropout=0.0, tie_weights=False,
-                 max_grad_norm=1.0, random_state=None, criterion=nn.CrossEntropyLoss,
+                 max_grad_norm=1.0, random_state=None, n_threads=1, criterion=nn.CrossEntropyLoss,
                  optimizer=torch.optim.Adam, lr=3e-3, max_epochs=5, batch_size=32,
                  train_split=None, device="cpu", verbose=0, **kwargs):
-        self.vocab_size = vocab_size
-        self.embedding_size = embedding_size
-        self.hidden_size = hidden_size
-        self.cell = cell
-        self.dropout = dropout
-        self.tie_weights = tie_weights
-        self.max_grad_norm = max_grad_norm
-        self.random_state = random_state
         kwargs.setdefault("iterator_train__shuffle", True)
-        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
-                         max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
-                         device=device, verbose=verbose, **kwargs)
+        self._init_params(locals())
 
-    # -- validation ------------------------------------------------------------------------
-    def _check_params(self):
-        validate_own_params(self)
-        if self.tie_weights and self.embedding_size != self.hidden_size:
-            raise ValueError(f"tie_weights=True needs embedding_size == hidden_size; got "
-                             f"{self.embedding_size} and {self.hidden_size}.")
-
-    def _check_ids(self, ids, name, vocab_size):
-        if isinstance(ids, torch.Tensor):
-            ids = ids.detach().cpu().numpy()
+    def _check_ids(self, ids, name, reset):
+        vocab_size = self.vocab_size if reset else self.vocab_size_
+        ids = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else ids
         ids = check_array(ids, dtype=None, input_name=name)
         if not np.issubdtype(ids.dtype, np.integer):
             raise ValueError(f"{name} must hold integer token ids (n_windows, bptt); got dtype "
@@ -270,57 +238,33 @@ class LanguageModel(GuardedNetMixin, NeuralNet):
                              "corpus's vocabulary size.")
         return ids.astype(np.int64)
 
-    def _check_data(self, X, y, reset):
-        vocab_size = self.vocab_size if reset else self.vocab_size_
-        X = self._check_ids(X, "X", vocab_size)
-        if y is not None:
-            y = self._check_ids(y, "y", vocab_size)
-            check_consistent_length(X, y)
-            if y.shape != X.shape:
-                raise ValueError(f"y must have the shape of X (the windows shifted one token "
-                                 f"ahead); got X {X.shape} and y {y.shape}.")
+    def _check_X(self, X, reset):
+        X = self._check_ids(X, "X", reset)
         if reset:
-            self.vocab_size_ = (vocab_size if vocab_size is not None
-                                else int(max(X.max(), y.max())) + 1)
             self.n_features_in_ = X.shape[1]
-        return X, y
+        return X
 
-    # -- skorch hooks ----------------------------------------------------------------------
-    def initialize_module(self):
-        """Build ``module_``: a :class:`WordLanguageNet` gets its sizes from the parameters."""
-        kwargs = self.get_params_for("module")
-        if isinstance(self.module, type) and issubclass(self.module, WordLanguageNet):
-            kwargs = {"vocab_size": self.vocab_size_, "embedding_size": self.embedding_size,
-                      "hidden_size": self.hidden_size, "cell": self.cell,
-                      "dropout": self.dropout, "tie_weights": self.tie_weights, **kwargs}
-        self.module_ = self.initialized_instance(self.module, kwargs)
-        return self
+    def _check_y(self, X, y, reset):
+        y = self._check_ids(y, "y", reset)
+        if y.shape != X.shape:
+            raise ValueError(f"y must have the shape of X (the windows shifted one token "
+                             f"ahead); got X {X.shape} and y {y.shape}.")
+        if reset:
+            self.vocab_size_ = (self.vocab_size if self.vocab_size is not None
+                                else int(max(X.max(), y.max())) + 1)
+        return y
+
+    def _module_kwargs(self):
+        return {"vocab_size": self.vocab_size_, "embedding_size": self.embedding_size,
+                "hidden_size": self.hidden_size, "cell": self.cell, "dropout": self.dropout,
+                "tie_weights": self.tie_weights}
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Mean next-token cross-entropy over all positions of the batch."""
         y_true = y_true.to(y_pred.device)
         return self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]), y_true.reshape(-1))
 
-    # -- training --------------------------------------------------------------------------
-    def fit(self, X, y, **fit_params):
-        """Train on token windows ``X`` and their next-token targets ``y``.
-
-        Re-initialises the net unless ``warm_start``.
-
-        Returns
-        -------
-        self : LanguageModel
-        """
-        self._check_params()
-        X, y = self._check_data(X, y, reset=True)
-        with torch_seed(self.random_state):
-            if not self.warm_start or not self.initialized_:
-                self.initialize()
-                self._init_decoder_bias(y)
-            super().partial_fit(X, y, **fit_params)
-        return self
-
-    def _init_decoder_bias(self, y):
+    def _init_from_targets(self, y):
         """Start the decoder bias at the log unigram frequencies of ``y`` (smoothed).
 
         The net then starts near the best context-free prediction instead of spending its
@@ -335,29 +279,6 @@ class LanguageModel(GuardedNetMixin, NeuralNet):
             log_freq = torch.as_tensor(np.log(counts / counts.sum()), dtype=decoder.bias.dtype)
             decoder.bias.copy_(log_freq)
 
-    def partial_fit(self, X, y, classes=None, **fit_params):
-        """Train a fitted net further (``epochs=k`` trains k epochs); unfitted: ``fit``."""
-        if not self.initialized_ or not hasattr(self, "vocab_size_"):
-            return self.fit(X, y, **fit_params)
-        X, y = self._check_data(X, y, reset=False)
-        super().partial_fit(X, y, **fit_params)
-        return self
-
-    # -- outputs ---------------------------------------------------------------------------
-    def _nll(self, X, y):
-        """Summed next-token negative log-likelihood (nats) and the number of tokens."""
-        self._check_fitted()
-        X, y = self._check_data(X, y, reset=False)
-        self.module_.train(False)
-        total = 0.0
-        with torch.no_grad():
-            for Xi, yi in self.get_iterator(self.get_dataset(X, y), training=False):
-                logits = self.module_(Xi.to(self.device))
-                total += float(nn.functional.cross_entropy(
-                    logits.reshape(-1, logits.shape[-1]), yi.to(self.device).reshape(-1),
-                    reduction="sum"))
-        return total, y.size
-
     def perplexity(self, X, y):
         """``exp`` of the mean next-token cross-entropy over every token of ``y``.
 
@@ -371,8 +292,11 @@ class LanguageModel(GuardedNetMixin, NeuralNet):
         -------
         perplexity : float
         """
-        total, count = self._nll(X, y)
-        return math.exp(total / count)
+        X = self.check_sequences(X)
+        y = self._check_y(X, y, reset=False)
+        nll = self._map_batches(lambda x, yi: float(_cross_entropy_sum(self.module_(x), yi)),
+                                X, y)
+        return math.exp(sum(nll) / y.size)
 
     def score(self, X, y, sample_weight=None):
         """Minus :meth:`perplexity` (greater is better)."""
@@ -398,43 +322,32 @@ class LanguageModel(GuardedNetMixin, NeuralNet):
         -------
         perplexity : float
         """
-        self._check_fitted()
-        ids = self._check_ids(np.asarray(ids).reshape(1, -1), "ids", self.vocab_size_)[0]
+        check_is_fitted(self)
+        ids = self._check_ids(np.asarray(ids).reshape(1, -1), "ids", reset=False)[0]
         data = batchify(torch.from_numpy(ids), batch_size)
         self.module_.train(False)
         total, count, state = 0.0, 0, None
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(self.n_threads):
             for inputs, targets in bptt_batches(data, bptt, batch_first=True):
                 logits, state = self.module_.run(inputs.to(self.device), state)
-                state = _detach(state)
-                total += float(nn.functional.cross_entropy(
-                    logits.reshape(-1, logits.shape[-1]), targets.reshape(-1).to(self.device),
-                    reduction="sum"))
+                state = (tuple(s.detach() for s in state) if isinstance(state, tuple)
+                         else state.detach())
+                total += float(_cross_entropy_sum(logits, targets))
                 count += targets.numel()
         return math.exp(total / count)
 
     def predict(self, X):
         """Most likely next token at every position, ``(n_windows, bptt)`` ids."""
-        self._check_fitted()
-        X, _ = self._check_data(X, None, reset=False)
-        self.module_.train(False)
-        out = []
-        with torch.no_grad():
-            for Xi, _ in self.get_iterator(self.get_dataset(X), training=False):
-                out.append(to_numpy(self.module_(Xi.to(self.device)).argmax(dim=-1)))
-        return np.concatenate(out)
-
-    def transform(self, X):
-        """Final hidden state of each window, ``(n_windows, hidden_size)``."""
-        self._check_fitted()
-        X, _ = self._check_data(X, None, reset=False)
-        self.module_.train(False)
-        hidden = []
-        with torch.no_grad():
-            for Xi, _ in self.get_iterator(self.get_dataset(X), training=False):
-                hidden.append(to_numpy(self.module_.encode(Xi.to(self.device))[:, -1]))
-        return np.concatenate(hidden)
+        X = self.check_sequences(X)
+        return np.concatenate(self._map_batches(
+            lambda x, _: to_numpy(self.module_(x).argmax(dim=-1)), X))
 
     # skorch gives every net a predict_proba; (n_windows, bptt, vocab_size) probabilities rarely
     # fit in memory, so it is hidden: use perplexity, predict, or module_.run on a few windows.
     predict_proba = available_if(lambda self: False)(NeuralNet.predict_proba)
+
+
+def _cross_entropy_sum(logits, targets):
+    """Summed next-token cross-entropy (nats) of ``logits (..., vocab)`` against ``targets``."""
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                       targets.reshape(-1).to(logits.device), reduction="sum")

@@ -22,28 +22,18 @@ import numbers
 import numpy as np
 import torch
 from skorch import NeuralNetRegressor
-from skorch.utils import to_numpy
 from sklearn.metrics import make_scorer
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import check_array, check_consistent_length
 from torch import nn
 
 from ..datasets.navigation import decode_position, position_error_cm
-from ..estimators import validate_own_params
-from ..utils import torch_seed
-from .common import GuardedNetMixin
-from ..nets import CELLS, check_cell, fused_rnn
+from ..estimators import SequenceNet
+from ..nets import fused_rnn
 
-__all__ = [
-    "PathIntegrator",
-    "PathIntegrationNet",
-    "InitialStateEncoder",
-    "navigation_inputs",
-    "split_navigation_inputs",
-    "decoded_position_error_cm",
-    "position_error_scorer",
-]
+__all__ = ["PathIntegrator", "PathIntegrationNet", "InitialStateEncoder", "navigation_inputs",
+           "split_navigation_inputs", "decoded_position_error_cm", "position_error_scorer"]
 
 # Tolerance on the target codes' sums (float32 softmax outputs sum to 1 within ~1e-6).
 _CODE_SUM_TOLERANCE = 1e-3
@@ -73,17 +63,12 @@ def navigation_inputs(velocities, init_codes):
     >>> navigation_inputs(task.velocities, task.init_codes).shape
     (4, 42)
     """
-    velocities = np.asarray(velocities, dtype=np.float32)
-    init_codes = np.asarray(init_codes, dtype=np.float32)
+    velocities = check_array(velocities, dtype=np.float32, allow_nd=True, input_name="velocities")
+    init_codes = check_array(init_codes, dtype=np.float32, input_name="init_codes")
     if velocities.ndim != 3:
         raise ValueError(f"velocities must be 3-D (n_samples, n_steps, input_size), got shape "
                          f"{velocities.shape}.")
-    if init_codes.ndim != 2:
-        raise ValueError(f"init_codes must be 2-D (n_samples, n_place_cells), got shape "
-                         f"{init_codes.shape}.")
-    if len(velocities) != len(init_codes):
-        raise ValueError(f"velocities has {len(velocities)} trajectories but init_codes has "
-                         f"{len(init_codes)}.")
+    check_consistent_length(velocities, init_codes)
     return np.concatenate([init_codes, velocities.reshape(len(velocities), -1)], axis=1)
 
 
@@ -150,10 +135,8 @@ def position_error_scorer(centres, k=3):
 
     Parameters
     ----------
-    centres : array-like of shape (n_place_cells, 2)
-        Place-cell centres in metres.
-    k : int, default=3
-        Cells averaged by the decoder.
+    centres, k
+        As in :func:`decoded_position_error_cm`.
 
     Returns
     -------
@@ -171,15 +154,12 @@ def position_error_scorer(centres, k=3):
 
 
 def _check_centres(centres):
-    centres = np.asarray(centres, dtype=np.float64) if centres is not None else None
-    if centres is None or centres.ndim != 2 or centres.shape[1] != 2 or len(centres) == 0:
-        shape = None if centres is None else centres.shape
+    shape = None if centres is None else np.shape(centres)
+    if shape is None or len(shape) != 2 or shape[1] != 2 or shape[0] == 0:
         raise ValueError("centres must be the place-cell centres, an array of shape "
                          f"(n_place_cells, 2) (make_navigation_task(...).centres); got "
                          f"{'None' if shape is None else f'shape {shape}'}.")
-    if not np.all(np.isfinite(centres)):
-        raise ValueError("centres contains NaN or infinity.")
-    return centres
+    return check_array(centres, dtype=np.float64, input_name="centres")
 
 
 # -- the torch modules -----------------------------------------------------------------------
@@ -236,7 +216,6 @@ class PathIntegrationNet(nn.Module):
 
     def __init__(self, n_place_cells, hidden_size=256, cell="rnn_tanh", input_size=2):
         super().__init__()
-        check_cell(cell)
         self.n_place_cells = n_place_cells
         self.input_size = input_size
         self.initial_state = InitialStateEncoder(n_place_cells, hidden_size,
@@ -245,32 +224,26 @@ class PathIntegrationNet(nn.Module):
         self.readout = nn.Linear(hidden_size, n_place_cells)
 
     def encode(self, x):
-        """Hidden states ``(batch, n_steps, hidden_size)`` for packed inputs ``x``."""
+        """Hidden states for packed inputs ``x``: ``(outputs (batch, steps, hidden), last (batch, hidden))``."""
         velocities, init_codes = split_navigation_inputs(x, self.n_place_cells, self.input_size)
-        return self.rnn(velocities, self.initial_state(init_codes))[0]
+        outputs = self.rnn(velocities, self.initial_state(init_codes))[0]
+        return outputs, outputs[:, -1]
 
     def forward(self, x):
         """Place-cell logits ``(batch, n_steps, n_place_cells)``."""
-        return self.readout(self.encode(x))
+        return self.readout(self.encode(x)[0])
 
 
 # -- the estimator ---------------------------------------------------------------------------
-class PathIntegrator(GuardedNetMixin, NeuralNetRegressor):
+class PathIntegrator(SequenceNet, NeuralNetRegressor):
 
     """Recurrent path integrator for the navigation task, a skorch ``NeuralNetRegressor``.
 
-    The start position's place-cell code is mapped linearly to the initial hidden state
-    (:class:`InitialStateEncoder`; ``h0`` and ``c0`` for an LSTM), an ``nn.RNN`` /
-    ``nn.LSTM`` / ``nn.GRU`` layer (so :class:`~latticeprune.LatticePruner` and
-    :class:`~latticeprune.ModuliRegularizer` find it) reads the velocity at every step, and a
-    linear read-out gives place-cell logits. Training minimises the softmax cross-entropy
-    against the target codes (soft targets), averaged over steps and trajectories.
-
-    ``X`` packs each trajectory's initial code and velocities in one row,
-    ``[init_code (Np) | velocities (n_steps * input_size)]`` (:func:`navigation_inputs`), so
-    that ``GridSearchCV`` and the sparsifiers split it like any 2-D array. The number of
-    steps may differ between ``fit`` and ``predict``. ``y`` is the target codes,
-    ``(n_samples, n_steps, Np)``, non-negative, each step summing to one.
+    The net is :class:`PathIntegrationNet` (the start code sets the initial state, ``h0`` and
+    ``c0`` for an LSTM; the recurrent layer, which the sparsifiers find, reads the velocities;
+    a linear read-out gives place-cell logits), trained by soft-target cross-entropy averaged
+    over steps and trajectories. ``X`` and ``y`` are laid out as in the module docstring
+    (:func:`navigation_inputs`); the number of steps may differ between ``fit`` and ``predict``.
 
     Parameters
     ----------
@@ -292,16 +265,15 @@ class PathIntegrator(GuardedNetMixin, NeuralNetRegressor):
         Clip the norm of the task gradient (skorch ``GradientNormClipping``, a default
         callback, so it runs before callbacks passed by the user or added by
         :class:`~latticeprune.ModuliRegularizer`, whose penalty gradient is not clipped).
-        None: no clipping. See ``lr`` for the measurement behind the default.
+        None: no clipping (measured: see docs/experiments.md).
     random_state : int, RandomState or None, default=None
         Seeds initialisation and batch shuffling (torch's generator is restored afterwards).
+        Same value, same fitted net.
+    n_threads : int or None, default=1
+        Torch intra-op threads during ``fit``, ``partial_fit`` and prediction, as in
+        :class:`~latticeprune.RNNClassifier`. ``None`` uses torch's process-wide setting.
     lr : float, default=5e-3
-        Adam's learning rate. Measured with Ng = 256, Np = 512, 20 steps, 8000 training
-        trajectories, 10 epochs, batch 64, seed 0 (decoded error on 2000 held-out
-        trajectories against the true positions): without clipping, lr 0.01 gave 31 cm (the
-        loss rising again after epoch 5) and lr 0.003 47 cm; clipping the gradient norm at
-        1.0 / 0.1, lr 0.01 gave 25 / 18 cm; at 0.1, lr 0.003 gave 15 cm and lr 0.005 9.8 cm;
-        at 0.03, lr 0.005 gave 14 cm. The decoder's own floor there is 4 cm.
+        Adam's learning rate (measured: see docs/experiments.md).
     max_epochs, batch_size, optimizer, train_split, callbacks, device, verbose, **kwargs
         As in skorch; ``train_split=None`` trains on all of ``X``; batches are shuffled.
 
@@ -335,71 +307,50 @@ class PathIntegrator(GuardedNetMixin, NeuralNetRegressor):
     True
     """
 
-    _fitted_attribute = "centres_"
-
     _parameter_constraints = {
-        "hidden_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "cell": [StrOptions(set(CELLS))],
+        **SequenceNet._parameter_constraints,
         "input_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "decode_k": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_grad_norm": [Interval(numbers.Real, 0, None, closed="neither"), None],
-        "random_state": ["random_state"],
-        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"),
-                       Options(numbers.Integral, {-1})],
-        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
     }
+    _net_class = PathIntegrationNet
 
     def __init__(self, module=PathIntegrationNet, *, centres=None, hidden_size=256,
                  cell="rnn_tanh", input_size=2, decode_k=3, max_grad_norm=0.1,
-                 random_state=None, criterion=nn.CrossEntropyLoss, optimizer=torch.optim.Adam,
-                 lr=5e-3,
-                 max_epochs=10, batch_size=64, train_split=None, device="cpu", verbose=0,
-                 **kwargs):
-        self.centres = centres
-        self.hidden_size = hidden_size
-        self.cell = cell
-        self.input_size = input_size
-        self.decode_k = decode_k
-        self.max_grad_norm = max_grad_norm
-        self.random_state = random_state
+                 random_state=None, n_threads=1, criterion=nn.CrossEntropyLoss,
+                 optimizer=torch.optim.Adam, lr=5e-3, max_epochs=10, batch_size=64,
+                 train_split=None, device="cpu", verbose=0, **kwargs):
         kwargs.setdefault("iterator_train__shuffle", True)
-        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
-                         max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
-                         device=device, verbose=verbose, **kwargs)
+        self._init_params(locals())
 
-    # -- validation ------------------------------------------------------------------------
     def _check_params(self):
-        validate_own_params(self)
-        centres = _check_centres(self.centres)
-        if self.decode_k > len(centres):
-            raise ValueError(f"decode_k={self.decode_k} exceeds the {len(centres)} place cells.")
-        return centres
+        super()._check_params()
+        self.centres_ = _check_centres(self.centres)
+        if self.decode_k > len(self.centres_):
+            raise ValueError(f"decode_k={self.decode_k} exceeds the {len(self.centres_)} "
+                             "place cells.")
 
     def _check_X(self, X, reset):
         if isinstance(X, dict):
             raise ValueError("X must be one 2-D array [init_code | velocities]; build it from "
                              "the two parts with latticeprune.tasks.navigation_inputs.")
-        if isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
+        X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
         X = check_array(X, dtype=np.float32, allow_nd=True, input_name="X")
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_place_cells + n_steps * input_size); "
                              f"got shape {X.shape}. Build it with "
                              "latticeprune.tasks.navigation_inputs(velocities, init_codes).")
-        n_place_cells = len(self.centres_) if not reset else len(_check_centres(self.centres))
         input_size = self.input_size if reset else self.input_size_
-        split_navigation_inputs(X, n_place_cells, input_size)  # raises on a bad layout
+        split_navigation_inputs(X, len(self.centres_), input_size)  # raises on a bad layout
         if reset:
-            self.n_place_cells_ = n_place_cells
+            self.n_place_cells_ = len(self.centres_)
             self.input_size_ = input_size
-            self.n_steps_ = (X.shape[1] - n_place_cells) // input_size
+            self.n_steps_ = (X.shape[1] - self.n_place_cells_) // input_size
             self.n_features_in_ = X.shape[1]
         return X
 
-    def _check_y(self, X, y):
-        if isinstance(y, torch.Tensor):
-            y = y.detach().cpu().numpy()
+    def _check_y(self, X, y, reset=False):
+        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
         y = check_array(y, dtype=np.float32, allow_nd=True, ensure_2d=False, input_name="y")
         n_steps = (X.shape[1] - self.n_place_cells_) // self.input_size_
         expected = (len(X), n_steps, self.n_place_cells_)
@@ -412,15 +363,9 @@ class PathIntegrator(GuardedNetMixin, NeuralNetRegressor):
                              "one over the place cells (make_navigation_task(...).targets).")
         return y
 
-    # -- skorch hooks ----------------------------------------------------------------------
-    def initialize_module(self):
-        """Build ``module_``: a :class:`PathIntegrationNet` gets its sizes from the parameters."""
-        kwargs = self.get_params_for("module")
-        if isinstance(self.module, type) and issubclass(self.module, PathIntegrationNet):
-            kwargs = {"n_place_cells": self.n_place_cells_, "hidden_size": self.hidden_size,
-                      "cell": self.cell, "input_size": self.input_size_, **kwargs}
-        self.module_ = self.initialized_instance(self.module, kwargs)
-        return self
+    def _module_kwargs(self):
+        return {"n_place_cells": self.n_place_cells_, "hidden_size": self.hidden_size,
+                "cell": self.cell, "input_size": self.input_size_}
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Soft-target cross-entropy, averaged over trajectories and steps."""
@@ -428,51 +373,13 @@ class PathIntegrator(GuardedNetMixin, NeuralNetRegressor):
         return self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]),
                                y_true.reshape(-1, y_true.shape[-1]))
 
-    # -- training --------------------------------------------------------------------------
-    def fit(self, X, y, **fit_params):
-        """Train on trajectories ``X`` (:func:`navigation_inputs`) and target codes ``y``.
-
-        Re-initialises the net unless ``warm_start``.
-
-        Returns
-        -------
-        self : PathIntegrator
-        """
-        centres = self._check_params()
-        X = self._check_X(X, reset=True)
-        self.centres_ = centres
-        y = self._check_y(X, y)
-        with torch_seed(self.random_state):
-            if not self.warm_start or not self.initialized_:
-                self.initialize()
-            super().partial_fit(X, y, **fit_params)
-        return self
-
-    def partial_fit(self, X, y, classes=None, **fit_params):
-        """Train a fitted net further (``epochs=k`` trains k epochs); unfitted: ``fit``."""
-        if not self.initialized_ or not hasattr(self, "centres_"):
-            return self.fit(X, y, **fit_params)
-        X = self._check_X(X, reset=False)
-        y = self._check_y(X, y)
-        super().partial_fit(X, y, **fit_params)
-        return self
-
-    # -- outputs ---------------------------------------------------------------------------
-    def _logits(self, X):
-        self._check_fitted()
-        logits = to_numpy(self.forward(self._check_X(X, reset=False), training=False))
-        if not np.all(np.isfinite(logits)):
-            raise ValueError("The net produced non-finite outputs for this X.")
-        return logits
-
     def predict(self, X):
         """Predicted place-cell codes (softmax of the logits), ``(n_samples, n_steps, Np)``."""
-        logits = torch.from_numpy(self._logits(X))
-        return torch.softmax(logits, dim=-1).numpy()
+        return torch.softmax(torch.from_numpy(self._outputs(X)), dim=-1).numpy()
 
     def decode(self, X):
         """Decoded positions in metres, ``(n_samples, n_steps, 2)``."""
-        return decode_position(self._logits(X), self.centres_, k=self.decode_k)
+        return decode_position(self._outputs(X), self.centres_, k=self.decode_k)
 
     def score(self, X, y, sample_weight=None, positions=None):
         """Minus the decoded position error in cm (greater is better).
@@ -496,22 +403,11 @@ class PathIntegrator(GuardedNetMixin, NeuralNetRegressor):
         """
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported by PathIntegrator.score.")
-        logits = self._logits(X)
+        logits = self._outputs(X)
         if positions is None:
-            y = self._check_y(self._check_X(X, reset=False), y)
+            y = self._check_y(self.check_sequences(X), y)
             return -decoded_position_error_cm(y, logits, centres=self.centres_, k=self.decode_k)
         return -position_error_cm(logits, np.asarray(positions), self.centres_, k=self.decode_k)
-
-    def transform(self, X):
-        """Final hidden state of each trajectory, ``(n_samples, hidden_size)``."""
-        self._check_fitted()
-        X = self._check_X(X, reset=False)
-        self.module_.train(False)
-        hidden = []
-        with torch.no_grad():
-            for Xi, _ in self.get_iterator(self.get_dataset(X), training=False):
-                hidden.append(to_numpy(self.module_.encode(Xi.to(self.device))[:, -1]))
-        return np.concatenate(hidden)
 
     # skorch gives every net a predict_proba; predicted codes come from predict.
     predict_proba = available_if(lambda self: False)(NeuralNetRegressor.predict_proba)
