@@ -63,10 +63,13 @@ class HasseDiagram(NamedTuple):
 class _CondensedPoset(NamedTuple):
     labels: np.ndarray  # (n,) component of every neuron, topologically numbered
     n_components: int
-    indptr: np.ndarray  # condensation DAG in CSR form (no self-loops, no duplicates)
-    indices: np.ndarray
     reach: np.ndarray  # (k, ceil(k/64)) uint64 bitsets: bit y of row x iff x <= y
-    cover: np.ndarray  # (n_dag_edges,) bool: is the DAG edge a cover?
+    covers: np.ndarray  # (n_covers, 2) int64 cover edges, sorted
+
+
+def _indptr(sources, n):
+    """CSR row pointers of edges sorted by source."""
+    return np.concatenate(([0], np.cumsum(np.bincount(sources, minlength=n)))).astype(np.int64)
 
 
 def _csr_from_edges(sources, targets, n):
@@ -74,9 +77,7 @@ def _csr_from_edges(sources, targets, n):
     dense = np.zeros((n, n), dtype=bool)
     dense[sources, targets] = True
     sources, targets = np.nonzero(dense)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(sources, minlength=n), out=indptr[1:])
-    return indptr, targets.astype(np.int64)
+    return _indptr(sources, n), targets.astype(np.int64)
 
 
 def _gather_rows(indptr, indices, rows):
@@ -88,9 +89,7 @@ def _gather_rows(indptr, indices, rows):
 
 def _longest_path_depth(sources, targets, n):
     """Kahn by layers; -1 for the nodes on or behind a cycle (duplicate edges are harmless)."""
-    order = np.argsort(sources, kind="stable")
-    indptr = np.concatenate(([0], np.cumsum(np.bincount(sources, minlength=n))))
-    indices = targets[order]
+    indptr, indices = _indptr(sources, n), targets[np.argsort(sources, kind="stable")]
     indegree = np.bincount(targets, minlength=n)
     depth = np.full(n, -1, dtype=np.int64)
     frontier = np.flatnonzero(indegree == 0)
@@ -180,8 +179,8 @@ def _condense(matrix):
     src, dst = graph.nonzero()
     src, dst = raw[src], raw[dst]
     between = src != dst
-    depth = _longest_path_depth(src[between], dst[between], k)
-    indptr, indices = _csr_from_edges(src[between], dst[between], k)
+    src, dst = src[between], dst[between]
+    depth = _longest_path_depth(src, dst, k)
 
     # Number components topologically: by depth, then by smallest neuron index.
     smallest = np.full(k, n, dtype=np.int64)
@@ -190,8 +189,7 @@ def _condense(matrix):
     rank = np.empty(k, dtype=np.int64)
     rank[order] = np.arange(k)
     labels = rank[raw]
-    edge_src = np.repeat(np.arange(k), np.diff(indptr))
-    indptr, indices = _csr_from_edges(rank[edge_src], rank[indices], k)
+    indptr, indices = _csr_from_edges(rank[src], rank[dst], k)
     depth = depth[order]
 
     # Reflexive-transitive closure, deepest layer first.
@@ -209,21 +207,22 @@ def _condense(matrix):
     rows, implied = _segment_reduce(np.bitwise_or, strict, indptr, indices, 0, k)
     redundant = np.zeros_like(reach)
     redundant[rows] = implied
-    edge_src = np.repeat(nodes, np.diff(indptr))
-    cover = ~_test_bits(redundant, edge_src, indices)
-    return _CondensedPoset(labels, k, indptr, indices, reach, cover)
+    edges = np.column_stack((np.repeat(nodes, np.diff(indptr)), indices))
+    covers = edges[~_test_bits(redundant, edges[:, 0], edges[:, 1])]
+    return _CondensedPoset(labels, k, reach, covers)
+
+
+def _closure(poset):
+    k = poset.n_components
+    return np.unpackbits(poset.reach.view(np.uint8), axis=1, count=k, bitorder="little")
 
 
 def _meet_irreducible_elements(poset):
     k = poset.n_components
-    edge_src = np.repeat(np.arange(k), np.diff(poset.indptr))
-    cover_src = edge_src[poset.cover]
-    cover_indices = poset.indices[poset.cover]
-    cover_indptr = np.zeros(k + 1, dtype=np.int64)
-    np.cumsum(np.bincount(cover_src, minlength=k), out=cover_indptr[1:])
+    cover_indptr, cover_indices = _indptr(poset.covers[:, 0], k), poset.covers[:, 1]
 
     # down[x] = bitset of {z : z <= x}, the transpose of the closure.
-    closure = np.unpackbits(poset.reach.view(np.uint8), axis=1, count=k, bitorder="little")
+    closure = _closure(poset)
     down = _bitsets(k)
     packed = np.packbits(closure.T, axis=1, bitorder="little")
     down.view(np.uint8)[:, : packed.shape[1]] = packed
@@ -262,18 +261,12 @@ def hasse_diagram(adjacency):
         (component of each neuron, topologically numbered) and ``n_components``.
     """
     poset = _condense(check_adjacency(adjacency))
-    edge_src = np.repeat(np.arange(poset.n_components), np.diff(poset.indptr))
-    edges = np.column_stack((edge_src[poset.cover], poset.indices[poset.cover]))
-    return HasseDiagram(edges.astype(np.int64), poset.labels, int(poset.n_components))
+    return HasseDiagram(poset.covers, poset.labels, int(poset.n_components))
 
 
 def reachability_closure(adjacency):
-    """Reflexive-transitive closure of the condensation.
-
-    Parameters
-    ----------
-    adjacency : array-like of shape (n, n)
-        Binary adjacency, ``adjacency[i, j] = 1`` for a connection ``i -> j``.
+    """Reflexive-transitive closure of the condensation of a binary ``adjacency``
+    (``adjacency[i, j] = 1`` for a connection ``i -> j``), as a dense boolean matrix.
 
     Returns
     -------
@@ -284,7 +277,4 @@ def reachability_closure(adjacency):
         Component index of every neuron (as in :func:`hasse_diagram`).
     """
     poset = _condense(check_adjacency(adjacency))
-    k = poset.n_components
-    closure = np.unpackbits(poset.reach.view(np.uint8), axis=1, count=k, bitorder="little")
-    closure = closure.astype(bool)
-    return closure, poset.labels
+    return _closure(poset).astype(bool), poset.labels
