@@ -97,22 +97,11 @@ def filtration_levels(
 
 
 def check_levels(levels):
-    """Validate the backbone quantiles of a filtration.
+    """Validate backbone quantiles: ``levels`` (a non-empty 1-D sequence of floats in
+    [0, 1), or None for :func:`filtration_levels` ``()``) as a float64 array.
 
-    Parameters
-    ----------
-    levels : array-like of float in [0, 1), or None
-        Non-empty 1-D sequence of backbone quantiles; ``None`` gives the default
-        :func:`filtration_levels` ``()``.
-
-    Returns
-    -------
-    ndarray of float64, shape (n_levels,)
-
-    Raises
-    ------
-    ValueError
-        If ``levels`` is empty, not 1-D, not numeric or has a value outside [0, 1).
+    Raises a ValueError naming ``levels`` and the range when they are empty, not 1-D,
+    not numeric or outside [0, 1).
     """
     if levels is None:
         return filtration_levels()

@@ -39,23 +39,9 @@ def _decider(order):
     return meet_irreducible_components if order == "reachability" else _attribute_meet_irreducible
 
 
-def _exact_float_dtype(n):
-    # Products of 0/1 matrices are integer counts <= n: exact in float32 below 2**24.
-    return np.float32 if n < 2**24 else np.float64
-
-
 def _attribute_meet_irreducible(extents):
-    """Meet-irreducibility of the attribute concepts of a 0/1 context (rows = extents).
-
-    Parameters
-    ----------
-    extents : ndarray of bool, shape (n_attributes, n_objects)
-        Row ``m`` is the extent ``m'``.
-
-    Returns
-    -------
-    ndarray of bool, shape (n_attributes,)
-    """
+    """Meet-irreducibility (n_attributes,) of the attribute concepts of a boolean context
+    whose row ``m`` is the extent ``m'``."""
     n_attributes, n_objects = extents.shape
     if n_attributes == 0:
         return np.zeros(0, dtype=bool)
@@ -63,7 +49,8 @@ def _attribute_meet_irreducible(extents):
     packed = np.packbits(extents, axis=1)
     _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
     distinct = extents[first]
-    dtype = _exact_float_dtype(n_objects)
+    # Products of 0/1 matrices are integer counts <= n: exact in float32 below 2**24.
+    dtype = np.float32 if n_objects < 2**24 else np.float64
     E = distinct.astype(dtype)
     size = distinct.sum(axis=1)
     common = E @ E.T  # common[m, n] = |m' & n'|

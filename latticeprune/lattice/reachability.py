@@ -120,11 +120,7 @@ def dag_depth(n_nodes, edges):
     Returns
     -------
     ndarray of int64, shape (n_nodes,)
-
-    Raises
-    ------
-    ValueError
-        If ``edges`` is not such an array or has a cycle.
+        The depths; a ValueError if ``edges`` is not such an array or has a cycle.
     """
     n_nodes = int(check_number(n_nodes, "n_nodes", 0, closed="left", kind=numbers.Integral))
     edges = np.asarray(edges)

@@ -14,14 +14,10 @@ __all__ = ["removal_order", "structural_removals"]
 
 def _check_protected_mask(protected, n):
     protected = check_values(protected, "protected", (n,))
-    if protected.dtype != bool:
-        if not np.all((protected == 0) | (protected == 1)):
-            raise ValueError(
-                "`protected` must be a boolean mask (meet-irreducible neurons) when "
-                "graded=False; for persistence values in [0, 1] pass graded=True."
-            )
-        protected = protected == 1
-    return protected
+    if not np.all((protected == 0) | (protected == 1)):
+        raise ValueError("`protected` must be a boolean mask (meet-irreducible neurons) when "
+                         "graded=False; for persistence values in [0, 1] pass graded=True.")
+    return protected == 1
 
 
 def _check_centrality(centrality, n):

@@ -30,12 +30,10 @@ def check_number(value, name, low, high=None, *, closed="both", kind=numbers.Rea
 def check_values(values, name, shape=None):
     """``values`` as a finite numeric or boolean ndarray of ``shape`` (None: square 2-D)."""
     values = values.toarray() if scipy.sparse.issparse(values) else np.asarray(values)
-    if shape is None and (values.ndim != 2 or values.shape[0] != values.shape[1]):
-        raise ValueError(f"`{name}` must be a square 2-D matrix (neurons x neurons); got shape "
-                         f"{values.shape}.")
-    if shape is not None and values.shape != shape:
-        raise ValueError(f"`{name}` must have shape {shape}, one value per neuron; got "
-                         f"{values.shape}.")
+    square = values.ndim == 2 and values.shape[0] == values.shape[1]
+    if not square if shape is None else values.shape != shape:
+        want = "a square 2-D matrix (neurons x neurons)" if shape is None else f"of shape {shape}"
+        raise ValueError(f"`{name}` must be {want}; got shape {values.shape}.")
     if values.dtype.kind not in "biuf":
         raise ValueError(f"`{name}` must be numeric or boolean; got dtype {values.dtype}.")
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):

@@ -58,9 +58,7 @@ def penalty_from_points(points, space="torus", inhibitor="DoG", invert=True, *,
     invert = _check_bool(invert, "invert")
     distances = space.pairwise(points, post_points)
     if space.name == "standard":
-        if isinstance(distances, torch.Tensor):
-            return torch.ones_like(distances)
-        return np.ones_like(distances)
+        return (torch if isinstance(distances, torch.Tensor) else np).ones_like(distances)
     R = inhibit(distances)
     return inhibitors.invert(R) if invert else R
 
@@ -143,10 +141,8 @@ def moduli_penalty(weight, R, n_gates=1, norm=1):
     n_gates = check_integer(n_gates, "n_gates (1 RNN, 3 GRU, 4 LSTM)", 1)
     if isinstance(norm, bool) or norm not in (1, 2):
         raise ValueError(f"norm must be 1 or 2; got {norm!r}.")
-    if isinstance(R, torch.Tensor):
-        R = R.to(weight)
-    else:
-        R = torch.as_tensor(np.asarray(R, dtype=float), dtype=weight.dtype, device=weight.device)
+    R = torch.as_tensor(R if isinstance(R, torch.Tensor) else np.asarray(R, dtype=float))
+    R = R.to(weight)
     if R.ndim != 2 or R.shape[0] != R.shape[1]:
         raise ValueError(f"R must be a square (n, n) matrix; got shape {tuple(R.shape)}.")
     n = R.shape[0]
