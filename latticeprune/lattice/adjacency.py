@@ -67,17 +67,17 @@ def filtration_levels(
 
     Level ``k`` keeps a density ``(1 - low) * ((1 - high) / (1 - low)) ** (k / (K - 1))``
     of the existing connections, so consecutive levels keep the same fraction fewer
-    connections and more levels sit at the high end (defaults measured: see
-    docs/experiments.md).
+    connections and more levels sit at the high end.
 
     Parameters
     ----------
     n_levels : int, default=10
         Number of levels ``K >= 1``. ``K = 1`` gives ``[low]``.
     low : float in [0, 1), default=0.9
-        First (lowest) backbone quantile.
+        First (lowest) backbone quantile (measured: see docs/experiments.md).
     high : float in [0, 1), default=0.99
-        Last (highest) backbone quantile; must exceed ``low`` when ``K > 1``.
+        Last (highest) backbone quantile; must exceed ``low`` when ``K > 1``
+        (measured: see docs/experiments.md).
 
     Returns
     -------
