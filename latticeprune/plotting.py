@@ -593,7 +593,7 @@ def _flat_segments(pre, post, pairs, side, klein):
 
 def _reduce_flat(points, space):
     if space.name == "klein":
-        x, y = space._reduce(points, np)
+        x, y = space.reduce(points).T
         return np.column_stack([x, y])
     return np.mod(points, space.side)
 

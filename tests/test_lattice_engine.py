@@ -13,6 +13,8 @@ from latticeprune.lattice import (
     ORDERS,
     binary_adjacency,
     centrality,
+    check_levels,
+    dag_depth,
     filtration_levels,
     hasse_diagram,
     irreducibility_persistence,
@@ -257,6 +259,58 @@ def test_hasse_and_closure_on_larger_graphs(density):
             assert closure[labels[i], labels[j]] == reach.has_edge(i, j)
 
 
+@settings(max_examples=100, deadline=None)
+@given(adjacency=adjacencies())
+def test_dag_depth_of_hasse_diagram_is_the_longest_chain(adjacency):
+    diagram = hasse_diagram(adjacency)
+    depth = dag_depth(diagram.n_components, diagram.edges)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(diagram.n_components))
+    graph.add_edges_from(diagram.edges.tolist())
+    want = {}
+    for node in nx.topological_sort(graph):  # longest chain ending at node
+        want[node] = max((want[p] + 1 for p in graph.predecessors(node)), default=0)
+    np.testing.assert_array_equal(depth, [want[node] for node in range(len(depth))])
+
+
+def test_dag_depth_examples_and_errors():
+    np.testing.assert_array_equal(dag_depth(5, [(0, 1), (1, 2), (0, 2), (0, 2), (3, 2)]),
+                                  [0, 1, 2, 0, 0])
+    np.testing.assert_array_equal(dag_depth(3, []), [0, 0, 0])
+    assert dag_depth(0, np.zeros((0, 2), dtype=int)).shape == (0,)
+    with pytest.raises(ValueError, match="cycle"):
+        dag_depth(3, [(0, 1), (1, 2), (2, 1)])
+    for edges in ([(0, 3)], [(-1, 0)], [(0, 1, 2)], [(0.0, 1.0)]):
+        with pytest.raises(ValueError, match="edges"):
+            dag_depth(3, edges)
+    for n_nodes in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="n_nodes"):
+            dag_depth(n_nodes, [])
+
+
+def test_lattice_modules_import_without_a_cycle():
+    import ast
+    import pathlib
+
+    import latticeprune.lattice as package
+
+    folder = pathlib.Path(package.__file__).parent
+    graph = nx.DiGraph()
+    for path in folder.glob("*.py"):
+        graph.add_node(path.stem)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                graph.add_edge(path.stem, node.module.split(".")[0])
+    graph.remove_node("__init__")
+    assert set(graph) >= {"adjacency", "centrality", "context", "reachability", "rule"}
+    assert nx.is_directed_acyclic_graph(graph), list(nx.simple_cycles(graph))
+    assert set(package.__all__) >= {
+        "CENTRALITIES", "ORDERS", "HasseDiagram", "binary_adjacency", "centrality",
+        "check_adjacency", "filtration_levels", "hasse_diagram", "irreducibility_persistence",
+        "join_irreducible", "meet_irreducible", "reachability_closure", "removal_order",
+        "structural_removals"}
+
+
 def test_bitset_reductions_do_not_depend_on_block_size(monkeypatch):
     from latticeprune.lattice import reachability
 
@@ -383,6 +437,17 @@ def test_filtration_levels_default():
     np.testing.assert_allclose(ratio, ratio[0])  # even steps in log-density
     np.testing.assert_allclose(filtration_levels(3, 0.5, 0.875), [0.5, 0.75, 0.875])
     np.testing.assert_array_equal(filtration_levels(1, 0.8, 0.9), [0.8])
+
+
+def test_check_levels():
+    np.testing.assert_array_equal(check_levels(None), filtration_levels())
+    np.testing.assert_array_equal(check_levels(0.5), [0.5])
+    levels = check_levels([0, 0.25, 0.999])
+    assert levels.dtype == np.float64
+    np.testing.assert_array_equal(levels, [0, 0.25, 0.999])
+    for bad in ([], [1.0], [-0.5, 0.5], [[0.5]], ["a"], [np.nan], "0.5x"):
+        with pytest.raises(ValueError, match=r"`levels`.*\[0, 1\)"):
+            check_levels(bad)
 
 
 @pytest.mark.parametrize("order", ORDERS)

@@ -276,6 +276,36 @@ def test_klein_invariant_under_identifications(a, b, glides, lifts):
     assert klein.pairwise([a], [np.add(b, [0, L])])[0, 0] == pytest.approx(d, abs=1e-9)
 
 
+@pytest.mark.parametrize("name", ["torus", "klein"])
+def test_flat_reduce_images_and_nearest_image(name):
+    space = get_space(name)
+    rng = np.random.default_rng(5)
+    a = rng.uniform(-2 * L, 3 * L, size=(40, 2))
+    b = rng.uniform(-2 * L, 3 * L, size=(40, 2))
+    reduced = space.reduce(a)
+    assert reduced.shape == (40, 2) and reduced.min() >= 0 and reduced.max() <= L
+    np.testing.assert_allclose(np.diag(space.pairwise(a, reduced)), 0, atol=1e-9)
+    images = space.images(b)
+    assert images.shape == (9, 40, 2)
+    np.testing.assert_array_equal(images[4], b)  # the identity
+    for image in images:  # every image is the same point of the space
+        np.testing.assert_allclose(np.diag(space.pairwise(b, image)), 0, atol=1e-9)
+    nearest = space.nearest_image(a, b)
+    np.testing.assert_allclose(np.diag(space.pairwise(nearest, b)), 0, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(nearest - reduced, axis=1),
+                               np.diag(space.pairwise(a, b)), atol=1e-9)
+
+
+def test_nearest_image_hand_values():
+    # Klein: (9, 9) glides to (-1, 1), at distance 2 from (1, 1); the torus wraps to (-1, -1).
+    np.testing.assert_allclose(get_space("klein").nearest_image([[1, 1]], [[9, 9]]), [[-1, 1]])
+    np.testing.assert_allclose(get_space("torus").nearest_image([[1, 1]], [[9, 9]]), [[-1, -1]])
+    np.testing.assert_allclose(get_space("klein").reduce([[-1, 1], [3, 12]]), [[9, 9], [3, 2]])
+    assert get_space("torus", dim=3).images(np.zeros((2, 3))).shape == (27, 2, 3)
+    with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
+        get_space("klein").nearest_image(np.ones((2, 3)), np.ones((2, 3)))
+
+
 def test_standard_is_discrete_metric():
     standard = get_space("standard")
     labels = standard.sample(4, random_state=0)

@@ -7,13 +7,12 @@ all-zero matrix (uniform).
 """
 
 import math
-import numbers
 
 import numpy as np
 import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
-from .adjacency import check_strength
+from .validation import check_number, check_strength
 
 __all__ = ["CENTRALITIES", "centrality"]
 
@@ -114,12 +113,7 @@ def centrality(weights, kind="pagerank", damping=0.85):
     """
     if not isinstance(kind, str) or kind not in CENTRALITIES:
         raise ValueError(f"`kind` must be one of {list(CENTRALITIES)}; got {kind!r}.")
-    if (
-        isinstance(damping, bool)
-        or not isinstance(damping, numbers.Real)
-        or not 0.0 <= float(damping) < 1.0
-    ):
-        raise ValueError(f"`damping` must be a real number in [0, 1); got {damping!r}.")
+    damping = check_number(damping, "damping", 0.0, 1.0, closed="left")
     matrix = check_strength(weights, name="weights")
     if matrix.shape[0] == 0:
         return np.zeros(0)

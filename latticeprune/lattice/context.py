@@ -17,41 +17,31 @@ small block, so the cost is about one ``n x n x n`` product.  Join-irreducible
 postsynaptic neurons are the dual: the same test on the transposed adjacency.
 
 ``order="reachability"`` dispatches to :mod:`latticeprune.lattice.reachability`.
+:func:`irreducibility_persistence` repeats the verdict at every level of a filtration
+(one verdict per level).
 """
 
 import numpy as np
 
-from .adjacency import check_adjacency
-from .reachability import join_irreducible_reachability, meet_irreducible_reachability
+from .adjacency import backbone_of, check_levels
+from .reachability import meet_irreducible_components
+from .validation import check_adjacency, check_strength
 
-__all__ = ["ORDERS", "join_irreducible", "meet_irreducible"]
+__all__ = ["ORDERS", "irreducibility_persistence", "join_irreducible", "meet_irreducible"]
 
 #: Valid values of the ``order`` parameter.
 ORDERS = ("context", "reachability")
 
 
-def _check_order(order):
+def _decider(order):
     if not isinstance(order, str) or order not in ORDERS:
         raise ValueError(f"`order` must be one of {list(ORDERS)}; got {order!r}.")
-
-
-def _exact_float_dtype(n):
-    # Products of 0/1 matrices are integer counts <= n: exact in float32 below 2**24.
-    return np.float32 if n < 2**24 else np.float64
+    return meet_irreducible_components if order == "reachability" else _attribute_meet_irreducible
 
 
 def _attribute_meet_irreducible(extents):
-    """Meet-irreducibility of the attribute concepts of a 0/1 context (rows = extents).
-
-    Parameters
-    ----------
-    extents : ndarray of bool, shape (n_attributes, n_objects)
-        Row ``m`` is the extent ``m'``.
-
-    Returns
-    -------
-    ndarray of bool, shape (n_attributes,)
-    """
+    """Meet-irreducibility (n_attributes,) of the attribute concepts of a boolean context
+    whose row ``m`` is the extent ``m'``."""
     n_attributes, n_objects = extents.shape
     if n_attributes == 0:
         return np.zeros(0, dtype=bool)
@@ -59,7 +49,8 @@ def _attribute_meet_irreducible(extents):
     packed = np.packbits(extents, axis=1)
     _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
     distinct = extents[first]
-    dtype = _exact_float_dtype(n_objects)
+    # Products of 0/1 matrices are integer counts <= n: exact in float32 below 2**24.
+    dtype = np.float32 if n_objects < 2**24 else np.float64
     E = distinct.astype(dtype)
     size = distinct.sum(axis=1)
     common = E @ E.T  # common[m, n] = |m' & n'|
@@ -106,39 +97,47 @@ def meet_irreducible(adjacency, order="context"):
     ValueError
         If ``order`` is unknown or ``adjacency`` is not a square 0/1 matrix.
     """
-    _check_order(order)
-    matrix = check_adjacency(adjacency)
-    if order == "reachability":
-        return meet_irreducible_reachability(matrix)
-    return _attribute_meet_irreducible(matrix)
+    return _decider(order)(check_adjacency(adjacency))
 
 
 def join_irreducible(adjacency, order="context"):
-    """Neurons whose element of the dependency lattice is join-irreducible.
+    """Neurons whose element has exactly one lower cover (the bottom never has).
+
+    The dual of :func:`meet_irreducible`, same parameters and errors: object concepts
+    (a postsynaptic neuron, identified by the neurons driving it) for ``"context"``,
+    and for ``"reachability"`` the completion of the reversed order, which is the dual
+    lattice.  Both are the meet test on the transposed adjacency.
+    """
+    decide = _decider(order)
+    return decide(np.ascontiguousarray(check_adjacency(adjacency).T))
+
+
+def irreducibility_persistence(strength, levels=None, order="context"):
+    """Fraction of filtration levels at which each neuron is meet-irreducible.
+
+    The graded ("continuous-valued adjacency") counterpart of the binary verdict
+    (docs/methods/lattice.md section 2): at every backbone level the binary adjacency is
+    built and the meet verdict evaluated, so the cost is one verdict per level.
 
     Parameters
     ----------
-    adjacency : array-like of shape (n, n)
-        Binary adjacency, ``adjacency[i, j] = 1`` for a connection ``i -> j``.
+    strength : array-like of shape (n, n)
+        Non-negative connection strengths, ``strength[i, j]`` for ``i -> j``.
+    levels : array-like of float in [0, 1), optional
+        Backbone quantiles (:func:`~latticeprune.lattice.check_levels`); default
+        :func:`~latticeprune.lattice.filtration_levels` ``()``.
     order : {"context", "reachability"}, default="context"
-        ``"context"``: object concepts of the concept lattice (a postsynaptic neuron,
-        identified by the set of neurons driving it). ``"reachability"``: the
-        neuron's strongly connected component in the Dedekind-MacNeille completion.
+        Lattice in which irreducibility is evaluated.
 
     Returns
     -------
-    ndarray of bool, shape (n,)
-        ``True`` where the neuron's element has exactly one lower cover; the bottom
-        element is never irreducible.
-
-    Raises
-    ------
-    ValueError
-        If ``order`` is unknown or ``adjacency`` is not a square 0/1 matrix.
+    ndarray of float64, shape (n,)
+        Persistence in ``[0, 1]``.
     """
-    _check_order(order)
-    matrix = check_adjacency(adjacency)
-    if order == "reachability":
-        return join_irreducible_reachability(matrix)
-    # Object concepts of (G, M, I) are the attribute concepts of the dual context.
-    return _attribute_meet_irreducible(np.ascontiguousarray(matrix.T))
+    decide = _decider(order)
+    matrix = check_strength(strength)
+    levels = check_levels(levels)
+    counts = np.zeros(matrix.shape[0], dtype=np.int64)
+    for level in levels:
+        counts += decide(backbone_of(matrix, float(level)))
+    return counts / levels.size

@@ -15,21 +15,25 @@ down-set of ``x``; every ``y > x`` lies above an upper cover of ``x``, so that s
 common lower bounds is the intersection of the down-sets of the upper covers only.
 A maximal ``x`` (no cover) is meet-irreducible unless it is the only maximal element
 (the top).  Join-irreducibility is the same test on the reversed graph.
+
+The depth layers come from Kahn's algorithm (:func:`dag_depth`): peel the nodes of
+in-degree zero one layer at a time, ``O((nodes + edges) log edges)`` numpy work.
 """
 
+import numbers
 from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
-from .adjacency import check_adjacency
+from .validation import check_adjacency, check_number
 
 __all__ = [
     "HasseDiagram",
+    "dag_depth",
     "hasse_diagram",
-    "join_irreducible_reachability",
-    "meet_irreducible_reachability",
+    "meet_irreducible_components",
     "reachability_closure",
 ]
 
@@ -59,10 +63,13 @@ class HasseDiagram(NamedTuple):
 class _CondensedPoset(NamedTuple):
     labels: np.ndarray  # (n,) component of every neuron, topologically numbered
     n_components: int
-    indptr: np.ndarray  # condensation DAG in CSR form (no self-loops, no duplicates)
-    indices: np.ndarray
     reach: np.ndarray  # (k, ceil(k/64)) uint64 bitsets: bit y of row x iff x <= y
-    cover: np.ndarray  # (n_dag_edges,) bool: is the DAG edge a cover?
+    covers: np.ndarray  # (n_covers, 2) int64 cover edges, sorted
+
+
+def _indptr(sources, n):
+    """CSR row pointers of edges sorted by source."""
+    return np.concatenate(([0], np.cumsum(np.bincount(sources, minlength=n)))).astype(np.int64)
 
 
 def _csr_from_edges(sources, targets, n):
@@ -70,9 +77,7 @@ def _csr_from_edges(sources, targets, n):
     dense = np.zeros((n, n), dtype=bool)
     dense[sources, targets] = True
     sources, targets = np.nonzero(dense)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(sources, minlength=n), out=indptr[1:])
-    return indptr, targets.astype(np.int64)
+    return _indptr(sources, n), targets.astype(np.int64)
 
 
 def _gather_rows(indptr, indices, rows):
@@ -82,20 +87,53 @@ def _gather_rows(indptr, indices, rows):
     return indices[offsets + np.arange(counts.sum())]
 
 
-def _depth_layers(indptr, indices, n):
-    """Longest-path depth from a source for every node of a DAG (Kahn, by layers)."""
-    indegree = np.bincount(indices, minlength=n)
-    depth = np.empty(n, dtype=np.int64)
+def _longest_path_depth(sources, targets, n):
+    """Kahn by layers; -1 for the nodes on or behind a cycle (duplicate edges are harmless)."""
+    indptr, indices = _indptr(sources, n), targets[np.argsort(sources, kind="stable")]
+    indegree = np.bincount(targets, minlength=n)
+    depth = np.full(n, -1, dtype=np.int64)
     frontier = np.flatnonzero(indegree == 0)
     level = 0
     while frontier.size:
         depth[frontier] = level
-        targets = _gather_rows(indptr, indices, frontier)
-        np.subtract.at(indegree, targets, 1)
-        ready = np.zeros(n, dtype=bool)
-        ready[targets[indegree[targets] == 0]] = True
-        frontier = np.flatnonzero(ready)
+        reached = _gather_rows(indptr, indices, frontier)
+        np.subtract.at(indegree, reached, 1)
+        frontier = np.unique(reached[indegree[reached] == 0])
         level += 1
+    return depth
+
+
+def dag_depth(n_nodes, edges):
+    """Longest-path depth of every node of a DAG: 0 for a source, else 1 + the largest
+    depth of a predecessor (e.g. the rows of a drawn Hasse diagram).
+
+    Kahn's algorithm by layers, ``O((n_nodes + n_edges) log n_edges)``.
+
+    Parameters
+    ----------
+    n_nodes : int
+        Number of nodes, >= 0.
+    edges : array-like of int, shape (n_edges, 2)
+        Rows ``(u, v)`` for an edge ``u -> v``, ``0 <= u, v < n_nodes``; for instance
+        ``HasseDiagram.edges`` with ``n_nodes=HasseDiagram.n_components``.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_nodes,)
+        The depths; a ValueError if ``edges`` is not such an array or has a cycle.
+    """
+    n_nodes = int(check_number(n_nodes, "n_nodes", 0, closed="left", kind=numbers.Integral))
+    edges = np.asarray(edges)
+    if edges.size == 0:
+        edges = np.zeros((0, 2), dtype=np.int64)
+    elif (edges.ndim != 2 or edges.shape[1] != 2 or edges.dtype.kind not in "iu"
+            or edges.min() < 0 or edges.max() >= n_nodes):
+        raise ValueError(f"`edges` must be integer pairs (n_edges, 2) in [0, {n_nodes}); got "
+                         f"shape {edges.shape}, dtype {edges.dtype}.")
+    depth = _longest_path_depth(edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64),
+                                n_nodes)
+    if np.any(depth < 0):
+        raise ValueError("`edges` contain a cycle; a depth needs a DAG.")
     return depth
 
 
@@ -137,18 +175,17 @@ def _condense(matrix):
     src, dst = graph.nonzero()
     src, dst = raw[src], raw[dst]
     between = src != dst
-    indptr, indices = _csr_from_edges(src[between], dst[between], k)
+    src, dst = src[between], dst[between]
+    depth = _longest_path_depth(src, dst, k)
 
     # Number components topologically: by depth, then by smallest neuron index.
-    depth = _depth_layers(indptr, indices, k)
     smallest = np.full(k, n, dtype=np.int64)
     np.minimum.at(smallest, raw, np.arange(n))
     order = np.lexsort((smallest, depth))
     rank = np.empty(k, dtype=np.int64)
     rank[order] = np.arange(k)
     labels = rank[raw]
-    edge_src = np.repeat(np.arange(k), np.diff(indptr))
-    indptr, indices = _csr_from_edges(rank[edge_src], rank[indices], k)
+    indptr, indices = _csr_from_edges(rank[src], rank[dst], k)
     depth = depth[order]
 
     # Reflexive-transitive closure, deepest layer first.
@@ -166,21 +203,22 @@ def _condense(matrix):
     rows, implied = _segment_reduce(np.bitwise_or, strict, indptr, indices, 0, k)
     redundant = np.zeros_like(reach)
     redundant[rows] = implied
-    edge_src = np.repeat(nodes, np.diff(indptr))
-    cover = ~_test_bits(redundant, edge_src, indices)
-    return _CondensedPoset(labels, k, indptr, indices, reach, cover)
+    edges = np.column_stack((np.repeat(nodes, np.diff(indptr)), indices))
+    covers = edges[~_test_bits(redundant, edges[:, 0], edges[:, 1])]
+    return _CondensedPoset(labels, k, reach, covers)
+
+
+def _closure(poset):
+    k = poset.n_components
+    return np.unpackbits(poset.reach.view(np.uint8), axis=1, count=k, bitorder="little")
 
 
 def _meet_irreducible_elements(poset):
     k = poset.n_components
-    edge_src = np.repeat(np.arange(k), np.diff(poset.indptr))
-    cover_src = edge_src[poset.cover]
-    cover_indices = poset.indices[poset.cover]
-    cover_indptr = np.zeros(k + 1, dtype=np.int64)
-    np.cumsum(np.bincount(cover_src, minlength=k), out=cover_indptr[1:])
+    cover_indptr, cover_indices = _indptr(poset.covers[:, 0], k), poset.covers[:, 1]
 
     # down[x] = bitset of {z : z <= x}, the transpose of the closure.
-    closure = np.unpackbits(poset.reach.view(np.uint8), axis=1, count=k, bitorder="little")
+    closure = _closure(poset)
     down = _bitsets(k)
     packed = np.packbits(closure.T, axis=1, bitorder="little")
     down.view(np.uint8)[:, : packed.shape[1]] = packed
@@ -196,43 +234,12 @@ def _meet_irreducible_elements(poset):
     return verdict
 
 
-def meet_irreducible_reachability(adjacency):
-    """Meet-irreducible neurons in the completion of the reachability poset.
-
-    Parameters
-    ----------
-    adjacency : array-like of shape (n, n)
-        Binary adjacency, ``adjacency[i, j] = 1`` for a connection ``i -> j``.
-
-    Returns
-    -------
-    ndarray of bool, shape (n,)
-        Verdict of each neuron's strongly connected component in the
-        Dedekind-MacNeille completion (exactly one upper cover).
-    """
-    matrix = check_adjacency(adjacency)
-    if matrix.shape[0] == 0:
-        return np.zeros(0, dtype=bool)
+def meet_irreducible_components(matrix):
+    """Meet-irreducible verdict of every neuron's strongly connected component in the
+    Dedekind-MacNeille completion (exactly one upper cover), for an already validated
+    boolean adjacency (no checks; the transposed matrix gives the join verdict)."""
     poset = _condense(matrix)
     return _meet_irreducible_elements(poset)[poset.labels]
-
-
-def join_irreducible_reachability(adjacency):
-    """Join-irreducible neurons in the completion of the reachability poset.
-
-    Parameters
-    ----------
-    adjacency : array-like of shape (n, n)
-        Binary adjacency, ``adjacency[i, j] = 1`` for a connection ``i -> j``.
-
-    Returns
-    -------
-    ndarray of bool, shape (n,)
-        Verdict of each neuron's strongly connected component (exactly one lower
-        cover): the completion of the reversed order is the dual lattice.
-    """
-    matrix = check_adjacency(adjacency)
-    return meet_irreducible_reachability(np.ascontiguousarray(matrix.T))
 
 
 def hasse_diagram(adjacency):
@@ -249,22 +256,13 @@ def hasse_diagram(adjacency):
         ``edges`` (component pairs ``(x, y)`` with ``y`` covering ``x``), ``labels``
         (component of each neuron, topologically numbered) and ``n_components``.
     """
-    matrix = check_adjacency(adjacency)
-    if matrix.shape[0] == 0:
-        return HasseDiagram(np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64), 0)
-    poset = _condense(matrix)
-    edge_src = np.repeat(np.arange(poset.n_components), np.diff(poset.indptr))
-    edges = np.column_stack((edge_src[poset.cover], poset.indices[poset.cover]))
-    return HasseDiagram(edges.astype(np.int64), poset.labels, int(poset.n_components))
+    poset = _condense(check_adjacency(adjacency))
+    return HasseDiagram(poset.covers, poset.labels, int(poset.n_components))
 
 
 def reachability_closure(adjacency):
-    """Reflexive-transitive closure of the condensation.
-
-    Parameters
-    ----------
-    adjacency : array-like of shape (n, n)
-        Binary adjacency, ``adjacency[i, j] = 1`` for a connection ``i -> j``.
+    """Reflexive-transitive closure of the condensation of a binary ``adjacency``
+    (``adjacency[i, j] = 1`` for a connection ``i -> j``), as a dense boolean matrix.
 
     Returns
     -------
@@ -274,11 +272,5 @@ def reachability_closure(adjacency):
     labels : ndarray of int64, shape (n,)
         Component index of every neuron (as in :func:`hasse_diagram`).
     """
-    matrix = check_adjacency(adjacency)
-    if matrix.shape[0] == 0:
-        return np.zeros((0, 0), dtype=bool), np.zeros(0, dtype=np.int64)
-    poset = _condense(matrix)
-    k = poset.n_components
-    closure = np.unpackbits(poset.reach.view(np.uint8), axis=1, count=k, bitorder="little")
-    closure = closure.astype(bool)
-    return closure, poset.labels
+    poset = _condense(check_adjacency(adjacency))
+    return _closure(poset).astype(bool), poset.labels

@@ -5,42 +5,23 @@ Connections are addressed by flat indices into ``strength.ravel()`` (C order): i
 (``strength > 0``) are ever returned.
 """
 
-import numbers
-
 import numpy as np
 
-from .adjacency import check_strength
+from .validation import check_number, check_strength, check_values
 
 __all__ = ["removal_order", "structural_removals"]
 
 
-def _check_neuron_vector(values, n, name):
-    values = np.asarray(values)
-    if values.shape != (n,):
-        raise ValueError(
-            f"`{name}` must have shape ({n},), one value per neuron; got {values.shape}."
-        )
-    if values.dtype.kind not in "biuf":
-        raise ValueError(f"`{name}` must be numeric or boolean; got dtype {values.dtype}.")
-    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-        raise ValueError(f"`{name}` must be finite (no NaN or inf).")
-    return values
-
-
 def _check_protected_mask(protected, n):
-    protected = _check_neuron_vector(protected, n, "protected")
-    if protected.dtype != bool:
-        if not np.all((protected == 0) | (protected == 1)):
-            raise ValueError(
-                "`protected` must be a boolean mask (meet-irreducible neurons) when "
-                "graded=False; for persistence values in [0, 1] pass graded=True."
-            )
-        protected = protected == 1
-    return protected
+    protected = check_values(protected, "protected", (n,))
+    if not np.all((protected == 0) | (protected == 1)):
+        raise ValueError("`protected` must be a boolean mask (meet-irreducible neurons) when "
+                         "graded=False; for persistence values in [0, 1] pass graded=True.")
+    return protected == 1
 
 
 def _check_centrality(centrality, n):
-    centrality = _check_neuron_vector(centrality, n, "centrality").astype(np.float64)
+    centrality = check_values(centrality, "centrality", (n,)).astype(np.float64)
     if np.any(centrality < 0):
         raise ValueError("`centrality` must be non-negative.")
     return centrality
@@ -82,7 +63,7 @@ def removal_order(strength, protected, centrality, graded=False):
     centrality = _check_centrality(centrality, n)
     index, source, value = _existing_connections(strength)
     if graded:
-        persistence = _check_neuron_vector(protected, n, "protected").astype(np.float64)
+        persistence = check_values(protected, "protected", (n,)).astype(np.float64)
         if np.any((persistence < 0) | (persistence > 1)):
             raise ValueError("`protected` must be persistence values in [0, 1] when graded=True.")
         keys = (index, value, centrality[source], persistence[source])
@@ -118,14 +99,7 @@ def structural_removals(strength, protected, centrality, centrality_quantile):
     ndarray of int64
         Sorted flat indices into ``strength.ravel()``.
     """
-    if (
-        isinstance(centrality_quantile, bool)
-        or not isinstance(centrality_quantile, numbers.Real)
-        or not 0.0 <= float(centrality_quantile) <= 1.0
-    ):
-        raise ValueError(
-            f"`centrality_quantile` must be a real number in [0, 1]; got {centrality_quantile!r}."
-        )
+    quantile = check_number(centrality_quantile, "centrality_quantile", 0.0, 1.0)
     strength = check_strength(strength)
     n = strength.shape[0]
     centrality = _check_centrality(centrality, n)
@@ -133,6 +107,6 @@ def structural_removals(strength, protected, centrality, centrality_quantile):
     index, source, _ = _existing_connections(strength)
     if n == 0:
         return index.astype(np.int64)
-    threshold = np.quantile(centrality, float(centrality_quantile))
+    threshold = np.quantile(centrality, float(quantile))
     pruned_neuron = ~mask & (centrality < threshold)
     return index[pruned_neuron[source]].astype(np.int64)

@@ -38,40 +38,35 @@ __all__ = [
 
 
 def _as_array(values):
-    return values if isinstance(values, torch.Tensor) else np.asarray(values, dtype=float)
-
-
-def _exp(values):
-    return torch.exp(values) if isinstance(values, torch.Tensor) else np.exp(values)
-
-
-def _cos(values):
-    return torch.cos(values) if isinstance(values, torch.Tensor) else np.cos(values)
+    """The values as a tensor or float ndarray, and their array library."""
+    if isinstance(values, torch.Tensor):
+        return values, torch
+    return np.asarray(values, dtype=float), np
 
 
 def square(distances):
     """Diffusion inhibitor ``d^2``."""
-    d = _as_array(distances)
+    d, _ = _as_array(distances)
     return d * d
 
 
 def gauss(distances):
     """Gaussian inhibitor ``100 exp(-d^2 / 3)``."""
-    d = _as_array(distances)
-    return 100.0 * _exp(-(d * d) / 3.0)
+    d, xp = _as_array(distances)
+    return 100.0 * xp.exp(-(d * d) / 3.0)
 
 
 def difference_of_gaussians(distances):
     """Difference of Gaussians ``100 (exp(-d^2 / 5) - exp(-4 d^2))`` (name ``"DoG"``)."""
-    d = _as_array(distances)
-    return 100.0 * (_exp(-(d * d) / 5.0) - _exp(-4.0 * d * d))
+    d, xp = _as_array(distances)
+    return 100.0 * (xp.exp(-(d * d) / 5.0) - xp.exp(-4.0 * d * d))
 
 
 def ripple(distances):
     """Decaying sinusoid ``100 exp(-d / 5) cos^2(pi d / 5)`` (non-negative)."""
-    d = _as_array(distances)
-    wave = _cos(math.pi * d / 5.0)
-    return 100.0 * _exp(-d / 5.0) * wave * wave
+    d, xp = _as_array(distances)
+    wave = xp.cos(math.pi * d / 5.0)
+    return 100.0 * xp.exp(-d / 5.0) * wave * wave
 
 
 _INHIBITORS = {
@@ -111,7 +106,7 @@ def invert(penalty):
     -------
     inverted : ndarray or Tensor, same shape, minimum 0.
     """
-    R = _as_array(penalty)
+    R, _ = _as_array(penalty)
     return R.max() - R
 
 
@@ -130,7 +125,7 @@ def permute(penalty, random_state=None):
     -------
     permuted : ndarray or Tensor, same shape.
     """
-    R = _as_array(penalty)
+    R, _ = _as_array(penalty)
     flat = R.reshape(-1)
     order = check_random_state(random_state).permutation(flat.shape[0])
     if isinstance(R, torch.Tensor):

@@ -10,14 +10,12 @@ embedding and no permutation ``R`` is symmetric and this is moot; with
 ``permute=True`` or ``two_embeddings=True`` it is not.
 """
 
-import numbers
-
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from . import inhibitors as _inhibitors
-from .spaces import get_space
+from . import inhibitors
+from .spaces import check_integer, get_space
 
 __all__ = ["penalty_matrix", "penalty_from_points", "moduli_penalty"]
 
@@ -56,15 +54,13 @@ def penalty_from_points(points, space="torus", inhibitor="DoG", invert=True, *,
         For ``space="standard"`` all ones, whatever ``inhibitor`` and ``invert``.
     """
     space = get_space(space, **space_params)
-    inhibit = _inhibitors.get_inhibitor(inhibitor)
+    inhibit = inhibitors.get_inhibitor(inhibitor)
     invert = _check_bool(invert, "invert")
     distances = space.pairwise(points, post_points)
     if space.name == "standard":
-        if isinstance(distances, torch.Tensor):
-            return torch.ones_like(distances)
-        return np.ones_like(distances)
+        return (torch if isinstance(distances, torch.Tensor) else np).ones_like(distances)
     R = inhibit(distances)
-    return _inhibitors.invert(R) if invert else R
+    return inhibitors.invert(R) if invert else R
 
 
 def penalty_matrix(n, moduli="torus", inhibitor="DoG", invert=True, permute=False,
@@ -104,8 +100,7 @@ def penalty_matrix(n, moduli="torus", inhibitor="DoG", invert=True, permute=Fals
     points : ndarray of shape (n, point_dim), or tuple (pre, post)
         Only if ``return_points``; a tuple if ``two_embeddings``.
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n must be an integer >= 1; got {n!r}.")
+    n = check_integer(n, "n", 1)
     space = get_space(moduli, **space_params)
     permute = _check_bool(permute, "permute")
     two_embeddings = _check_bool(two_embeddings, "two_embeddings")
@@ -114,7 +109,7 @@ def penalty_matrix(n, moduli="torus", inhibitor="DoG", invert=True, permute=Fals
     post = space.sample(n, rng) if two_embeddings else None
     R = penalty_from_points(pre, space, inhibitor, invert, post_points=post)
     if permute and space.name != "standard":
-        R = _inhibitors.permute(R, rng)
+        R = inhibitors.permute(R, rng)
     if not return_points:
         return R
     return R, ((pre, post) if two_embeddings else pre)
@@ -143,16 +138,11 @@ def moduli_penalty(weight, R, n_gates=1, norm=1):
     """
     if not isinstance(weight, torch.Tensor) or weight.ndim != 2:
         raise ValueError("weight must be a 2-D torch.Tensor of shape (n_gates * n, n).")
-    if isinstance(n_gates, bool) or not isinstance(n_gates, numbers.Integral) or n_gates < 1:
-        raise ValueError(
-            f"n_gates must be an integer >= 1 (1 RNN, 3 GRU, 4 LSTM); got {n_gates!r}."
-        )
+    n_gates = check_integer(n_gates, "n_gates (1 RNN, 3 GRU, 4 LSTM)", 1)
     if isinstance(norm, bool) or norm not in (1, 2):
         raise ValueError(f"norm must be 1 or 2; got {norm!r}.")
-    if isinstance(R, torch.Tensor):
-        R = R.to(weight)
-    else:
-        R = torch.as_tensor(np.asarray(R, dtype=float), dtype=weight.dtype, device=weight.device)
+    R = torch.as_tensor(R if isinstance(R, torch.Tensor) else np.asarray(R, dtype=float))
+    R = R.to(weight)
     if R.ndim != 2 or R.shape[0] != R.shape[1]:
         raise ValueError(f"R must be a square (n, n) matrix; got shape {tuple(R.shape)}.")
     n = R.shape[0]

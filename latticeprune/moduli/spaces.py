@@ -10,7 +10,9 @@ path used for trainable points).  The metrics avoid infinite gradients:
 the geodesic angle is computed as ``2 * atan2(|a - b|, |a + b|)`` (equal to
 ``arccos(<a, b>)`` for unit vectors, but with bounded derivatives where
 ``<a, b> = +-1``), and every Euclidean norm is "safe": exactly zero, with zero
-gradient, at the zero vector.
+gradient, at the zero vector.  The flat spaces (torus, Klein bottle) also give the
+periodic images of points (``reduce``, ``images``, ``nearest_image``), for drawing
+connections that wrap around.
 
 ==========  ==========  =====================  ===================  =========
 name        point_dim   metric                 diameter             trainable
@@ -24,6 +26,8 @@ standard    1           discrete (0 / 1)       1                    no
 ==========  ==========  =====================  ===================  =========
 """
 
+import functools
+import itertools
 import math
 import numbers
 from dataclasses import dataclass
@@ -49,9 +53,19 @@ FLAT_SIDE = 10.0
 ROUND_RADIUS = 5.0
 
 
-def _array_namespace(*arrays):
-    """Return ``torch`` if any argument is a tensor, else ``numpy``."""
-    return torch if any(isinstance(x, torch.Tensor) for x in arrays) else np
+def check_integer(value, name, low):
+    """``value`` as an int ``>= low`` (booleans rejected); ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+    return int(value)
+
+
+def check_positive(value, name):
+    """``value`` as a finite float ``> 0``; ValueError naming ``name``."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or value <= 0):
+        raise ValueError(f"{name} must be a finite number > 0; got {value!r}.")
+    return float(value)
 
 
 def _safe_sqrt(squared, xp):
@@ -63,17 +77,6 @@ def _safe_sqrt(squared, xp):
 def _safe_norm(vectors, xp):
     """Euclidean norm over the last axis, safe at the zero vector."""
     return _safe_sqrt((vectors * vectors).sum(-1), xp)
-
-
-def _check_positive(value, name):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}.")
-    return float(value)
 
 
 class Space:
@@ -95,14 +98,6 @@ class Space:
     name = "space"
     trainable = True
 
-    @property
-    def point_dim(self):
-        raise NotImplementedError
-
-    @property
-    def diameter(self):
-        raise NotImplementedError
-
     def sample(self, n, random_state=None):
         """Sample ``n`` points uniformly on the space.
 
@@ -117,9 +112,7 @@ class Space:
         -------
         points : ndarray of shape (n, point_dim)
         """
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-            raise ValueError(f"n must be an integer >= 0; got {n!r}.")
-        return self._sample(int(n), check_random_state(random_state))
+        return self._sample(check_integer(n, "n", 0), check_random_state(random_state))
 
     def pairwise(self, a, b=None):
         """Distance matrix between two point sets.
@@ -134,38 +127,38 @@ class Space:
         distances : ndarray or Tensor of shape (n_a, n_b)
             A tensor (differentiable) if ``a`` or ``b`` is a tensor, else an ndarray.
         """
-        if b is None:
-            b = a
-        xp = _array_namespace(a, b)
-        a, b = self._as_points(a, b, xp)
-        return self._pairwise(a, b, xp)
+        b = a if b is None else b
+        ref = a if isinstance(a, torch.Tensor) else b if isinstance(b, torch.Tensor) else None
+        xp = np if ref is None else torch
+        return self._pairwise(self._points(a, "a", ref), self._points(b, "b", ref), xp)
 
-    def _as_points(self, a, b, xp):
-        if xp is np:
-            a = np.asarray(a, dtype=float)
-            b = np.asarray(b, dtype=float)
+    def _points(self, points, label, ref=None):
+        """A float ndarray, or a tensor on ``ref``'s device, of shape (n, point_dim)."""
+        if ref is None:
+            points = np.asarray(points, dtype=float)
         else:
-            ref = a if isinstance(a, torch.Tensor) else b
             dtype = ref.dtype if ref.is_floating_point() else torch.get_default_dtype()
-            a = torch.as_tensor(a, device=ref.device).to(dtype)
-            b = torch.as_tensor(b, device=ref.device).to(dtype)
-        for label, points in (("a", a), ("b", b)):
-            if points.ndim != 2 or points.shape[1] != self.point_dim:
-                raise ValueError(
-                    f"Points {label} of space {self.name!r} must have shape "
-                    f"(n, {self.point_dim}); got {tuple(points.shape)}."
-                )
-        return a, b
+            points = torch.as_tensor(points, device=ref.device).to(dtype)
+        if points.ndim != 2 or points.shape[1] != self.point_dim:
+            raise ValueError(
+                f"Points {label} of space {self.name!r} must have shape "
+                f"(n, {self.point_dim}); got {tuple(points.shape)}."
+            )
+        return points
 
 
 @dataclass(frozen=True)
 class _Round(Space):
-    """Unit sphere S^m scaled to ``radius``; points are non-zero vectors (directions)."""
+    """Unit sphere S^m scaled to ``radius``: ``d = radius * arccos(<a, b>)``.
+
+    Points are non-zero vectors; inputs are normalised, so any non-zero vector stands
+    for its direction.
+    """
 
     radius: float = ROUND_RADIUS
 
     def __post_init__(self):
-        object.__setattr__(self, "radius", _check_positive(self.radius, "radius"))
+        object.__setattr__(self, "radius", check_positive(self.radius, "radius"))
 
     @property
     def diameter(self):
@@ -190,16 +183,10 @@ class _Round(Space):
 
 @dataclass(frozen=True)
 class Circle(_Round):
-    """Circle of radius 5: unit vectors in R^2, ``d = radius * arccos(<a, b>)``.
-
-    Inputs are normalised, so any non-zero vector stands for its direction.
-    """
+    """Circle of radius 5: unit vectors in R^2."""
 
     name = "circle"
-
-    @property
-    def point_dim(self):
-        return 2
+    point_dim = 2
 
     def _sample(self, n, rng):
         angle = rng.uniform(0.0, 2.0 * math.pi, size=n)
@@ -208,16 +195,10 @@ class Circle(_Round):
 
 @dataclass(frozen=True)
 class Sphere(_Round):
-    """2-sphere of radius 5: unit vectors in R^3, ``d = radius * arccos(<a, b>)``.
-
-    Inputs are normalised, so any non-zero vector stands for its direction.
-    """
+    """2-sphere of radius 5: unit vectors in R^3."""
 
     name = "sphere"
-
-    @property
-    def point_dim(self):
-        return 3
+    point_dim = 3
 
     def _sample(self, n, rng):
         # Normalised isotropic Gaussians are uniform on the sphere.
@@ -225,8 +206,46 @@ class Sphere(_Round):
         return points / np.linalg.norm(points, axis=1, keepdims=True)
 
 
+class _Flat(Space):
+    """A flat space ``R^point_dim / G``: ``G`` is generated by the translations by ``side``
+    along each axis (and, on the Klein bottle, a glide reflection); the fundamental
+    domain is ``[0, side]^point_dim``."""
+
+    def _sample(self, n, rng):
+        # Lebesgue measure on a fundamental domain is the uniform measure.
+        return rng.uniform(0.0, self.side, size=(n, self.point_dim))
+
+    def reduce(self, points):
+        """The points moved into the fundamental domain by the group, shape (n, point_dim)."""
+        return self._reduce(self._points(points, "points"), np)
+
+    def images(self, points):
+        """Images of ``points`` under the ``3**point_dim`` group elements that map the
+        fundamental domain onto itself or a neighbouring cell (shifts -1, 0, 1 per axis).
+
+        Returns an ndarray of shape (3**point_dim, n, point_dim), ``O(3**point_dim n)``;
+        entry ``(3**point_dim - 1) // 2`` is the identity.
+        """
+        points = self._points(points, "points")
+        shifts = itertools.product((-1, 0, 1), repeat=self.point_dim)
+        return np.stack([self._image(points, shift, np) for shift in shifts])
+
+    def nearest_image(self, a, b):
+        """The image of each ``b[k]`` nearest to ``a[k]``, with ``a`` and ``b`` first reduced
+        into the fundamental domain: the segment from ``reduce(a)[k]`` to the result has
+        length ``pairwise(a, b)[k, k]`` (the shortest connection, possibly leaving the
+        domain).  Among :meth:`images` of ``reduce(b)``, ``O(3**point_dim n)``.
+
+        Returns an ndarray of shape (n, point_dim).
+        """
+        a, b = self.reduce(a), self.reduce(b)
+        images = self.images(b)
+        nearest = np.argmin(((images - a[None]) ** 2).sum(-1), axis=0)
+        return images[nearest, np.arange(len(b))]
+
+
 @dataclass(frozen=True)
-class Torus(Space):
+class Torus(_Flat):
     """Flat torus ``[0, side)^dim``.
 
     Per coordinate the wrap-around difference ``min(|a-b| mod L, L - |a-b| mod L)``,
@@ -246,13 +265,8 @@ class Torus(Space):
     name = "torus"
 
     def __post_init__(self):
-        dim = self.dim
-        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:
-            raise ValueError(
-                f"dim (the torus dimension k) must be an integer >= 1; got {self.dim!r}."
-            )
-        object.__setattr__(self, "dim", int(self.dim))
-        object.__setattr__(self, "side", _check_positive(self.side, "side"))
+        object.__setattr__(self, "dim", check_integer(self.dim, "dim (the torus dimension k)", 1))
+        object.__setattr__(self, "side", check_positive(self.side, "side"))
 
     @property
     def point_dim(self):
@@ -262,8 +276,11 @@ class Torus(Space):
     def diameter(self):
         return math.sqrt(self.dim) * self.side / 2.0
 
-    def _sample(self, n, rng):
-        return rng.uniform(0.0, self.side, size=(n, self.dim))
+    def _reduce(self, points, xp):
+        return points % self.side
+
+    def _image(self, points, shift, xp):
+        return points + self.side * np.asarray(shift, dtype=float)
 
     def _pairwise(self, a, b, xp):
         diff = a[:, None, :] - b[None, :, :]
@@ -274,7 +291,7 @@ class Torus(Space):
 
 
 @dataclass(frozen=True)
-class Klein(Space):
+class Klein(_Flat):
     """Flat Klein bottle: ``[0, L)^2`` with ``(x, 0) ~ (x, L)`` and ``(0, y) ~ (L, L - y)``.
 
     The distance is the least Euclidean distance from ``a`` to the images of ``b``
@@ -300,21 +317,14 @@ class Klein(Space):
 
     side: float = FLAT_SIDE
     name = "klein"
+    point_dim = 2
 
     def __post_init__(self):
-        object.__setattr__(self, "side", _check_positive(self.side, "side"))
-
-    @property
-    def point_dim(self):
-        return 2
+        object.__setattr__(self, "side", check_positive(self.side, "side"))
 
     @property
     def diameter(self):
         return self.side / math.sqrt(2.0)
-
-    def _sample(self, n, rng):
-        # Lebesgue measure on a fundamental domain is the uniform measure.
-        return rng.uniform(0.0, self.side, size=(n, 2))
 
     def _reduce(self, points, xp):
         """Map points into the closed square ``[0, L]^2`` by the group action."""
@@ -324,33 +334,27 @@ class Klein(Space):
         x = x - shifts * L
         # g^{-i} reflects y once per odd number of glides.
         y = xp.where(shifts % 2 == 1, L - y, y)
-        y = y - L * xp.floor(y / L)
-        return x, y
+        return xp.stack([x, y - L * xp.floor(y / L)], -1)
+
+    def _image(self, points, shift, xp):
+        """``g^i t^j`` maps ``(x, y)`` to ``(x + iL, s_i(y) + jL)``, ``s_i`` flips y for odd i."""
+        (i, j), L = shift, self.side
+        y = points[:, 1] if i % 2 == 0 else L - points[:, 1]
+        return xp.stack([points[:, 0] + i * L, y + j * L], -1)
 
     def _pairwise(self, a, b, xp):
-        # Images enumerated: g^i t^j b for i, j in {-1, 0, 1}, i.e.
-        # (b_x + iL, s_i(b_y) + jL) with s_0(y) = y and s_{+-1}(y) = L - y.
-        # They suffice for a, b in [0, L]^2.  Every group element is g^i t^j and
-        # maps b to (b_x + iL, s_i(b_y) + jL), s_i(y) = y for even i, L - y for
-        # odd i.  (1) x: with u = a_x - b_x in [-L, L] and |i| >= 2, the image
-        # with i' = i - 2 sign(i) has the same y-coordinates (same parity) and an
-        # x-gap |u - i'L| <= |u - iL| (for i = 2: |u| <= L <= 2L - u), so some
-        # minimiser has |i| <= 1.  (2) y: s_i(b_y) lies in [0, L], so
-        # v = a_y - s_i(b_y) lies in [-L, L], and min_j |v - jL| is attained at
-        # j in {-1, 0, 1}.  Hence the 9 images give the least distance.
-        L = self.side
-        ax, ay = self._reduce(a, xp)
-        bx, by = self._reduce(b, xp)
-        best = None
-        for i in (-1, 0, 1):
-            image_x = bx + i * L
-            base_y = by if i == 0 else L - by
-            dx = ax[:, None] - image_x[None, :]
-            for j in (-1, 0, 1):
-                dy = ay[:, None] - (base_y + j * L)[None, :]
-                dist = _safe_sqrt(dx * dx + dy * dy, xp)
-                best = dist if best is None else xp.minimum(best, dist)
-        return best
+        # The 9 images g^i t^j b, i, j in {-1, 0, 1}, suffice for a, b in [0, L]^2.
+        # Every group element is g^i t^j and maps b to (b_x + iL, s_i(b_y) + jL),
+        # s_i(y) = y for even i, L - y for odd i.  (1) x: with u = a_x - b_x in
+        # [-L, L] and |i| >= 2, the image with i' = i - 2 sign(i) has the same
+        # y-coordinates (same parity) and an x-gap |u - i'L| <= |u - iL| (for i = 2:
+        # |u| <= L <= 2L - u), so some minimiser has |i| <= 1.  (2) y: s_i(b_y) lies in
+        # [0, L], so v = a_y - s_i(b_y) lies in [-L, L], and min_j |v - jL| is
+        # attained at j in {-1, 0, 1}.  Hence the 9 images give the least distance.
+        a, b = self._reduce(a, xp), self._reduce(b, xp)
+        shifts = itertools.product((-1, 0, 1), repeat=2)
+        return functools.reduce(xp.minimum, (
+            _safe_norm(a[:, None, :] - self._image(b, shift, xp)[None], xp) for shift in shifts))
 
 
 @dataclass(frozen=True)
@@ -366,14 +370,8 @@ class Standard(Space):
 
     name = "standard"
     trainable = False
-
-    @property
-    def point_dim(self):
-        return 1
-
-    @property
-    def diameter(self):
-        return 1.0
+    point_dim = 1
+    diameter = 1.0
 
     def _sample(self, n, rng):
         return np.arange(n, dtype=float)[:, None]
