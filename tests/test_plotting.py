@@ -13,7 +13,7 @@ from sklearn.pipeline import Pipeline
 
 from latticeprune import LatticePruner, ModuliRegularizer, RNNClassifier
 from latticeprune.datasets import make_navigation_task, place_cell_codes
-from latticeprune.moduli import get_space
+from latticeprune.moduli import Klein, Torus, get_space
 from latticeprune.neuron_graph import NeuronGraph
 
 try:
@@ -25,6 +25,7 @@ except ImportError:  # the plots are an optional extra
     plt = None
 
 from latticeprune import plotting  # noqa: E402  (imports without matplotlib too)
+from latticeprune.plotting.embedding import flat_segments  # noqa: E402
 
 needs_matplotlib = pytest.mark.skipif(plt is None, reason="matplotlib is not installed "
                                                            "(pip install latticeprune[plots])")
@@ -369,13 +370,13 @@ def test_embedding_on_flat_spaces_follows_the_shortest_paths(regularizers, modul
 def test_flat_paths_cross_the_sides_as_the_space_glues_them():
     pairs = np.array([[0, 0]])
     start, end = np.array([[9.5, 2.0]]), np.array([[0.5, 7.5]])
-    torus, owners = plotting._flat_segments(start, end, pairs, 10.0, klein=False)
+    torus, owners = flat_segments(Torus(), start, end, pairs)
     # On the torus the shortest path leaves through the bottom, then the right side: three pieces.
     assert len(torus) == 3 and (owners == 0).all()
     lengths = np.linalg.norm(torus[:, 1] - torus[:, 0], axis=1)
     np.testing.assert_allclose(lengths.sum(), np.hypot(1.0, 4.5))
     np.testing.assert_allclose(torus[-1][1], [0.5, 7.5])
-    klein, _ = plotting._flat_segments(start, end, pairs, 10.0, klein=True)
+    klein, _ = flat_segments(Klein(), start, end, pairs)
     # On the Klein bottle (x = 10 glued to x = 0 with y flipped) the image (10.5, 2.5) is nearer.
     assert sorted(map(tuple, np.round(np.concatenate(klein), 9))) == [
         (0.0, 7.75), (0.5, 7.5), (9.5, 2.0), (10.0, 2.25)]

@@ -27,6 +27,7 @@ from .adjacency import check_adjacency
 
 __all__ = [
     "HasseDiagram",
+    "dag_depth",
     "hasse_diagram",
     "join_irreducible_reachability",
     "meet_irreducible_reachability",
@@ -282,3 +283,29 @@ def reachability_closure(adjacency):
     closure = np.unpackbits(poset.reach.view(np.uint8), axis=1, count=k, bitorder="little")
     closure = closure.astype(bool)
     return closure, poset.labels
+
+
+def dag_depth(n_nodes, edges):
+    """Longest-path depth of every node of a DAG (nodes without a predecessor: 0).
+
+    Parameters
+    ----------
+    n_nodes : int
+    edges : array-like of int, shape (n_edges, 2)
+        Rows ``(x, y)`` for an edge ``x -> y``.
+
+    Returns
+    -------
+    depth : ndarray of int64, shape (n_nodes,)
+
+    Raises
+    ------
+    ValueError
+        If the edges contain a cycle (strong components of ``scipy.sparse.csgraph``).
+    """
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    graph = scipy.sparse.coo_array((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_nodes, n_nodes))
+    n_strong = connected_components(graph, directed=True, connection="strong")[0]
+    if n_strong < n_nodes or np.any(edges[:, 0] == edges[:, 1]):
+        raise ValueError("The edges contain a cycle; they are not the edges of a DAG.")
+    return _depth_layers(*_csr_from_edges(edges[:, 0], edges[:, 1], n_nodes), n_nodes)

@@ -43,6 +43,7 @@ __all__ = [
     "Klein",
     "Standard",
     "get_space",
+    "flat_images",
 ]
 
 FLAT_SIDE = 10.0
@@ -425,3 +426,31 @@ def get_space(name, **params):
             f"it accepts {list(accepted)}."
         )
     return factory(**params)
+
+
+def flat_images(space, points, reduce=True):
+    """Images of points of a 2-D flat space under the group elements ``g^i t^j``, ``i, j`` in -1..1.
+
+    Parameters
+    ----------
+    space : Torus of dim 2 or Klein
+    points : array-like of shape (n, 2)
+    reduce : bool, default=True
+        Map the points into the closed square ``[0, L]^2`` by the group first.
+
+    Returns
+    -------
+    images : ndarray of shape (9, n, 2)
+        Row ``3 (i + 1) + j + 1`` is ``(x + i L, s_i(y) + j L)`` with ``s_i(y) = L - y`` for odd
+        ``i`` on the Klein bottle, else ``y``; row 4 is the points. For points of the square
+        these include the image of one point nearest another (see :class:`Klein`).
+    """
+    if not isinstance(space, (Torus, Klein)) or space.point_dim != 2:
+        raise ValueError(f"flat_images needs a 2-D torus or the Klein bottle; got {space!r}.")
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    L, klein = space.side, isinstance(space, Klein)
+    if reduce:
+        points = np.column_stack(space._reduce(points, np)) if klein else np.mod(points, L)
+    x, y = points[:, 0], points[:, 1]
+    return np.stack([np.column_stack([x + i * L, (L - y if klein and i else y) + j * L])
+                     for i in (-1, 0, 1) for j in (-1, 0, 1)])
