@@ -183,6 +183,46 @@ def test_sparsity_curves_from_a_real_search_of_the_pruner(small_digits):
     assert "acc" in acc.get_ylabel()
 
 
+class Wrapper(ClassifierMixin, BaseEstimator):
+    """A meta-estimator: its repr nests the wrapped estimator's."""
+
+    def __init__(self, estimator=None, sparsity=0.5, adjacency="binary"):
+        self.estimator = estimator
+        self.sparsity = sparsity
+        self.adjacency = adjacency
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.zeros(len(X), dtype=int)
+
+    def score(self, X, y):
+        return 1.0 - self.sparsity * (0.1 if self.adjacency == "binary" else 0.2)
+
+
+@needs_matplotlib
+def test_sparsity_curve_labels_never_hold_an_estimator_repr():
+    """Two configurations of one class read as the class and what differs, not as reprs."""
+    grid = {"step": [Wrapper(FixedScore(strategy="lattice"), adjacency="binary"),
+                     Wrapper(FixedScore(strategy="magnitude"), adjacency="continuous"),
+                     FixedScoreModuli()],
+            "step__sparsity": [0.2, 0.8]}
+    grid = [dict(grid, step=grid["step"][:2]),
+            {"step": grid["step"][2:], "step__target_sparsity": [0.5, 0.9]}]
+    X, y = np.zeros((20, 2)), np.arange(20) % 2
+    search = GridSearchCV(Pipeline([("step", FixedScore())]), grid, cv=2).fit(X, y)
+    ax = plotting.plot_sparsity_curves(search)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["Wrapper adjacency=binary strategy=lattice",
+                      "Wrapper adjacency=continuous strategy=magnitude", "FixedScoreModuli"]
+    assert not any("(" in label for label in labels)
+    assert ax.get_legend().get_title().get_text() == "step"
+    ax.figure.canvas.draw()
+    assert ax.get_legend().get_window_extent().width < ax.figure.bbox.width
+
+
 # -- connectivity ---------------------------------------------------------------------------------
 def irreducible_first(pruner):
     order = plotting.neuron_order(pruner, by="lattice")
@@ -318,6 +358,33 @@ def test_hasse_diagram_layout_of_a_known_poset():
         plotting.plot_hasse_diagram(cyclic)
     with pytest.raises(TypeError, match="LatticePruner"):
         plotting.plot_hasse_diagram(RNNClassifier())
+
+
+def test_dag_depth_is_the_longest_chain_and_refuses_cycles():
+    from latticeprune.lattice.reachability import dag_depth
+
+    np.testing.assert_array_equal(dag_depth(5, [[0, 1], [1, 2], [0, 2], [3, 2]]), [0, 1, 2, 0, 0])
+    np.testing.assert_array_equal(dag_depth(2, np.zeros((0, 2))), [0, 0])
+    for cycle in ([[0, 1], [1, 0]], [[1, 1]]):
+        with pytest.raises(ValueError, match="cycle"):
+            dag_depth(2, cycle)
+
+
+def test_flat_images_reduce_then_tile_the_plane():
+    from latticeprune.moduli.spaces import flat_images
+
+    klein = flat_images(Klein(), [[12.0, 3.0], [-1.0, 4.0]])
+    np.testing.assert_allclose(klein[4], [[2.0, 7.0], [9.0, 6.0]])  # one glide each: y flips
+    np.testing.assert_allclose(klein[7], [[12.0, 3.0], [19.0, 4.0]])  # i = 1, j = 0
+    torus = flat_images(Torus(), [[12.0, -3.0]], reduce=False)
+    np.testing.assert_allclose(torus[:, 0], [[12 + 10 * i, -3 + 10 * j]
+                                             for i in (-1, 0, 1) for j in (-1, 0, 1)])
+    # The nearest image realises the distance of the space.
+    a, b = Klein().sample(20, random_state=0), Klein().sample(20, random_state=1)
+    nearest = np.linalg.norm(flat_images(Klein(), b)[:, None] - a[None, :, None], axis=-1).min(0)
+    np.testing.assert_allclose(nearest, Klein().pairwise(a, b), atol=1e-12)
+    with pytest.raises(ValueError, match="2-D torus"):
+        flat_images(Torus(dim=3), np.zeros((1, 3)))
 
 
 # -- moduli embedding -----------------------------------------------------------------------------
