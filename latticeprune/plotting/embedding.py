@@ -62,6 +62,7 @@ def plot_moduli_embedding(regularizer, *, layer=0, max_connections=None, project
     8
     """
     from matplotlib.collections import LineCollection
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
     fitted = find_fitted(regularizer, "embedding_", "plot_moduli_embedding", "ModuliRegularizer")
     space = get_space(fitted.moduli, **(fitted.space_params or {}))
@@ -70,63 +71,50 @@ def plot_moduli_embedding(regularizer, *, layer=0, max_connections=None, project
                          f"{list(DRAWABLE_SPACES)}.")
     graph = NeuronGraph(fitted)
     names = [l.name for l in graph.layers]
-    if isinstance(layer, str) and layer not in names:
-        raise ValueError(f"layer={layer!r} is not a recurrent layer; layers: {names}.")
-    if not isinstance(layer, str) and not (isinstance(layer, numbers.Integral)
-                                           and -len(names) <= layer < len(names)):
+    if isinstance(layer, str):
+        if layer not in names:
+            raise ValueError(f"layer={layer!r} is not a recurrent layer; layers: {names}.")
+        index = names.index(layer)
+    elif isinstance(layer, numbers.Integral) and -len(names) <= layer < len(names):
+        index = int(layer) % len(names)
+    else:
         raise ValueError(f"layer={layer!r} is out of range for {len(names)} layers {names}.")
-    index = names.index(layer) if isinstance(layer, str) else int(layer) % len(names)
     points = fitted.embedding_[names[index]]
     two = isinstance(points, tuple)
     pre, post = (np.asarray(p, dtype=float) for p in (points if two else (points, points)))
-
     strength = graph.layer_strengths(index)
     np.fill_diagonal(strength, 0.0)
     pairs = np.argwhere(strength > 0)
-    ranked = np.argsort(-strength[pairs[:, 0], pairs[:, 1]], kind="stable")[:max_connections]
-    pairs = pairs[ranked]
-    values = strength[pairs[:, 0], pairs[:, 1]]
-    weight = values / values.max() if len(values) else values
+    pairs = pairs[np.argsort(-strength[tuple(pairs.T)], kind="stable")[:max_connections]]
+    weight = strength[tuple(pairs.T)] / (strength.max() or 1.0)
     size = graph.layers[index].size
-    title = (f"{names[index]} on the {space.name}: {len(pairs)} connections drawn of "
-             f"{size * size - size} possible")
-    if space.name == "sphere":
-        pre, post = (p / np.linalg.norm(p, axis=1, keepdims=True) for p in (pre, post))
-        arcs = [_great_circle(pre[i], post[j]) for i, j in pairs]
-        if projection == "3d":
-            from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
-            ax = new_axes(ax, projection="3d")
-            if getattr(ax, "name", "") != "3d":
-                raise ValueError("projection='3d' needs an Axes made with projection='3d'.")
-            ax.add_collection(Line3DCollection(arcs, colors=_colors(weight),
-                                               linewidths=0.4 + 2.0 * weight))
-            _draw_neurons(ax, pre, post, two, title)
-            u, v = np.meshgrid(np.linspace(0, 2 * np.pi, 25), np.linspace(0, np.pi, 13))
-            ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v),
-                              color="0.85", linewidth=0.4)
-            for set_lim in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
-                set_lim(-1, 1)
-            ax.set_box_aspect((1, 1, 1))
-            return ax
-        if projection != "equirectangular":
+    three_d, outline, frame = False, None, {}
+    if space.name == "sphere":
+        if projection not in ("3d", "equirectangular"):
             raise ValueError(f"projection={projection!r} is not valid; use '3d' or "
                              "'equirectangular'.")
-        pieces = [[p for p in np.split(lon_lat, np.flatnonzero(np.abs(np.diff(lon_lat[:, 0]))
-                                                                > 180) + 1) if len(p) > 1]
-                  for lon_lat in map(_lon_lat, arcs)]
-        owners = np.repeat(np.arange(len(pairs)), [len(p) for p in pieces]).astype(int)
-        segments = [p for arc in pieces for p in arc]
-        pre, post = _lon_lat(pre), _lon_lat(post)
-        limits, outline = ((-180, 180), (-90, 90)), None
-        labels = ("longitude (degrees)", "latitude (degrees)")
+        pre, post = (p / np.linalg.norm(p, axis=1, keepdims=True) for p in (pre, post))
+        segments = [_great_circle(pre[i], post[j]) for i, j in pairs]
+        owners = np.arange(len(pairs))
+        three_d = projection == "3d"
+        if not three_d:  # longitude / latitude, arcs cut where they cross the antimeridian
+            pieces = [np.split(arc, np.flatnonzero(np.abs(np.diff(arc[:, 0])) > 180) + 1)
+                      for arc in map(_lon_lat, segments)]
+            pieces = [[p for p in arc if len(p) > 1] for arc in pieces]
+            owners = np.repeat(owners, [len(arc) for arc in pieces]).astype(int)
+            segments = [p for arc in pieces for p in arc]
+            pre, post = _lon_lat(pre), _lon_lat(post)
+            frame = dict(xlim=(-180, 180), ylim=(-90, 90), xlabel="longitude (degrees)",
+                         ylabel="latitude (degrees)")
     elif space.name == "circle":
         pre, post = (p / np.linalg.norm(p, axis=1, keepdims=True) * space.radius
                      for p in (pre, post))
         segments = np.stack([pre[pairs[:, 0]], post[pairs[:, 1]]], axis=1)
         owners = np.arange(len(pairs))
-        limits, labels = [(-1.1 * space.radius, 1.1 * space.radius)] * 2, (None, None)
         outline = pyplot().Circle((0, 0), space.radius, fill=False, color="0.6")
+        frame = dict(xlim=(-1.1 * space.radius, 1.1 * space.radius),
+                     ylim=(-1.1 * space.radius, 1.1 * space.radius))
     else:
         dims = list(dims)
         if space.name == "klein" and dims != [0, 1]:
@@ -137,19 +125,33 @@ def plot_moduli_embedding(regularizer, *, layer=0, max_connections=None, project
         plane = space if space.name == "klein" else Torus(dim=2, side=space.side)
         pre, post = (flat_images(plane, p[:, dims])[4] for p in (pre, post))
         segments, owners = flat_segments(plane, pre, post, pairs)
-        limits, labels = [(0, space.side)] * 2, (f"coordinate {dims[0]}", f"coordinate {dims[1]}")
         outline = pyplot().Rectangle((0, 0), space.side, space.side, fill=False, color="0.6")
-    ax = new_axes(ax)
-    if outline is not None:
-        ax.add_patch(outline)
-    ax.add_collection(LineCollection(segments, linewidths=0.4 + 2.0 * weight[owners],
-                                     colors=_colors(weight[owners]), zorder=1))
-    ax.set_xlim(*limits[0])
-    ax.set_ylim(*limits[1])
-    ax.set_xlabel(labels[0] or "")
-    ax.set_ylabel(labels[1] or "")
-    ax.set_aspect("equal")
-    _draw_neurons(ax, pre, post, two, title)
+        frame = dict(xlim=(0, space.side), ylim=(0, space.side), xlabel=f"coordinate {dims[0]}",
+                     ylabel=f"coordinate {dims[1]}")
+
+    ax = new_axes(ax, **({"projection": "3d"} if three_d else {}))
+    if three_d and ax.name != "3d":
+        raise ValueError("projection='3d' needs an Axes made with projection='3d'.")
+    ax.add_collection((Line3DCollection if three_d else LineCollection)(
+        segments, linewidths=0.4 + 2.0 * weight[owners], zorder=1,
+        colors=[(0.1, 0.3, 0.7, 0.25 + 0.6 * w) for w in weight[owners]]))
+    kwargs = {"depthshade": False} if three_d else {}
+    ax.scatter(*pre.T, s=30, color="black", zorder=3, label="presynaptic points", **kwargs)
+    if two:
+        ax.scatter(*post.T, s=30, marker="^", color="darkorange", zorder=3,
+                   label="postsynaptic points", **kwargs)
+        ax.legend(loc="upper right", fontsize="small")
+    if three_d:
+        u, v = np.meshgrid(np.linspace(0, 2 * np.pi, 25), np.linspace(0, np.pi, 13))
+        ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v),
+                          color="0.85", linewidth=0.4)
+        ax.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1), box_aspect=(1, 1, 1))
+    else:
+        if outline is not None:
+            ax.add_patch(outline)
+        ax.set(aspect="equal", **frame)
+    ax.set_title(f"{names[index]} on the {space.name}: {len(pairs)} connections drawn of "
+                 f"{size * size - size} possible")
     return ax
 
 
@@ -180,21 +182,6 @@ def flat_segments(space, pre, post, pairs):
             along.append(t.min())
     order = np.lexsort((along, owners))
     return np.reshape(pieces, (-1, 2, 2))[order], np.asarray(owners, dtype=int)[order]
-
-
-def _colors(weight):
-    return [(0.1, 0.3, 0.7, 0.25 + 0.6 * w) for w in weight]
-
-
-def _draw_neurons(ax, pre, post, two, title):
-    kwargs = {"depthshade": False} if ax.name == "3d" else {}
-    ax.scatter(*pre.T, s=30, color="black", zorder=3,
-               label="presynaptic points" if two else None, **kwargs)
-    if two:
-        ax.scatter(*post.T, s=30, marker="^", color="darkorange", zorder=3,
-                   label="postsynaptic points", **kwargs)
-        ax.legend(loc="upper right", fontsize="small")
-    ax.set_title(title)
 
 
 def _great_circle(a, b, n=32):

@@ -1,9 +1,9 @@
-"""The navigation task: trajectories in the box (and the positions decoded from a net's
-predictions), and the firing fields of the place cells that encode them."""
+"""The navigation task: trajectories in the box, decoded predictions, place-cell firing fields."""
 
 import numbers
 
 import numpy as np
+from sklearn.utils import check_scalar
 
 from ..datasets import decode_position, place_cell_codes
 from .axes import new_axes, pyplot
@@ -27,7 +27,7 @@ def plot_trajectories(task, *, n_trajectories=5, predicted_codes=None, show_cent
     n_trajectories : int, default=5
         The first ones are drawn, each from its start position (a dot).
     predicted_codes : array-like of shape (n_samples, n_steps, n_place_cells) or None
-        Place-cell codes (or logits) a net predicted; the positions
+        Place-cell codes (or logits) of a net; the positions
         :func:`~latticeprune.datasets.decode_position` reads from them are drawn dashed in the
         colour of the true trajectory.
     show_centres : bool, default=False
@@ -47,21 +47,16 @@ def plot_trajectories(task, *, n_trajectories=5, predicted_codes=None, show_cent
     3
     """
     _check_task(task, ("positions", "init_positions", "box_size", "centres"))
-    n_available = len(task.positions)
-    if not isinstance(n_trajectories, numbers.Integral) or not 1 <= n_trajectories:
-        raise ValueError(f"n_trajectories must be a positive int; got {n_trajectories!r}.")
-    n = min(int(n_trajectories), n_available)
+    n = min(check_scalar(n_trajectories, "n_trajectories", numbers.Integral, min_val=1),
+            len(task.positions))
     ax = new_axes(ax)
     half = task.box_size / 2
     ax.add_patch(pyplot().Rectangle((-half, -half), task.box_size, task.box_size, fill=False,
-                                     color="0.3"))
+                                    color="0.3"))
     if show_centres:
         ax.scatter(*np.asarray(task.centres).T, s=6, marker="x", color="0.7", label="place cells")
-    colours = []
-    for k in range(n):
-        path = np.vstack([task.init_positions[k], task.positions[k]])
-        (line,) = ax.plot(*path.T, linewidth=1.2)
-        colours.append(line.get_color())
+    colours = [ax.plot(*np.vstack([task.init_positions[k], task.positions[k]]).T,
+                       linewidth=1.2)[0].get_color() for k in range(n)]
     ax.scatter(*np.asarray(task.init_positions[:n]).T, s=25, c=colours, zorder=3, label="start")
     if predicted_codes is not None:
         predicted_codes = np.asarray(predicted_codes)
@@ -69,16 +64,11 @@ def plot_trajectories(task, *, n_trajectories=5, predicted_codes=None, show_cent
             raise ValueError(f"predicted_codes has shape {predicted_codes.shape}; expected "
                              f"(n_samples, n_steps, n_place_cells) with (n_samples, n_steps) = "
                              f"{task.positions.shape[:2]}.")
-        decoded = decode_position(predicted_codes[:n], task.centres)
-        for k in range(n):
-            ax.plot(*decoded[k].T, linestyle="--", linewidth=1.0, color=colours[k])
-    ax.set_xlim(-half * 1.05, half * 1.05)
-    ax.set_ylim(-half * 1.05, half * 1.05)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("y (m)")
-    ax.set_title(f"{n} trajectories" + (" (dashed: decoded from the predictions)"
-                                        if predicted_codes is not None else ""))
+        for path, colour in zip(decode_position(predicted_codes[:n], task.centres), colours):
+            ax.plot(*path.T, linestyle="--", linewidth=1.0, color=colour)
+    ax.set(xlim=(-1.05 * half, 1.05 * half), ylim=(-1.05 * half, 1.05 * half), aspect="equal",
+           xlabel="x (m)", ylabel="y (m)", title=f"{n} trajectories" + (
+               " (dashed: decoded from the predictions)" if predicted_codes is not None else ""))
     return ax
 
 
@@ -117,20 +107,19 @@ def plot_place_cell_fields(task, cells=4, *, resolution=60, fig=None):
     if cells.size == 0 or cells.min() < 0 or cells.max() >= len(centres):
         raise ValueError(f"cells must be indices in [0, {len(centres)}); got {cells.tolist()}.")
     half = task.box_size / 2
-    grid = np.linspace(-half, half, int(resolution))
-    xx, yy = np.meshgrid(grid, grid)
-    codes = place_cell_codes(np.stack([xx, yy], axis=-1), centres, width=task.place_cell_width,
-                             dog=task.dog, surround_scale=task.surround_scale)
+    grid = np.linspace(-half, half, check_scalar(resolution, "resolution", numbers.Integral,
+                                                 min_val=2))
+    codes = place_cell_codes(np.stack(np.meshgrid(grid, grid), axis=-1), centres,
+                             width=task.place_cell_width, dog=task.dog,
+                             surround_scale=task.surround_scale)
     if fig is None:
         fig = pyplot().figure(figsize=(2.6 * len(cells) + 0.8, 2.8), layout="constrained")
     axes = fig.subplots(1, len(cells), squeeze=False)[0]
-    vmax = float(codes[..., cells].max())
     for ax, cell in zip(axes, cells):
         image = ax.imshow(codes[..., cell], origin="lower", extent=(-half, half, -half, half),
-                          vmin=0.0, vmax=vmax, cmap="viridis")
+                          vmin=0.0, vmax=float(codes[..., cells].max()), cmap="viridis")
         ax.plot(*centres[cell], marker="+", color="white", markersize=8)
-        ax.set_title(f"place cell {cell}")
-        ax.set_xlabel("x (m)")
+        ax.set(title=f"place cell {cell}", xlabel="x (m)")
     axes[0].set_ylabel("y (m)")
     fig.colorbar(image, ax=list(axes), label="place-cell code", shrink=0.85)
     return fig
