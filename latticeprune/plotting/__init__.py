@@ -1,12 +1,9 @@
 """Pictures for notebooks: sparsity curves, connectivity, lattice, moduli embedding, navigation.
 
 Needs matplotlib (``pip install latticeprune[plots]``), imported when a function is called.
-Every function draws into the ``ax`` (or ``fig``) it is given, or into a new figure, and
-returns the matplotlib Axes or Figure so that it can be styled further or saved. One module
-per topic: :mod:`.sparsity` (:func:`plot_sparsity_curves`), :mod:`.connectivity`
-(:func:`plot_connectivity`, :func:`neuron_order`), :mod:`.hasse` (:func:`plot_hasse_diagram`),
-:mod:`.embedding` (:func:`plot_moduli_embedding`), :mod:`.navigation`
-(:func:`plot_trajectories`, :func:`plot_place_cell_fields`); :mod:`.axes` is what they share.
+Every function draws into the ``ax`` (or ``fig``) given, or a new figure, and returns it. One
+module per topic: ``sparsity``, ``connectivity``, ``hasse``, ``embedding``, ``navigation``;
+``axes`` is what they share.
 """
 
 from .connectivity import neuron_order, plot_connectivity
@@ -15,12 +12,5 @@ from .hasse import plot_hasse_diagram
 from .navigation import plot_place_cell_fields, plot_trajectories
 from .sparsity import SPARSITY_PARAMS, plot_sparsity_curves
 
-__all__ = [
-    "neuron_order",
-    "plot_sparsity_curves",
-    "plot_connectivity",
-    "plot_hasse_diagram",
-    "plot_moduli_embedding",
-    "plot_trajectories",
-    "plot_place_cell_fields",
-]
+__all__ = ["neuron_order", "plot_sparsity_curves", "plot_connectivity", "plot_hasse_diagram",
+           "plot_moduli_embedding", "plot_trajectories", "plot_place_cell_fields"]

@@ -1,10 +1,5 @@
-"""Connectivity before and after pruning, neurons ordered by lattice role or moduli position.
-
-The maps are :meth:`~latticeprune.neuron_graph.NeuronGraph.strength_matrix` (the L2 norm over
-gate blocks of the recurrent, layer-to-layer and top-down weights), rows presynaptic, columns
-postsynaptic, on one colour scale; "before" is a dense net, or the pruned net with its masks
-lifted (the ``<param>_orig`` tensors of ``torch.nn.utils.prune``).
-"""
+"""Connectivity before and after pruning (:meth:`NeuronGraph.strength_matrix`, rows presynaptic),
+neurons ordered by lattice role or by position in the moduli space."""
 
 import copy
 import dataclasses
@@ -25,11 +20,10 @@ def neuron_order(sparsifier, by="lattice"):
     ----------
     sparsifier : fitted sparsifier (or a net, with ``by=None``)
     by : {"lattice", "moduli"} or None, default="lattice"
-        ``"lattice"`` (a fitted :class:`~latticeprune.LatticePruner` inside): in each layer the
-        meet-irreducible neurons first, each group by decreasing centrality. ``"moduli"`` (a
-        fitted :class:`~latticeprune.ModuliRegularizer` inside): by position in the space; the
-        azimuth on the circle and the sphere, the first coordinate (then the next) on the flat
-        spaces. None: as numbered.
+        ``"lattice"`` (a fitted LatticePruner inside): in each layer the meet-irreducible neurons
+        first, each group by decreasing centrality. ``"moduli"`` (a fitted ModuliRegularizer
+        inside): by azimuth on the circle and the sphere, by coordinates on the flat spaces.
+        None: as numbered.
 
     Returns
     -------
@@ -75,23 +69,18 @@ def neuron_order(sparsifier, by="lattice"):
 
 def plot_connectivity(sparsifier, *, before=None, order="lattice", show_before=True, cmap="magma",
                       fig=None):
-    """Heat maps of the neuron-to-neuron connection strengths before and after pruning.
-
-    Entry ``[i, j]`` is the strength of the connection from neuron ``i`` (row) to neuron ``j``
-    (column); both maps share one colour scale, so pruned connections go dark.
+    """Heat maps of the connection strengths from neuron ``i`` (row) to ``j`` (column), before and
+    after pruning, on one colour scale (pruned connections go dark).
 
     Parameters
     ----------
-    sparsifier : fitted sparsifier
-        E.g. a :class:`~latticeprune.LatticePruner` or :class:`~latticeprune.ModuliRegularizer`.
+    sparsifier : fitted sparsifier, e.g. LatticePruner or ModuliRegularizer
     before : fitted net or sparsifier or None, default=None
-        The dense net to compare with (same architecture), e.g. the net given with
-        ``prefit=True``. None: the pruned net with its masks lifted, i.e. each removed weight at
-        its value when it was pruned (fine-tuning has moved the others).
+        The dense net to compare with (same architecture). None: the pruned net with its masks
+        lifted, each removed weight at its value when pruned.
     order : {"lattice", "moduli"} or None or array-like of int, default="lattice"
-        Order of the neurons on both axes (:func:`neuron_order`), or a permutation. With
-        ``"lattice"`` a dashed line closes each layer's block of meet-irreducible neurons. Solid
-        lines separate layers.
+        Order of the neurons on both axes (:func:`neuron_order`), or a permutation. Solid lines
+        separate layers; with ``"lattice"`` dashed ones close the meet-irreducible blocks.
     show_before : bool, default=True
         False draws the pruned net only.
     cmap : str, default="magma"

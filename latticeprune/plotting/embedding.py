@@ -1,13 +1,9 @@
 """The neurons of a ModuliRegularizer at their points of the space, surviving connections drawn.
 
-Circle: chords. Torus and Klein bottle: the square ``[0, side]^2``, each connection along the
-shortest path of the space; the path's images under the group
-(:func:`~latticeprune.moduli.spaces.flat_images`), clipped to the square by matplotlib
-(``Path.clip_to_bbox``), are its pieces, so a path leaving through one side re-enters through
-the side glued to it. Sphere: great-circle arcs in 3-D, or in longitude / latitude cut at the
-antimeridian.
+Circle: chords. Torus, Klein bottle: the square, each connection along its shortest path; the
+path's images under the group (``moduli.spaces.flat_images``) clipped to the square by matplotlib
+(``Path.clip_to_bbox``) are its pieces. Sphere: great-circle arcs, in 3-D or longitude / latitude.
 """
-
 import numbers
 
 import numpy as np
@@ -27,9 +23,8 @@ def plot_moduli_embedding(regularizer, *, layer=0, max_connections=None, project
                           dims=(0, 1), ax=None):
     """The neurons of a layer at their points of the moduli space, surviving connections drawn.
 
-    A connection ``i -> j`` is drawn when its strength in the pruned net is non-zero (not the
-    self-connections); line width and opacity grow with the strength. Tori of dimension > 2
-    show the coordinates ``dims``.
+    A connection ``i -> j`` (not ``i -> i``) is drawn when its strength in the pruned net is
+    non-zero, wider and more opaque the stronger it is.
 
     Parameters
     ----------
@@ -39,17 +34,16 @@ def plot_moduli_embedding(regularizer, *, layer=0, max_connections=None, project
     max_connections : int or None, default=None
         Draw only the strongest ones.
     projection : {"3d", "equirectangular"}, default="3d"
-        Sphere only.
+        Sphere only; an ``ax`` given for "3d" must be made with ``projection="3d"``.
     dims : pair of int, default=(0, 1)
         Torus coordinates to draw.
     ax : matplotlib Axes or None, default=None
-        For the sphere in 3-D, an Axes made with ``projection="3d"``.
 
     Returns
     -------
     ax : matplotlib Axes
-        ``ax.collections``: the connections (a LineCollection, one line per drawn piece), then
-        the neurons (with ``two_embeddings``: presynaptic points, then postsynaptic points).
+        ``ax.collections``: the connections (a LineCollection, one line per piece), then the
+        neurons (with ``two_embeddings``: presynaptic points, then postsynaptic points).
 
     Examples
     --------

@@ -1,10 +1,7 @@
 """The Hasse diagram of a fitted LatticePruner's backbone poset, meet-irreducible neurons marked.
 
-Rows are the depth of each component in the cover relation
-(:func:`~latticeprune.lattice.reachability.dag_depth`); within a row, components sit at the
-barycentre of their lower covers (one upward sweep, so cover lines stay short).
-"""
-
+Rows: depth in the cover relation (``lattice.reachability.dag_depth``); in a row, components sit
+at the barycentre of their lower covers, so cover lines stay short."""
 import numpy as np
 
 from ..lattice.reachability import dag_depth
@@ -16,17 +13,16 @@ __all__ = ["plot_hasse_diagram"]
 def plot_hasse_diagram(pruner, *, ax=None, annotate=None):
     """The backbone poset of a fitted :class:`~latticeprune.LatticePruner`, irreducibles marked.
 
-    The poset is the reachability order of the last round's backbone, condensed: each box is a
-    strongly connected component, its neurons the dots inside, and each line joins a component
-    to one that covers it (drawn above it). Meet-irreducible neurons (``meet_irreducible_``, the
-    ones the lattice rule protects) are red stars.
+    The reachability order of the last round's backbone, condensed: a box per strongly connected
+    component holding its neurons' dots, a line to each component covering it (drawn above).
+    Meet-irreducible neurons (``meet_irreducible_``, protected by the lattice rule): red stars.
 
     Parameters
     ----------
     pruner : fitted LatticePruner (or a sparsifier wrapping one)
     ax : matplotlib Axes or None, default=None
     annotate : bool or None, default=None
-        Write the neuron indices next to the dots; None: when there are at most 40 neurons.
+        Write the neuron indices by the dots; None: when there are at most 40 neurons.
 
     Returns
     -------

@@ -1,12 +1,8 @@
 """Accuracy against sparsity: one curve per configuration of a fitted search's ``cv_results_``.
 
-A candidate's x is its sparsity parameter, its y the mean CV score (error bar: the standard
-deviation over the splits). Its curve is named by the values of the other parameters that vary;
-an estimator value by its class name and the parameters that differ between the estimators of
-its class, so a label never holds a whole estimator repr. Where several candidates of a curve
-share a sparsity, the best one is drawn.
+Curves are named by the values of the other parameters that vary; an estimator value by its class
+name and the parameters that differ between the estimators of its class, never by its repr.
 """
-
 import warnings
 
 import numpy as np
@@ -26,22 +22,21 @@ def plot_sparsity_curves(search, *, sparsity_param=None, group_by=None, metric=N
     ----------
     search : fitted ``GridSearchCV`` / ``RandomizedSearchCV``, or its ``cv_results_`` dict
     sparsity_param : str or list of str or None, default=None
-        Parameter(s) holding a candidate's sparsity, e.g. ``"prune__target_sparsity"``. None:
-        every parameter named ``sparsity`` or ``target_sparsity`` after its last ``__`` (each
-        candidate takes the first it has). Candidates without a value are left out with a
-        ``UserWarning``.
+        Parameter(s) holding a candidate's sparsity (the first one it has). None: those named
+        ``sparsity`` or ``target_sparsity`` after their last ``__``. Candidates without a value
+        are left out with a ``UserWarning``.
     group_by : str or list of str or None, default=None
-        Parameters whose values make a curve (with several, its label reads ``name=value, ...``).
-        None: every other parameter whose value varies over the candidates.
+        Parameters whose values make a curve (with several, labelled ``name=value, ...``). None:
+        the other parameters that vary. Where a curve has several candidates at one sparsity,
+        the best is drawn.
     metric : str or None, default=None
-        Scorer name of a multi-metric search (``mean_test_<metric>``). None: ``"score"``, or the
-        search's ``refit`` metric.
+        Scorer of a multi-metric search. None: ``"score"``, or the search's ``refit`` metric.
     ax : matplotlib Axes or None, default=None
 
     Returns
     -------
     ax : matplotlib Axes
-        One errorbar container per curve in ``ax.containers``, in legend order.
+        One errorbar container (mean +- std over the splits) per curve in ``ax.containers``.
 
     Examples
     --------
@@ -61,9 +56,21 @@ def plot_sparsity_curves(search, *, sparsity_param=None, group_by=None, metric=N
     if not isinstance(results, dict) or "params" not in results:
         raise TypeError("plot_sparsity_curves needs a fitted GridSearchCV/RandomizedSearchCV "
                         f"or its cv_results_ dict; got {type(search).__name__}.")
-    metric = _metric(search, results, metric)
+    available = sorted(key[len("mean_test_"):] for key in results if key.startswith("mean_test_"))
+    if metric is None:
+        refit = getattr(search, "refit", None)
+        metric = "score" if "score" in available else (refit if isinstance(refit, str) else None)
+    if metric not in available:
+        raise ValueError(f"metric={metric!r} is not in the results; available: {available}.")
     names = [key[len("param_"):] for key in results if key.startswith("param_")]
-    sparsity_names = _sparsity_names(names, sparsity_param)
+    if sparsity_param is None:
+        sparsity_names = [n for n in names if _short(n) in SPARSITY_PARAMS]
+        if not sparsity_names:
+            raise ValueError(f"No searched parameter is named {' or '.join(SPARSITY_PARAMS)}; "
+                             f"pass sparsity_param (searched: {names}).")
+    else:
+        sparsity_names = _names(sparsity_param, names, "sparsity_param {} is not a searched "
+                                "parameter; searched: {}.")
     candidates = results["params"]
     x = [next((params[n] for n in sparsity_names if params.get(n) is not None), None)
          for params in candidates]
@@ -76,11 +83,8 @@ def plot_sparsity_curves(search, *, sparsity_param=None, group_by=None, metric=N
     others = [n for n in names if n not in sparsity_names]
     if group_by is None:
         group_by = [n for n in others if len({repr(candidates[i].get(n)) for i in kept}) > 1]
-    group_by = [group_by] if isinstance(group_by, str) else list(group_by)
-    unknown = sorted(set(group_by) - set(others))
-    if unknown:
-        raise ValueError(f"group_by names {unknown} are not searched parameters (other than "
-                         f"the sparsity); searched: {others}.")
+    group_by = _names(group_by, others, "group_by names {} are not searched parameters (other "
+                      "than the sparsity); searched: {}.")
 
     mean = np.asarray(results[f"mean_test_{metric}"], dtype=float)
     std = np.asarray(results[f"std_test_{metric}"], dtype=float)
@@ -112,6 +116,14 @@ def plot_sparsity_curves(search, *, sparsity_param=None, group_by=None, metric=N
     return ax
 
 
+def _names(given, valid, message):
+    """``given`` (a name or names) as a list; a ValueError ``message`` if some are not ``valid``."""
+    given = [given] if isinstance(given, str) else list(given)
+    if set(given) - set(valid):
+        raise ValueError(message.format(sorted(set(given) - set(valid)), valid))
+    return given
+
+
 def _short(name):
     return name.rsplit("__", 1)[-1]
 
@@ -137,26 +149,3 @@ def _value_labels(values, searched):
     return labels
 
 
-def _metric(search, results, metric):
-    available = sorted(key[len("mean_test_"):] for key in results if key.startswith("mean_test_"))
-    if metric is None:
-        refit = getattr(search, "refit", None)
-        metric = "score" if "score" in available else (refit if isinstance(refit, str) else None)
-    if metric not in available:
-        raise ValueError(f"metric={metric!r} is not in the results; available: {available}.")
-    return metric
-
-
-def _sparsity_names(names, sparsity_param):
-    if sparsity_param is None:
-        found = [n for n in names if _short(n) in SPARSITY_PARAMS]
-        if not found:
-            raise ValueError(f"No searched parameter is named {' or '.join(SPARSITY_PARAMS)}; "
-                             f"pass sparsity_param (searched: {names}).")
-        return found
-    found = [sparsity_param] if isinstance(sparsity_param, str) else list(sparsity_param)
-    unknown = sorted(set(found) - set(names))
-    if unknown:
-        raise ValueError(f"sparsity_param {unknown} is not a searched parameter; searched: "
-                         f"{names}.")
-    return found
