@@ -32,9 +32,8 @@ def neuron_order(sparsifier, by="lattice"):
 
     Examples
     --------
-    >>> from latticeprune import LatticePruner, RNNClassifier
-    >>> from latticeprune.datasets import load_digits_sequences
-    >>> X, y = load_digits_sequences(return_X_y=True)
+    >>> from latticeprune import LatticePruner, RNNClassifier, datasets
+    >>> X, y = datasets.load_digits_sequences(return_X_y=True)
     >>> pruner = LatticePruner(RNNClassifier(hidden_size=6, max_epochs=1), n_rounds=1,
     ...                        fine_tune_epochs=0, random_state=0).fit(X[:100], y[:100])
     >>> sorted(neuron_order(pruner)) == list(range(6))
@@ -93,9 +92,8 @@ def plot_connectivity(sparsifier, *, before=None, order="lattice", show_before=T
 
     Examples
     --------
-    >>> from latticeprune import ModuliRegularizer, RNNClassifier
-    >>> from latticeprune.datasets import load_digits_sequences
-    >>> X, y = load_digits_sequences(return_X_y=True)
+    >>> from latticeprune import ModuliRegularizer, RNNClassifier, datasets
+    >>> X, y = datasets.load_digits_sequences(return_X_y=True)
     >>> reg = ModuliRegularizer(RNNClassifier(hidden_size=6, max_epochs=1), moduli="circle",
     ...                         random_state=0).fit(X[:100], y[:100])
     >>> [ax.get_title().split(" (")[0] for ax in plot_connectivity(reg, order="moduli").axes[:2]]

@@ -47,9 +47,8 @@ def plot_moduli_embedding(regularizer, *, layer=0, max_connections=None, project
 
     Examples
     --------
-    >>> from latticeprune import ModuliRegularizer, RNNClassifier
-    >>> from latticeprune.datasets import load_digits_sequences
-    >>> X, y = load_digits_sequences(return_X_y=True)
+    >>> from latticeprune import ModuliRegularizer, RNNClassifier, datasets
+    >>> X, y = datasets.load_digits_sequences(return_X_y=True)
     >>> reg = ModuliRegularizer(RNNClassifier(hidden_size=8, max_epochs=2), moduli="circle",
     ...                         target_sparsity=0.8, random_state=0).fit(X[:100], y[:100])
     >>> len(plot_moduli_embedding(reg).collections[1].get_offsets())

@@ -32,11 +32,11 @@ def plot_hasse_diagram(pruner, *, ax=None, annotate=None):
 
     Examples
     --------
-    >>> from latticeprune import LatticePruner, RNNClassifier
-    >>> from latticeprune.datasets import load_digits_sequences
-    >>> X, y = load_digits_sequences(return_X_y=True)
-    >>> pruner = LatticePruner(RNNClassifier(hidden_size=6, max_epochs=1), n_rounds=1,
-    ...                        fine_tune_epochs=0, random_state=0).fit(X[:100], y[:100])
+    >>> from latticeprune import LatticePruner, RNNClassifier, datasets
+    >>> digits = datasets.load_digits_sequences()
+    >>> net = RNNClassifier(cell="gru", hidden_size=5, max_epochs=1, random_state=0)
+    >>> pruner = LatticePruner(net, sparsity=0.4, n_rounds=1, fine_tune_epochs=0)
+    >>> pruner = pruner.fit(digits.data[:80], digits.target[:80])
     >>> len(plot_hasse_diagram(pruner).patches) == pruner.lattice_["n_components"]
     True
     """

@@ -41,9 +41,8 @@ def plot_sparsity_curves(search, *, sparsity_param=None, group_by=None, metric=N
     Examples
     --------
     >>> from sklearn.model_selection import GridSearchCV
-    >>> from latticeprune import LatticePruner, RNNClassifier
-    >>> from latticeprune.datasets import load_digits_sequences
-    >>> X, y = load_digits_sequences(return_X_y=True)
+    >>> from latticeprune import LatticePruner, RNNClassifier, datasets
+    >>> X, y = datasets.load_digits_sequences(return_X_y=True)
     >>> pruner = LatticePruner(RNNClassifier(hidden_size=8, max_epochs=1), n_rounds=1,
     ...                        fine_tune_epochs=0, random_state=0)
     >>> search = GridSearchCV(pruner, {"sparsity": [0.3, 0.6], "strategy": ["lattice", "random"]},
