@@ -304,7 +304,9 @@ def dag_depth(n_nodes, edges):
         If the edges contain a cycle (strong components of ``scipy.sparse.csgraph``).
     """
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-    graph = scipy.sparse.coo_array((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_nodes, n_nodes))
+    graph = scipy.sparse.coo_array(
+        (np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_nodes, n_nodes)
+    )
     n_strong = connected_components(graph, directed=True, connection="strong")[0]
     if n_strong < n_nodes or np.any(edges[:, 0] == edges[:, 1]):
         raise ValueError("The edges contain a cycle; they are not the edges of a DAG.")
