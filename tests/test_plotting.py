@@ -13,7 +13,7 @@ from sklearn.pipeline import Pipeline
 
 from latticeprune import LatticePruner, ModuliRegularizer, RNNClassifier
 from latticeprune.datasets import make_navigation_task, place_cell_codes
-from latticeprune.moduli import get_space
+from latticeprune.moduli import Klein, Torus, get_space
 from latticeprune.neuron_graph import NeuronGraph
 
 try:
@@ -25,6 +25,7 @@ except ImportError:  # the plots are an optional extra
     plt = None
 
 from latticeprune import plotting  # noqa: E402  (imports without matplotlib too)
+from latticeprune.plotting.embedding import flat_segments  # noqa: E402
 
 needs_matplotlib = pytest.mark.skipif(plt is None, reason="matplotlib is not installed "
                                                            "(pip install latticeprune[plots])")
@@ -182,6 +183,46 @@ def test_sparsity_curves_from_a_real_search_of_the_pruner(small_digits):
     assert "acc" in acc.get_ylabel()
 
 
+class Wrapper(ClassifierMixin, BaseEstimator):
+    """A meta-estimator: its repr nests the wrapped estimator's."""
+
+    def __init__(self, estimator=None, sparsity=0.5, adjacency="binary"):
+        self.estimator = estimator
+        self.sparsity = sparsity
+        self.adjacency = adjacency
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.zeros(len(X), dtype=int)
+
+    def score(self, X, y):
+        return 1.0 - self.sparsity * (0.1 if self.adjacency == "binary" else 0.2)
+
+
+@needs_matplotlib
+def test_sparsity_curve_labels_never_hold_an_estimator_repr():
+    """Two configurations of one class read as the class and what differs, not as reprs."""
+    grid = {"step": [Wrapper(FixedScore(strategy="lattice"), adjacency="binary"),
+                     Wrapper(FixedScore(strategy="magnitude"), adjacency="continuous"),
+                     FixedScoreModuli()],
+            "step__sparsity": [0.2, 0.8]}
+    grid = [dict(grid, step=grid["step"][:2]),
+            {"step": grid["step"][2:], "step__target_sparsity": [0.5, 0.9]}]
+    X, y = np.zeros((20, 2)), np.arange(20) % 2
+    search = GridSearchCV(Pipeline([("step", FixedScore())]), grid, cv=2).fit(X, y)
+    ax = plotting.plot_sparsity_curves(search)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["Wrapper adjacency=binary strategy=lattice",
+                      "Wrapper adjacency=continuous strategy=magnitude", "FixedScoreModuli"]
+    assert not any("(" in label for label in labels)
+    assert ax.get_legend().get_title().get_text() == "step"
+    ax.figure.canvas.draw()
+    assert ax.get_legend().get_window_extent().width < ax.figure.bbox.width
+
+
 # -- connectivity ---------------------------------------------------------------------------------
 def irreducible_first(pruner):
     order = plotting.neuron_order(pruner, by="lattice")
@@ -319,6 +360,16 @@ def test_hasse_diagram_layout_of_a_known_poset():
         plotting.plot_hasse_diagram(RNNClassifier())
 
 
+def test_dag_depth_is_the_longest_chain_and_refuses_cycles():
+    from latticeprune.lattice.reachability import dag_depth
+
+    np.testing.assert_array_equal(dag_depth(5, [[0, 1], [1, 2], [0, 2], [3, 2]]), [0, 1, 2, 0, 0])
+    np.testing.assert_array_equal(dag_depth(2, np.zeros((0, 2))), [0, 0])
+    for cycle in ([[0, 1], [1, 0]], [[1, 1]]):
+        with pytest.raises(ValueError, match="cycle"):
+            dag_depth(2, cycle)
+
+
 # -- moduli embedding -----------------------------------------------------------------------------
 def surviving_pairs(reg):
     strength = NeuronGraph(reg).layer_strengths(0)
@@ -369,13 +420,13 @@ def test_embedding_on_flat_spaces_follows_the_shortest_paths(regularizers, modul
 def test_flat_paths_cross_the_sides_as_the_space_glues_them():
     pairs = np.array([[0, 0]])
     start, end = np.array([[9.5, 2.0]]), np.array([[0.5, 7.5]])
-    torus, owners = plotting._flat_segments(start, end, pairs, 10.0, klein=False)
+    torus, owners = flat_segments(Torus(), start, end, pairs)
     # On the torus the shortest path leaves through the bottom, then the right side: three pieces.
     assert len(torus) == 3 and (owners == 0).all()
     lengths = np.linalg.norm(torus[:, 1] - torus[:, 0], axis=1)
     np.testing.assert_allclose(lengths.sum(), np.hypot(1.0, 4.5))
     np.testing.assert_allclose(torus[-1][1], [0.5, 7.5])
-    klein, _ = plotting._flat_segments(start, end, pairs, 10.0, klein=True)
+    klein, _ = flat_segments(Klein(), start, end, pairs)
     # On the Klein bottle (x = 10 glued to x = 0 with y flipped) the image (10.5, 2.5) is nearer.
     assert sorted(map(tuple, np.round(np.concatenate(klein), 9))) == [
         (0.0, 7.75), (0.5, 7.5), (9.5, 2.0), (10.0, 2.25)]

@@ -423,3 +423,4 @@ def get_space(name, **params):
             f"it accepts {list(accepted)}."
         )
     return factory(**params)
+
