@@ -21,27 +21,13 @@ from ..moduli import permute as permute_entries
 from ..moduli import penalty_from_points, penalty_matrix
 from ..neuron_graph import HIDDEN_KINDS, SCOPES, NeuronGraph
 
-__all__ = ["ModuliPenalty", "check_embedding_options"]
+__all__ = ["ModuliPenalty", "HISTORY_KEY"]
 
 #: History key of the penalty (per batch, and its epoch mean).
 HISTORY_KEY = "moduli_penalty"
 
 _OWN_PARAMS = ("strength", "moduli", "inhibitor", "invert", "norm", "permute", "two_embeddings",
                "train_embedding", "embedding_lr", "input_l1", "scope", "random_state")
-
-
-def check_embedding_options(moduli, space_params, train_embedding, permute):
-    """Build the space and check that ``train_embedding`` is possible with it; return the space."""
-    space = get_space(moduli, **(space_params or {}))
-    if train_embedding and not space.trainable:
-        trainable = [name for name in SPACE_NAMES if get_space(name).trainable]
-        raise ValueError(f"train_embedding=True needs a space whose points can be trained; "
-                         f"moduli={moduli!r} cannot train them. Use one of {trainable} or set "
-                         "train_embedding=False.")
-    if train_embedding and permute:
-        raise ValueError("permute=True (shuffled R, no geometry) cannot be combined with "
-                         "train_embedding=True (points moved in the geometry).")
-    return space
 
 
 class ModuliPenalty(Callback):
@@ -68,8 +54,7 @@ class ModuliPenalty(Callback):
     Parameters
     ----------
     strength : float, default=0.1
-        Weight of the moduli term, >= 0 (0 disables it); see ``ModuliRegularizer`` for how
-        the default was chosen.
+        Weight of the moduli term, >= 0 (0 disables it; measured: see docs/experiments.md).
     moduli : str, default="torus"
         Moduli space, one of ``latticeprune.moduli.SPACE_NAMES``.
     inhibitor : {"DoG", "gauss", "ripple", "square"}, default="DoG"
@@ -169,8 +154,15 @@ class ModuliPenalty(Callback):
         own = {name: getattr(self, name) for name in _OWN_PARAMS}
         validate_parameter_constraints(self._parameter_constraints, own,
                                        caller_name=type(self).__name__)
-        self.space_ = check_embedding_options(self.moduli, self.space_params,
-                                              self.train_embedding, self.permute)
+        self.space_ = get_space(self.moduli, **self.space_params)
+        if self.train_embedding and not self.space_.trainable:
+            trainable = [name for name in SPACE_NAMES if get_space(name).trainable]
+            raise ValueError(f"train_embedding=True needs a space whose points can be trained; "
+                             f"moduli={self.moduli!r} cannot train them. Use one of {trainable} "
+                             "or set train_embedding=False.")
+        if self.train_embedding and self.permute:
+            raise ValueError("permute=True (shuffled R, no geometry) cannot be combined with "
+                             "train_embedding=True (points moved in the geometry).")
         self.layout_ = None
         self.points_ = None
         self.fixed_penalties_ = None
@@ -186,9 +178,9 @@ class ModuliPenalty(Callback):
         dtype = torch.get_default_dtype()
         points, penalties = {}, {}
         for layer in graph.layers:
-            R, sampled = penalty_matrix(layer.size, self.moduli, self.inhibitor, self.invert,
+            R, sampled = penalty_matrix(layer.size, self.space_, self.inhibitor, self.invert,
                                         self.permute, rng, two_embeddings=self.two_embeddings,
-                                        return_points=True, **self.space_params)
+                                        return_points=True)
             pre, post = sampled if self.two_embeddings else (sampled, sampled)
             pre = torch.tensor(pre, dtype=dtype, requires_grad=self.train_embedding)
             post = (torch.tensor(post, dtype=dtype, requires_grad=self.train_embedding)
@@ -259,13 +251,13 @@ class ModuliPenalty(Callback):
         total = None
         if self.strength:
             for t, (src, dst) in self.targets_:
-                term = moduli_penalty(_live_weight(t), self._penalty_of(src, dst), t.n_gates,
+                term = moduli_penalty(t.live(), self._penalty_of(src, dst), t.n_gates,
                                       self.norm)
                 total = term if total is None else total + term
             total = total * self.strength if total is not None else None
         if self.input_l1:
             for t in self.unit_free_targets_:
-                term = self.input_l1 * _live_weight(t).abs().mean()
+                term = self.input_l1 * t.live().abs().mean()
                 total = term if total is None else total + term
         return torch.zeros(()) if total is None else total
 
@@ -296,11 +288,3 @@ class ModuliPenalty(Callback):
         state["targets_"] = None
         state["unit_free_targets_"] = None
         return state
-
-
-def _live_weight(tensor):
-    """The weight of ``tensor`` as a function of its trainable parameter (masked if pruned)."""
-    if tensor.is_pruned:
-        return (getattr(tensor.owner, tensor.param + "_orig")
-                * getattr(tensor.owner, tensor.param + "_mask"))
-    return getattr(tensor.owner, tensor.param)

@@ -9,13 +9,16 @@ pruned weight stays exactly zero through every later optimiser step.
 
 import numbers
 
+import numpy as np
 import torch
 from skorch.callbacks import Callback
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
-from ..neuron_graph import SCOPES, NeuronGraph
+from ..neuron_graph import SCOPES, NeuronGraph, pruned_count
 
-__all__ = ["GradualMagnitudePruning", "SCHEDULES", "scheduled_sparsity", "global_magnitude_masks"]
+__all__ = ["GradualMagnitudePruning", "SCHEDULES", "scheduled_sparsity", "global_magnitude_masks",
+           "random_masks"]
 
 #: Valid ``schedule`` names.
 SCHEDULES = ("linear", "cubic")
@@ -61,7 +64,7 @@ def scheduled_sparsity(step, n_steps, target_sparsity, schedule="linear"):
 
 
 def global_magnitude_masks(tensors, sparsity):
-    """Masks that zero exactly ``round(sparsity * total)`` of the smallest entries of ``tensors``.
+    """Masks that zero exactly ``pruned_count(sparsity, total)`` of the smallest entries of ``tensors``.
 
     All entries of all tensors are ranked together by the magnitude of the effective (already
     masked) weight; ties are broken by position (tensor order, then row-major), so the result
@@ -77,23 +80,36 @@ def global_magnitude_masks(tensors, sparsity):
     Returns
     -------
     masks : dict
-        ``{tensor name: weight-shaped float tensor of 0/1}``, ready for
-        :meth:`NeuronGraph.apply_masks`.
+        ``{tensor name: weight-shaped bool tensor}``, ready for :meth:`NeuronGraph.apply_masks`.
     """
-    if not tensors:
-        return {}
-    weights = [t.weight.detach() for t in tensors]
-    magnitudes = torch.cat([w.abs().reshape(-1).double().cpu() for w in weights])
-    n_pruned = int(round(sparsity * magnitudes.numel()))
+    magnitudes = torch.cat([t.weight.detach().abs().reshape(-1).double().cpu() for t in tensors])
     keep = torch.ones(magnitudes.numel(), dtype=torch.bool)
-    order = torch.argsort(magnitudes, stable=True)
-    keep[order[:n_pruned]] = False
-    masks, start = {}, 0
-    for t, w in zip(tensors, weights):
-        stop = start + w.numel()
-        masks[t.name] = keep[start:stop].reshape(w.shape).to(dtype=w.dtype, device=w.device)
-        start = stop
-    return masks
+    keep[torch.argsort(magnitudes, stable=True)[:pruned_count(sparsity, magnitudes.numel())]] = False
+    return _split(keep, tensors)
+
+
+def random_masks(tensors, sparsity, random_state=None):
+    """Masks that zero uniformly random non-zero entries of ``tensors`` until
+    ``pruned_count(sparsity, total)`` entries are zero (entries already zero stay zero).
+
+    Parameters are as in :func:`global_magnitude_masks`; ``random_state`` seeds the draw.
+    """
+    flat = torch.cat([t.weight.detach().reshape(-1).cpu() for t in tensors]).numpy()
+    candidates = np.flatnonzero(flat)
+    needed = pruned_count(sparsity, flat.size) - (flat.size - candidates.size)
+    keep = torch.ones(flat.size, dtype=torch.bool)
+    if needed > 0:
+        chosen = check_random_state(random_state).choice(
+            candidates, size=min(needed, len(candidates)), replace=False)
+        keep[torch.as_tensor(chosen)] = False
+    return _split(keep, tensors)
+
+
+def _split(keep, tensors):
+    """One flat keep-vector over ``tensors`` as ``{name: weight-shaped mask}``."""
+    sizes = [t.weight.numel() for t in tensors]
+    return {t.name: part.reshape(t.weight.shape)
+            for t, part in zip(tensors, torch.split(keep, sizes))}
 
 
 class GradualMagnitudePruning(Callback):
@@ -101,7 +117,7 @@ class GradualMagnitudePruning(Callback):
 
     At the end of epoch ``start_epoch + k - 1`` (``k = 1 .. pruning_epochs``) the tensors in
     ``scope`` are pruned together to sparsity ``scheduled_sparsity(k, pruning_epochs,
-    target_sparsity, schedule)``: exactly ``round(s * total)`` entries are zero afterwards
+    target_sparsity, schedule)``: exactly ``pruned_count(s, total)`` entries are zero afterwards
     (ties broken by position). The target is reached exactly at the last pruning epoch; in
     later epochs (recovery, fine-tuning) the masks stay as they are. Epochs count the net's
     history (``len(net.history)``, 1 for the first epoch after ``initialize``), so
@@ -146,11 +162,7 @@ class GradualMagnitudePruning(Callback):
 
     def __init__(self, target_sparsity=0.9, schedule="linear", pruning_epochs=None,
                  scope="recurrent", start_epoch=1):
-        self.target_sparsity = target_sparsity
-        self.schedule = schedule
-        self.pruning_epochs = pruning_epochs
-        self.scope = scope
-        self.start_epoch = start_epoch
+        vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     def initialize(self):
         validate_parameter_constraints(self._parameter_constraints, self.get_params(),
