@@ -163,7 +163,7 @@ class WeightTensor:
         return prune.is_pruned(self.owner) and hasattr(self.owner, self.param + "_mask")
 
     def strengths(self):
-        """Connection strengths ``(n_src, n_dst)``: the RMS over gate blocks of ``W[g*n + j, i]``."""
+        """Connection strengths ``(n_src, n_dst)``: the RMS over gate blocks of ``W[g*n+j, i]``."""
         w = self.weight.detach().cpu().double()
         blocks = w.reshape(self.n_gates, w.shape[0] // self.n_gates, w.shape[1])
         return (torch.linalg.vector_norm(blocks, dim=0) / self.n_gates ** 0.5).T.numpy()

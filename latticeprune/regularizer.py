@@ -86,12 +86,14 @@ class ModuliRegularizer(BaseSparsifier):
         Separate presynaptic and postsynaptic points per layer.
     train_embedding : bool, default=False
         Make the points trainable: they move to lower the penalty (their own Adam optimiser,
-        learning rate ``embedding_lr``). Not possible with ``moduli="standard"`` or
-        ``permute=True``.
+        one step per training batch, learning rate ``embedding_lr``). Not possible with
+        ``moduli="standard"`` or ``permute=True``.
     embedding_lr : float, default=0.01
-        Learning rate of the points (spaces have side 10 or radius 5).
+        Learning rate of the points; the flat spaces have side 10 and the round ones radius 5,
+        so 0.01 moves a point by about 0.1 % of the space per step.
     input_l1 : float, default=0.0
-        Weight of a plain L1 term (mean absolute value) on input and read-out weights.
+        Weight of a plain L1 term, the mean absolute value of each input and read-out weight
+        tensor (these connect hidden units to units without points).
     lottery_ticket : bool, default=False
         After training, re-initialise the weights, keep the masks and retrain.
     prefit : bool, default=False
@@ -253,8 +255,7 @@ class ModuliRegularizer(BaseSparsifier):
 
     def _retrain_lottery_ticket(self, net, user_callbacks, max_epochs, X, y, fit_params):
         """Fresh seeded initialisation, the final masks kept, ``max_epochs`` more epochs."""
-        graph = self.neuron_graph()
-        graph.freeze()
+        graph = self.neuron_graph().freeze()
         self.pruned_estimator_ = copy.deepcopy(net)
         masks = {name: mask.float() for name, mask in graph.masks().items()}
         self._attach(net, user_callbacks, GradualMagnitudePruning(
@@ -305,13 +306,9 @@ class ModuliRegularizer(BaseSparsifier):
         sparsity = self.neuron_graph().sparsity(self.prune_scope)["overall"]
         for row in rows:
             self.history_.append({
-                "epoch": len(self.history_) + 1,
-                "phase": phase_of(row["epoch"]),
-                "sparsity": row.get("sparsity", sparsity),
-                "train_loss": row.get("train_loss"),
-                "penalty": row.get(PENALTY_KEY),
-                "score": None,
-            })
+                "epoch": len(self.history_) + 1, "phase": phase_of(row["epoch"]),
+                "sparsity": row.get("sparsity", sparsity), "train_loss": row.get("train_loss"),
+                "penalty": row.get(PENALTY_KEY), "score": None})
         if hasattr(self.estimator_, "score"):
             self.history_[-1]["score"] = float(self.estimator_.score(X, y))
 

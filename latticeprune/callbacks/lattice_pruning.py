@@ -137,30 +137,20 @@ class _ConnectionNodes:
             strength[src, dst] = t.strengths()
         return strength
 
-    def _hits(self, flat_indices):
-        """Per block: ``(tensor, local rows, local cols, where in flat_indices)``."""
-        rows, cols = np.divmod(np.asarray(flat_indices, dtype=np.int64), self.size)
-        for t, src, dst in self.blocks:
-            hit = ((rows >= src.start) & (rows < src.stop)
-                   & (cols >= dst.start) & (cols < dst.stop))
-            yield t, (src, dst), rows[hit] - src.start, cols[hit] - dst.start, hit
-
     def nonzero_entries(self, flat_indices):
         """Weight entries still non-zero in each listed connection (what removing it zeroes)."""
-        gains = np.zeros(len(flat_indices), dtype=np.int64)
-        for t, _, rows, cols, hit in self._hits(flat_indices):
+        counts = np.zeros((self.size, self.size), dtype=np.int64)
+        for t, src, dst in self.blocks:
             w = t.weight.detach().cpu().numpy() != 0
-            gains[hit] = w.reshape(t.n_gates, -1, w.shape[1]).sum(axis=0).T[rows, cols]
-        return gains
+            counts[src, dst] = w.reshape(t.n_gates, -1, w.shape[1]).sum(axis=0).T
+        return counts.ravel()[flat_indices]
 
     def masks_without(self, flat_indices):
         """Weight masks that remove the listed connections, for every tensor in scope."""
-        masks = {}
-        for t, (src, dst), rows, cols, _ in self._hits(flat_indices):
-            keep = np.ones((src.stop - src.start, dst.stop - dst.start), dtype=bool)
-            keep[rows, cols] = False
-            masks[t.name] = t.weight_mask(keep)
-        return masks
+        keep = np.ones(self.size * self.size, dtype=bool)
+        keep[np.asarray(flat_indices, dtype=np.int64)] = False
+        keep = keep.reshape(self.size, self.size)
+        return {t.name: t.weight_mask(keep[src, dst]) for t, src, dst in self.blocks}
 
 
 class LatticePruning(Callback):
@@ -174,39 +164,13 @@ class LatticePruning(Callback):
 
     Parameters
     ----------
-    sparsity : float in [0, 1) or None, default=0.5
-        Fraction of weight entries in ``scope`` that are zero after the last round. ``None``:
-        the structure decides, removing the outgoing connections of the non-irreducible
-        neurons whose centrality is below ``centrality_quantile`` (once per round).
-    n_rounds : int, default=5
-        Pruning rounds; the sparsity rises linearly over them.
+    sparsity, n_rounds, strategy, adjacency, order, backbone, levels, centrality, \
+centrality_quantile, scope
+        The rule, as in :class:`~latticeprune.LatticePruner` (same defaults).
     epochs_per_round : int, default=1
         Epochs from one round to the next.
     start_epoch : int, default=1
         Epoch whose beginning is the first round.
-    strategy : {"lattice", "magnitude", "random"}, default="lattice"
-        ``"lattice"``: whole connections in the lattice rule's order; ``"magnitude"``: global
-        smallest ``|w|`` entries; ``"random"``: uniformly random non-zero entries.
-    adjacency : {"binary", "continuous"}, default="binary"
-        ``"binary"``: the verdict on the backbone ``backbone``; ``"continuous"``: the
-        irreducibility persistence over ``levels``, connections removed by (persistence,
-        centrality, strength).
-    order : {"context", "reachability"}, default="context"
-        The lattice: concept lattice of the connection context, or the completion of the
-        reachability poset.
-    backbone : float in [0, 1), default=0.95
-        Quantile of the connection strengths below which connections are left out of the
-        binary adjacency.
-    levels : array-like of float in [0, 1) or None, default=None
-        Backbone quantiles of the continuous filtration; None:
-        :func:`~latticeprune.lattice.filtration_levels` (10 levels, 0.9 to 0.99).
-    centrality : {"pagerank", "degree", "eigenvector"}, default="pagerank"
-        Ranks neurons (weighted, directed; defined on disconnected graphs).
-    centrality_quantile : float in [0, 1], default=0.5
-        Used by ``sparsity=None`` only.
-    scope : {"recurrent", "all"}, default="recurrent"
-        ``"recurrent"``: recurrent and top-down weights. ``"all"``: also layer-to-layer,
-        input and read-out weights.
     random_state : int, RandomState instance or None, default=None
         Seeds the random strategy (round ``k`` draws from ``random_state + k``).
 

@@ -64,7 +64,7 @@ def scheduled_sparsity(step, n_steps, target_sparsity, schedule="linear"):
 
 
 def global_magnitude_masks(tensors, sparsity):
-    """Masks that zero exactly ``pruned_count(sparsity, total)`` of the smallest entries of ``tensors``.
+    """Masks that zero the ``pruned_count(sparsity, total)`` smallest entries of ``tensors``.
 
     All entries of all tensors are ranked together by the magnitude of the effective (already
     masked) weight; ties are broken by position (tensor order, then row-major), so the result
@@ -84,7 +84,8 @@ def global_magnitude_masks(tensors, sparsity):
     """
     magnitudes = torch.cat([t.weight.detach().abs().reshape(-1).double().cpu() for t in tensors])
     keep = torch.ones(magnitudes.numel(), dtype=torch.bool)
-    keep[torch.argsort(magnitudes, stable=True)[:pruned_count(sparsity, magnitudes.numel())]] = False
+    n_pruned = pruned_count(sparsity, magnitudes.numel())
+    keep[torch.argsort(magnitudes, stable=True)[:n_pruned]] = False
     return _split(keep, tensors)
 
 
@@ -169,24 +170,13 @@ class GradualMagnitudePruning(Callback):
                                        caller_name=type(self).__name__)
         return self
 
-    def n_pruning_epochs(self, net):
-        """Number of pruning epochs for ``net`` (resolves ``pruning_epochs=None``)."""
-        if self.pruning_epochs is not None:
-            return self.pruning_epochs
-        return max(0, net.max_epochs - self.start_epoch + 1)
-
-    def sparsity_at(self, epoch, net):
-        """Scheduled sparsity after the end of ``epoch`` (1-based); 0 before the first step."""
-        step = epoch - self.start_epoch + 1
-        return scheduled_sparsity(step, self.n_pruning_epochs(net), self.target_sparsity,
-                                  self.schedule)
-
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        epoch = len(net.history)
         graph = NeuronGraph(net.module_)
-        step = epoch - self.start_epoch + 1
-        if 1 <= step <= self.n_pruning_epochs(net):
+        n_steps = (self.pruning_epochs if self.pruning_epochs is not None
+                   else max(0, net.max_epochs - self.start_epoch + 1))
+        step = len(net.history) - self.start_epoch + 1
+        if 1 <= step <= n_steps:
             graph.freeze()  # magnitudes of the weights after the epoch's last optimiser step
-            tensors = graph.tensors_in(self.scope)
-            graph.apply_masks(global_magnitude_masks(tensors, self.sparsity_at(epoch, net)))
+            sparsity = scheduled_sparsity(step, n_steps, self.target_sparsity, self.schedule)
+            graph.apply_masks(global_magnitude_masks(graph.tensors_in(self.scope), sparsity))
         net.history.record("sparsity", graph.sparsity(self.scope)["overall"])
