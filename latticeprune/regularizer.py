@@ -145,9 +145,8 @@ class ModuliRegularizer(BaseSparsifier):
     -----
     The callbacks are added to the clone's ``callbacks`` under the names
     ``"moduli_penalty"`` and ``"gradual_magnitude_pruning"``; the user's callbacks stay.
-    Pruning starts at the end of the first epoch, so a task the dense net only learns late
-    (the adding problem with T = 50 for an Elman net) is never learned: train the net first
-    and sparsify it with ``prefit=True``, as ``benchmarks/moduli_sparsity.py`` does.
+    Pruning starts at the end of the first epoch: for a task the dense net learns late, train
+    the net first and sparsify it with ``prefit=True`` (measured: see docs/experiments.md).
 
     Examples
     --------

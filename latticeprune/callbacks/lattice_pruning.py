@@ -1,15 +1,12 @@
 """The lattice rule as a skorch callback (docs/methods/lattice.md sections 2-5 and 7).
 
-Round ``k`` of ``n_rounds`` prunes the tensors in ``scope`` to ``sparsity * k / n_rounds``.
-The lattice strategy analyses the surviving neuron graph (:func:`analyse`: the verdict on the
-backbone, the persistence over the filtration, the centrality, the Hasse diagram) and removes
-whole connections in the rule's order (:func:`lattice_masks`); the baselines mask single
-entries (:func:`~latticeprune.callbacks.pruning_schedule.global_magnitude_masks`,
-:func:`~latticeprune.callbacks.pruning_schedule.random_masks`). Every count follows
-:func:`~latticeprune.neuron_graph.pruned_count`, every mask goes through
-:meth:`~latticeprune.neuron_graph.NeuronGraph.apply_masks`. Cost of one lattice round: one
-meet-irreducibility verdict per backbone level (``len(levels) + 1``, doubled for the
-continuous adjacency) on the ``n_neurons``-node graph, plus a sort of the connections.
+Round ``k`` of ``n_rounds`` prunes the tensors in ``scope`` to ``sparsity * k / n_rounds``:
+the lattice strategy analyses the surviving neuron graph (:func:`analyse`) and removes whole
+connections in the rule's order (:func:`lattice_masks`); the baselines mask single entries
+(``pruning_schedule.global_magnitude_masks`` / ``random_masks``). Counts follow
+:func:`~latticeprune.neuron_graph.pruned_count`; masks go through ``NeuronGraph.apply_masks``.
+Cost of a lattice round: one irreducibility verdict per backbone level (``len(levels) + 1``,
+twice that for the continuous adjacency) on the neuron graph, and a sort of the connections.
 """
 
 import numbers
@@ -68,20 +65,13 @@ def analyse(graph, backbone=0.95, order="context", centrality="pagerank", levels
 
 
 def lattice_masks(graph, tensors, sparsity, analysis, centrality_quantile=0.5):
-    """Masks that remove whole connections of ``tensors`` in the lattice rule's order.
+    """``({tensor name: weight mask}, connections removed)``: the lattice rule on ``tensors``.
 
     With a ``sparsity`` target, connections go in :func:`~latticeprune.lattice.removal_order`
     until ``pruned_count(sparsity, total)`` entries are zero (the last connection may overshoot
     by up to its gate count); with ``sparsity=None`` every outgoing connection of the neurons
     :func:`~latticeprune.lattice.structural_removals` drops (on the complete graph, with the
     continuous adjacency a neuron irreducible on at least half of the filtration is protected).
-
-    Returns
-    -------
-    masks : dict
-        ``{tensor name: weight mask}`` for every tensor in ``tensors``.
-    n_removed : int
-        Connections removed.
     """
     graded = analysis.persistence is not None
     nodes = _ConnectionNodes(graph, tensors)

@@ -143,12 +143,10 @@ class GradualMagnitudePruning(Callback):
 
     Examples
     --------
-    >>> from latticeprune import RNNClassifier
-    >>> from latticeprune.callbacks import GradualMagnitudePruning
-    >>> from latticeprune.datasets import load_digits_sequences
-    >>> X, y = load_digits_sequences(return_X_y=True)
-    >>> net = RNNClassifier(hidden_size=16, max_epochs=4, random_state=0,
-    ...                     callbacks=[GradualMagnitudePruning(target_sparsity=0.8)])
+    >>> from latticeprune import RNNClassifier, datasets
+    >>> X, y = datasets.load_digits_sequences(return_X_y=True)
+    >>> pruning = GradualMagnitudePruning(target_sparsity=0.8)
+    >>> net = RNNClassifier(hidden_size=16, max_epochs=4, random_state=0, callbacks=[pruning])
     >>> net.fit(X[:200], y[:200]).history[:, "sparsity"]
     [0.2001953125, 0.400390625, 0.599609375, 0.7998046875]
     """
