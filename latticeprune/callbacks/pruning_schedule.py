@@ -1,10 +1,11 @@
-"""Gradual global magnitude pruning during training (docs/methods/moduli.md section 5).
+"""Entry-level pruning rules, and gradual magnitude pruning during training.
 
-At the end of each pruning epoch the weights in scope are ranked together by magnitude and
-the smallest are masked, the sparsity following a schedule from 0 up to ``target_sparsity``,
-which is reached exactly at the last pruning epoch (Zhu & Gupta 2017, "To prune, or not to
-prune"). Masks go through :meth:`NeuronGraph.apply_masks` (``torch.nn.utils.prune``), so a
-pruned weight stays exactly zero through every later optimiser step.
+:func:`global_magnitude_masks` and :func:`random_masks` zero ``pruned_count(sparsity, total)``
+entries of a set of tensors. :class:`GradualMagnitudePruning` applies the first at the end of
+each pruning epoch, the sparsity following :func:`scheduled_sparsity` up to ``target_sparsity``
+(docs/methods/moduli.md section 5; Zhu & Gupta 2017, "To prune, or not to prune"). Masks go
+through :meth:`NeuronGraph.apply_masks` (``torch.nn.utils.prune``), so a pruned weight stays
+exactly zero through every later optimiser step.
 """
 
 import numbers
