@@ -22,13 +22,18 @@ from .neuron_graph import NeuronGraph, find_net
 __all__ = ["BaseSparsifier"]
 
 
-def _estimator_has(attr):
-    """``available_if`` check: the fitted ``estimator_`` (or, before fit, ``estimator``) has ``attr``."""
+def _delegate(name, doc):
+    """A method calling ``estimator_.<name>``, present when the (fitted) estimator has one."""
     def check(self):
         inner = self.estimator_ if hasattr(self, "estimator_") else self.estimator
-        getattr(inner, attr)  # raises AttributeError, so the method hides itself
+        getattr(inner, name)  # raises AttributeError, so the method hides itself
         return True
-    return check
+
+    def method(self, X, *args, **kwargs):
+        check_is_fitted(self, "estimator_")
+        return getattr(self.estimator_, name)(X, *args, **kwargs)
+    method.__name__, method.__qualname__, method.__doc__ = name, f"BaseSparsifier.{name}", doc
+    return available_if(check)(method)
 
 
 class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
@@ -84,35 +89,11 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
         return NeuronGraph(self.net_.module_)
 
     # -- delegation --------------------------------------------------------------------------
-    @available_if(_estimator_has("predict"))
-    def predict(self, X):
-        """Predict with the sparse ``estimator_``."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(X)
-
-    @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities of the sparse ``estimator_``."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(X)
-
-    @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X):
-        """Raw outputs of the sparse ``estimator_``."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.decision_function(X)
-
-    @available_if(_estimator_has("score"))
-    def score(self, X, y, **kwargs):
-        """``estimator_.score``: accuracy for classifiers, R^2 for regressors."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.score(X, y, **kwargs)
-
-    @available_if(_estimator_has("transform"))
-    def transform(self, X):
-        """Hidden states of the sparse net (``estimator_.transform``)."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.transform(X)
+    predict = _delegate("predict", "Predict with the sparse ``estimator_``.")
+    predict_proba = _delegate("predict_proba", "Class probabilities of the sparse ``estimator_``.")
+    decision_function = _delegate("decision_function", "Raw outputs of the sparse ``estimator_``.")
+    score = _delegate("score", "``estimator_.score``: accuracy (classifiers), R^2 (regressors).")
+    transform = _delegate("transform", "Hidden states of the sparse net, ``estimator_.transform``.")
 
     def to_inference(self, engine="auto"):
         """The fast inference form of the fitted, sparse net (compacted, sparse where it pays).

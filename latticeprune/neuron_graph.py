@@ -8,7 +8,8 @@
   layer above the first), ``"top_down"`` (layer l+1 at t-1 into layer l), ``"input"`` (W_ih
   of the first layer) and ``"readout"`` (linear layers outside the recurrent modules);
 * turns each tensor into neuron-level connection strengths, ``s[i, j]`` for ``i -> j``, with
-  gate blocks aggregated by their L2 norm (``docs/methods/lattice.md`` section 1);
+  gate blocks aggregated by their RMS, so tensors with different gate counts compare entry
+  for entry (``docs/methods/lattice.md`` section 1);
 * writes masks back through ``torch.nn.utils.prune`` (reparametrisation ``weight_orig`` times
   ``weight_mask``), so pruned weights stay exactly zero through further training;
 * reports sparsity per tensor and overall, counted in weight entries equal to zero.
@@ -162,10 +163,10 @@ class WeightTensor:
         return prune.is_pruned(self.owner) and hasattr(self.owner, self.param + "_mask")
 
     def strengths(self):
-        """Connection strengths ``(n_src, n_dst)``: the L2 norm over gate blocks of ``W[g*n + j, i]``."""
+        """Connection strengths ``(n_src, n_dst)``: the RMS over gate blocks of ``W[g*n+j, i]``."""
         w = self.weight.detach().cpu().double()
         blocks = w.reshape(self.n_gates, w.shape[0] // self.n_gates, w.shape[1])
-        return torch.linalg.vector_norm(blocks, dim=0).T.numpy()
+        return (torch.linalg.vector_norm(blocks, dim=0) / self.n_gates ** 0.5).T.numpy()
 
     def weight_mask(self, keep):
         """Weight-shaped float mask from a connection mask ``keep`` ``(n_src, n_dst)``, tiled over gates."""
@@ -351,8 +352,7 @@ class NeuronGraph:
         with torch.no_grad():
             for t in self.tensors:
                 if t.is_pruned:
-                    setattr(t.owner, t.param, getattr(t.owner, t.param + "_orig")
-                            * getattr(t.owner, t.param + "_mask"))
+                    setattr(t.owner, t.param, t.live())
         _refresh_flat_weights(self.module)
         return self
 

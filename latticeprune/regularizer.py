@@ -11,16 +11,13 @@ import copy
 import numbers
 
 from skorch import NeuralNet
-from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import HasMethods, Interval
 
 from .base import BaseSparsifier
 from .callbacks import GradualMagnitudePruning, ModuliPenalty
 from .callbacks.moduli_penalty import HISTORY_KEY as PENALTY_KEY
-from .callbacks.moduli_penalty import check_embedding_options
-from .callbacks.pruning_schedule import SCHEDULES
 from .utils import torch_seed
-from .moduli import INHIBITOR_NAMES, SPACE_NAMES
-from .neuron_graph import SCOPES
 
 __all__ = ["ModuliRegularizer"]
 
@@ -30,6 +27,10 @@ PRUNING_CALLBACK = "gradual_magnitude_pruning"
 
 #: Offsets of ``random_state`` for the sparsifier's own draws.
 _EMBEDDING_SEED, _TRAINING_SEED, _REINIT_SEED = 0, 1, 2
+#: Parameters the callbacks take as they are, and validate in their ``initialize``.
+_PENALTY_PARAMS = ("strength", "moduli", "inhibitor", "invert", "norm", "permute",
+                   "two_embeddings", "train_embedding", "embedding_lr", "input_l1")
+_PRUNING_PARAMS = ("target_sparsity", "schedule", "prune_scope")
 
 
 class ModuliRegularizer(BaseSparsifier):
@@ -66,16 +67,7 @@ class ModuliRegularizer(BaseSparsifier):
     invert : bool, default=True
         Use ``max(R) - R`` (the published DoG form: near pairs cheap, far pairs expensive).
     strength : float, default=0.1
-        Weight of the penalty, >= 0. The default comes from a measurement on digits
-        (``benchmarks/moduli_sparsity.py --dataset strength``: 64 units, 20 epochs, target
-        sparsity 0.9, torus / inverted DoG, no recovery epochs, stratified 75/25 split, seeds
-        0-2). Test accuracy, LSTM / Elman: strength 0 (pruning alone) 0.83 / 0.91; 0.01
-        0.89 / 0.87; 0.03 0.94 / 0.93; 0.1 0.96 / 0.96; 0.3 to 10 stays at 0.95-0.97. 0.1 is
-        the low end of that plateau for both cells: strong enough to concentrate the weights
-        before pruning removes the rest, and no stronger than needed. With 5 recovery epochs
-        every strength from 0 to 1 reaches 0.96-0.97 at this sparsity. Plain L1
-        (``moduli="standard"``, ``R = 1``) needs about 70 times this strength for the same
-        average per-weight penalty, since the inverted DoG ``R`` has mean about 67.
+        Weight of the penalty, >= 0 (measured: see docs/experiments.md).
     norm : {1, 2}, default=1
         Exponent k of ``|W|^k`` in the penalty.
     target_sparsity : float, default=0.9
@@ -94,12 +86,14 @@ class ModuliRegularizer(BaseSparsifier):
         Separate presynaptic and postsynaptic points per layer.
     train_embedding : bool, default=False
         Make the points trainable: they move to lower the penalty (their own Adam optimiser,
-        learning rate ``embedding_lr``). Not possible with ``moduli="standard"`` or
-        ``permute=True``.
+        one step per training batch, learning rate ``embedding_lr``). Not possible with
+        ``moduli="standard"`` or ``permute=True``.
     embedding_lr : float, default=0.01
-        Learning rate of the points (spaces have side 10 or radius 5).
+        Learning rate of the points; the flat spaces have side 10 and the round ones radius 5,
+        so 0.01 moves a point by about 0.1 % of the space per step.
     input_l1 : float, default=0.0
-        Weight of a plain L1 term (mean absolute value) on input and read-out weights.
+        Weight of a plain L1 term, the mean absolute value of each input and read-out weight
+        tensor (these connect hidden units to units without points).
     lottery_ticket : bool, default=False
         After training, re-initialise the weights, keep the masks and retrain.
     prefit : bool, default=False
@@ -151,9 +145,8 @@ class ModuliRegularizer(BaseSparsifier):
     -----
     The callbacks are added to the clone's ``callbacks`` under the names
     ``"moduli_penalty"`` and ``"gradual_magnitude_pruning"``; the user's callbacks stay.
-    Pruning starts at the end of the first epoch, so a task the dense net only learns late
-    (the adding problem with T = 50 for an Elman net) is never learned: train the net first
-    and sparsify it with ``prefit=True``, as ``benchmarks/moduli_sparsity.py`` does.
+    Pruning starts at the end of the first epoch: for a task the dense net learns late, train
+    the net first and sparsify it with ``prefit=True`` (measured: see docs/experiments.md).
 
     Examples
     --------
@@ -173,20 +166,8 @@ class ModuliRegularizer(BaseSparsifier):
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
-        "moduli": [StrOptions(set(SPACE_NAMES))],
-        "inhibitor": [StrOptions(set(INHIBITOR_NAMES))],
-        "invert": ["boolean"],
-        "strength": [Interval(numbers.Real, 0, None, closed="left")],
-        "norm": [Options(numbers.Integral, {1, 2})],
-        "target_sparsity": [Interval(numbers.Real, 0, 1, closed="left")],
-        "schedule": [StrOptions(set(SCHEDULES))],
-        "prune_scope": [StrOptions(set(SCOPES))],
+        **dict.fromkeys(_PENALTY_PARAMS + _PRUNING_PARAMS, "no_validation"),  # callbacks check
         "recovery_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
-        "permute": ["boolean"],
-        "two_embeddings": ["boolean"],
-        "train_embedding": ["boolean"],
-        "embedding_lr": [Interval(numbers.Real, 0, None, closed="neither")],
-        "input_l1": [Interval(numbers.Real, 0, None, closed="left")],
         "lottery_ticket": ["boolean"],
         "prefit": ["boolean"],
         "space_params": [dict, None],
@@ -198,53 +179,27 @@ class ModuliRegularizer(BaseSparsifier):
                  recovery_epochs=0, permute=False, two_embeddings=False, train_embedding=False,
                  embedding_lr=0.01, input_l1=0.0, lottery_ticket=False, prefit=False,
                  space_params=None, random_state=None):
-        self.estimator = estimator
-        self.moduli = moduli
-        self.inhibitor = inhibitor
-        self.invert = invert
-        self.strength = strength
-        self.norm = norm
-        self.target_sparsity = target_sparsity
-        self.schedule = schedule
-        self.prune_scope = prune_scope
-        self.recovery_epochs = recovery_epochs
-        self.permute = permute
-        self.two_embeddings = two_embeddings
-        self.train_embedding = train_embedding
-        self.embedding_lr = embedding_lr
-        self.input_l1 = input_l1
-        self.lottery_ticket = lottery_ticket
-        self.prefit = prefit
-        self.space_params = space_params
-        self.random_state = random_state
+        vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     # -- checks --------------------------------------------------------------------------------
-    def _check_params(self):
-        self._validate_params()
-        check_embedding_options(self.moduli, self.space_params, self.train_embedding,
-                                self.permute)
-        if not isinstance(self.estimator, NeuralNet):
-            raise TypeError(f"{type(self).__name__} trains a skorch net (e.g. RNNClassifier); "
-                            f"got estimator={type(self.estimator).__name__}.")
-        if self.estimator.callbacks == "disable":
-            raise ValueError(f"{type(self).__name__} trains through skorch callbacks; the "
-                             "estimator has callbacks='disable'.")
-
-    def _check_epochs(self, net):
-        max_epochs = net.max_epochs
-        if self.recovery_epochs >= max_epochs:
+    def _check_estimator(self):
+        """A skorch net that runs callbacks, with an epoch left to prune in."""
+        net, name = self.estimator, type(self).__name__
+        if not isinstance(net, NeuralNet):
+            raise TypeError(f"{name} trains a skorch net (e.g. RNNClassifier); "
+                            f"got estimator={type(net).__name__}.")
+        if net.callbacks == "disable":
+            raise ValueError(f"{name} trains through skorch callbacks; the estimator has "
+                             "callbacks='disable'.")
+        if self.recovery_epochs >= net.max_epochs:
             raise ValueError(f"recovery_epochs={self.recovery_epochs} leaves no pruning epoch: it "
-                             f"must be smaller than the estimator's max_epochs={max_epochs}.")
-        return max_epochs
+                             f"must be smaller than the estimator's max_epochs={net.max_epochs}.")
 
     # -- the two callbacks ---------------------------------------------------------------------
     def _penalty_callback(self):
-        return ModuliPenalty(
-            strength=self.strength, moduli=self.moduli, inhibitor=self.inhibitor,
-            invert=self.invert, norm=self.norm, permute=self.permute,
-            two_embeddings=self.two_embeddings, train_embedding=self.train_embedding,
-            embedding_lr=self.embedding_lr, input_l1=self.input_l1, scope="recurrent",
-            random_state=self._seed(_EMBEDDING_SEED), **(self.space_params or {}))
+        return ModuliPenalty(scope="recurrent", random_state=self._seed(_EMBEDDING_SEED),
+                             **{name: getattr(self, name) for name in _PENALTY_PARAMS},
+                             **(self.space_params or {}))
 
     def _attach(self, net, user_callbacks, pruning):
         """Set ``net.callbacks`` to the user's callbacks plus the penalty and ``pruning``."""
@@ -255,6 +210,7 @@ class ModuliRegularizer(BaseSparsifier):
             net.initialize_callbacks()
 
     # -- fitting -------------------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, **fit_params):
         """Train the net with the moduli penalty and the pruning schedule.
 
@@ -271,12 +227,12 @@ class ModuliRegularizer(BaseSparsifier):
         -------
         self : ModuliRegularizer
         """
-        self._check_params()
+        self._check_estimator()
         for attribute in ("estimator_", "pruned_estimator_", "masks_"):
             if hasattr(self, attribute):  # a previous fit's results
                 delattr(self, attribute)
         net = self._make_estimator(prefit=self.prefit)
-        max_epochs = self._check_epochs(net)
+        max_epochs = net.max_epochs
         user_callbacks = list(net.callbacks or [])
         pruning_epochs = max_epochs - self.recovery_epochs
         start = len(net.history) + 1 if self.prefit else 1
@@ -298,8 +254,7 @@ class ModuliRegularizer(BaseSparsifier):
 
     def _retrain_lottery_ticket(self, net, user_callbacks, max_epochs, X, y, fit_params):
         """Fresh seeded initialisation, the final masks kept, ``max_epochs`` more epochs."""
-        graph = self.neuron_graph()
-        graph.freeze()
+        graph = self.neuron_graph().freeze()
         self.pruned_estimator_ = copy.deepcopy(net)
         masks = {name: mask.float() for name, mask in graph.masks().items()}
         self._attach(net, user_callbacks, GradualMagnitudePruning(
@@ -350,13 +305,9 @@ class ModuliRegularizer(BaseSparsifier):
         sparsity = self.neuron_graph().sparsity(self.prune_scope)["overall"]
         for row in rows:
             self.history_.append({
-                "epoch": len(self.history_) + 1,
-                "phase": phase_of(row["epoch"]),
-                "sparsity": row.get("sparsity", sparsity),
-                "train_loss": row.get("train_loss"),
-                "penalty": row.get(PENALTY_KEY),
-                "score": None,
-            })
+                "epoch": len(self.history_) + 1, "phase": phase_of(row["epoch"]),
+                "sparsity": row.get("sparsity", sparsity), "train_loss": row.get("train_loss"),
+                "penalty": row.get(PENALTY_KEY), "score": None})
         if hasattr(self.estimator_, "score"):
             self.history_[-1]["score"] = float(self.estimator_.score(X, y))
 

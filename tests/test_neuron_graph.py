@@ -12,7 +12,7 @@ from latticeprune.nets import RecurrentNet
 from latticeprune.neuron_graph import NeuronGraph
 
 
-def test_lstm_strengths_match_hand_computed_gate_norms():
+def test_lstm_strengths_match_hand_computed_gate_rms():
     lstm = nn.LSTM(input_size=1, hidden_size=2, batch_first=True)
     w = torch.zeros(8, 2)  # 4 gate blocks (i, f, g, o) of 2 rows; column = presynaptic unit
     # connection 0 -> 1 lives in rows g*2 + 1, column 0: values 1, 2, 2, 4 -> norm 5
@@ -24,7 +24,7 @@ def test_lstm_strengths_match_hand_computed_gate_norms():
     with torch.no_grad():
         lstm.weight_hh_l0.copy_(w)
     graph = NeuronGraph(lstm)
-    expected = np.array([[0.0, 5.0], [3.0, 10.0]])
+    expected = np.array([[0.0, 5.0], [3.0, 10.0]]) / np.sqrt(4)  # RMS over the 4 gate blocks
     np.testing.assert_allclose(graph.layer_strengths(0), expected)
     np.testing.assert_allclose(graph.strength_matrix(), expected)
 

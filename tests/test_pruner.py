@@ -1,5 +1,6 @@
 """LatticePruner: the sklearn meta-transformer around the lattice engine."""
 
+import copy
 import pickle
 
 import numpy as np
@@ -14,8 +15,11 @@ from skorch import NeuralNetClassifier
 from torch import nn
 
 from latticeprune import LatticePruner, RNNClassifier, RNNRegressor
+from latticeprune.callbacks import LatticePruning
+from latticeprune.callbacks.lattice_pruning import analyse, lattice_masks
+from latticeprune.callbacks.pruning_schedule import global_magnitude_masks, random_masks
 from latticeprune.datasets import make_adding_problem
-from latticeprune.neuron_graph import NeuronGraph
+from latticeprune.neuron_graph import NeuronGraph, pruned_count
 
 NET = dict(hidden_size=12, max_epochs=2, random_state=0)
 ONE_SHOT = dict(n_rounds=1, fine_tune_epochs=0)
@@ -44,7 +48,9 @@ def test_achieved_sparsity_is_the_target_within_one_connection(fitted_net, small
     graph = pruner.neuron_graph()
     total = sum(t.weight.numel() for t in graph.tensors_in(scope))
     achieved = pruner.sparsity_["overall"]
-    assert 0.7 <= achieved <= 0.7 + _gates(pruner) / total + 1e-12
+    # the one rounding rule: at least pruned_count(0.7, total) zero entries, at most one
+    # connection (n_gates entries) more
+    assert pruned_count(0.7, total) / total <= achieved <= 0.7 + _gates(pruner) / total + 1e-12
     assert set(pruner.masks_) == {t.name for t in graph.tensors_in(scope)}
 
 
@@ -226,3 +232,33 @@ def test_estimator_without_recurrent_layers_and_unfitted_prefit(small_digits):
         LatticePruner(mlp, **ONE_SHOT).fit(X, y)
     with pytest.raises(NotFittedError, match="prefit=True"):
         LatticePruner(RNNClassifier(), prefit=True).fit(X, y)
+
+
+def test_lattice_pruning_callback_prunes_in_rounds_while_training(small_digits):
+    X, y = small_digits
+    pruning = LatticePruning(sparsity=0.6, n_rounds=2, epochs_per_round=2, start_epoch=2)
+    net = RNNClassifier(cell="gru", callbacks=[pruning], **{**NET, "max_epochs": 4}).fit(X, y)
+    assert [r["round"] for r in pruning.rounds_] == [1, 2]
+    assert [r["target"] for r in pruning.rounds_] == [0.3, 0.6]
+    graph = NeuronGraph(net)
+    assert graph.sparsity()["overall"] == pytest.approx(0.6, abs=3 / 432)
+    assert len(pruning.analysis_.verdict) == graph.n_neurons
+    with pytest.raises(ValueError, match="levels"):
+        LatticePruning(levels=[0.5, 1.0]).initialize()
+
+
+def test_mask_functions_count_with_the_one_rounding_rule(fitted_net):
+    graph = NeuronGraph(copy.deepcopy(fitted_net))
+    tensors = graph.tensors_in("all")
+    total = sum(t.weight.numel() for t in tensors)
+    for masks in (global_magnitude_masks(tensors, 0.55), random_masks(tensors, 0.55, 0)):
+        assert set(masks) == {t.name for t in tensors}
+        assert sum(int((~m).sum()) for m in masks.values()) == pruned_count(0.55, total)
+    np.testing.assert_array_equal(random_masks(tensors, 0.5, 3)[tensors[0].name],
+                                  random_masks(tensors, 0.5, 3)[tensors[0].name])
+    analysis = analyse(graph)
+    assert analysis.persistence is None and analysis.protected is analysis.verdict
+    masks, removed = lattice_masks(graph, tensors, 0.3, analysis)
+    graph.apply_masks(masks)
+    assert removed > 0
+    assert pruned_count(0.3, total) / total <= graph.sparsity("all")["overall"] <= 0.3 + 4 / total

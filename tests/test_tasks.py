@@ -319,7 +319,7 @@ def test_language_model_under_both_sparsifiers_and_grid_search():
         "input", "recurrent", "readout"]  # the embedding is not a Linear: not a tensor here
     pruner = LatticePruner(lm, sparsity=0.9, n_rounds=2, fine_tune_epochs=1,
                            random_state=0).fit(X, y)
-    assert pruner.sparsity_["overall"] >= 0.9
+    assert pruner.sparsity_["overall"] >= round(0.9 * 256) / 256  # pruned_count, W_hh 16 x 16
     assert pruner.score(X, y) < 0
     regularizer = ModuliRegularizer(lm, moduli="klein", target_sparsity=0.9,
                                     random_state=0).fit(X, y)

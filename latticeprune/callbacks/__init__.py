@@ -1,7 +1,9 @@
 """skorch callbacks: attach them to any skorch net, or let the estimators do it for you."""
 
 from .divergence import DivergenceGuard, FitDivergedError
+from .lattice_pruning import LatticePruning
 from .moduli_penalty import ModuliPenalty
 from .pruning_schedule import GradualMagnitudePruning
 
-__all__ = ["DivergenceGuard", "FitDivergedError", "ModuliPenalty", "GradualMagnitudePruning"]
+__all__ = ["DivergenceGuard", "FitDivergedError", "ModuliPenalty", "GradualMagnitudePruning",
+           "LatticePruning"]

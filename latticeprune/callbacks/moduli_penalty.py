@@ -21,27 +21,10 @@ from ..moduli import permute as permute_entries
 from ..moduli import penalty_from_points, penalty_matrix
 from ..neuron_graph import HIDDEN_KINDS, SCOPES, NeuronGraph
 
-__all__ = ["ModuliPenalty", "check_embedding_options"]
+__all__ = ["ModuliPenalty", "HISTORY_KEY"]
 
 #: History key of the penalty (per batch, and its epoch mean).
 HISTORY_KEY = "moduli_penalty"
-
-_OWN_PARAMS = ("strength", "moduli", "inhibitor", "invert", "norm", "permute", "two_embeddings",
-               "train_embedding", "embedding_lr", "input_l1", "scope", "random_state")
-
-
-def check_embedding_options(moduli, space_params, train_embedding, permute):
-    """Build the space and check that ``train_embedding`` is possible with it; return the space."""
-    space = get_space(moduli, **(space_params or {}))
-    if train_embedding and not space.trainable:
-        trainable = [name for name in SPACE_NAMES if get_space(name).trainable]
-        raise ValueError(f"train_embedding=True needs a space whose points can be trained; "
-                         f"moduli={moduli!r} cannot train them. Use one of {trainable} or set "
-                         "train_embedding=False.")
-    if train_embedding and permute:
-        raise ValueError("permute=True (shuffled R, no geometry) cannot be combined with "
-                         "train_embedding=True (points moved in the geometry).")
-    return space
 
 
 class ModuliPenalty(Callback):
@@ -67,32 +50,9 @@ class ModuliPenalty(Callback):
 
     Parameters
     ----------
-    strength : float, default=0.1
-        Weight of the moduli term, >= 0 (0 disables it); see ``ModuliRegularizer`` for how
-        the default was chosen.
-    moduli : str, default="torus"
-        Moduli space, one of ``latticeprune.moduli.SPACE_NAMES``.
-    inhibitor : {"DoG", "gauss", "ripple", "square"}, default="DoG"
-        Function turning distances into penalty weights.
-    invert : bool, default=True
-        Use ``max(R) - R``.
-    norm : {1, 2}, default=1
-        Exponent k of ``|W|^k``.
-    permute : bool, default=False
-        Control: shuffle the entries of every ``R`` (keeps their multiset, destroys the geometry).
-    two_embeddings : bool, default=False
-        Separate presynaptic and postsynaptic points per layer.
-    train_embedding : bool, default=False
-        Make the points torch parameters, moved to lower the penalty by their own
-        ``torch.optim.Adam`` with learning rate ``embedding_lr`` (one step per training
-        batch). Needs a space whose points can train (not ``"standard"``) and
-        ``permute=False``.
-    embedding_lr : float, default=0.01
-        Learning rate of the points' optimiser; the flat spaces have side 10 and the round
-        ones radius 5, so 0.01 moves a point by about 0.1 % of the space per step.
-    input_l1 : float, default=0.0
-        Weight of a plain L1 term, the mean absolute value of each input and read-out weight
-        tensor (these connect hidden units to units without points).
+    strength, moduli, inhibitor, invert, norm, permute, two_embeddings, train_embedding, \
+embedding_lr, input_l1
+        The penalty, as in :class:`~latticeprune.ModuliRegularizer` (same defaults).
     scope : {"recurrent", "all"}, default="recurrent"
         ``"recurrent"``: recurrent and top-down weights; ``"all"``: also feed-forward weights
         between stacked layers.
@@ -142,41 +102,32 @@ class ModuliPenalty(Callback):
     def __init__(self, strength=0.1, moduli="torus", inhibitor="DoG", invert=True, norm=1,
                  permute=False, two_embeddings=False, train_embedding=False, embedding_lr=0.01,
                  input_l1=0.0, scope="recurrent", random_state=None, **space_params):
-        self.strength = strength
-        self.moduli = moduli
-        self.inhibitor = inhibitor
-        self.invert = invert
-        self.norm = norm
-        self.permute = permute
-        self.two_embeddings = two_embeddings
-        self.train_embedding = train_embedding
-        self.embedding_lr = embedding_lr
-        self.input_l1 = input_l1
-        self.scope = scope
-        self.random_state = random_state
-        for name, value in space_params.items():
-            setattr(self, name, value)
+        own = {k: v for k, v in locals().items() if k not in ("self", "space_params")}
+        vars(self).update(own, **space_params)
 
     # -- parameters ----------------------------------------------------------------------------
     @property
     def space_params(self):
         """The ``**space_params`` given at construction (or by ``set_params``)."""
         return {name: getattr(self, name) for name in self._get_param_names()
-                if name not in _OWN_PARAMS}
+                if name not in self._parameter_constraints}
 
     def initialize(self):
         """Validate the parameters; forget the embedding (a re-initialised net gets a new one)."""
-        own = {name: getattr(self, name) for name in _OWN_PARAMS}
+        own = {name: getattr(self, name) for name in self._parameter_constraints}
         validate_parameter_constraints(self._parameter_constraints, own,
                                        caller_name=type(self).__name__)
-        self.space_ = check_embedding_options(self.moduli, self.space_params,
-                                              self.train_embedding, self.permute)
-        self.layout_ = None
-        self.points_ = None
-        self.fixed_penalties_ = None
-        self.embedding_optimizer_ = None
-        self.targets_ = None
-        self.unit_free_targets_ = None
+        self.space_ = get_space(self.moduli, **self.space_params)
+        if self.train_embedding and not self.space_.trainable:
+            trainable = [name for name in SPACE_NAMES if get_space(name).trainable]
+            raise ValueError(f"train_embedding=True needs a space whose points can be trained; "
+                             f"moduli={self.moduli!r} cannot train them. Use one of {trainable} "
+                             "or set train_embedding=False.")
+        if self.train_embedding and self.permute:
+            raise ValueError("permute=True (shuffled R, no geometry) cannot be combined with "
+                             "train_embedding=True (points moved in the geometry).")
+        self.layout_ = self.points_ = self.fixed_penalties_ = self.embedding_optimizer_ = None
+        self.targets_ = self.unit_free_targets_ = None
         return self
 
     # -- embedding -----------------------------------------------------------------------------
@@ -186,9 +137,9 @@ class ModuliPenalty(Callback):
         dtype = torch.get_default_dtype()
         points, penalties = {}, {}
         for layer in graph.layers:
-            R, sampled = penalty_matrix(layer.size, self.moduli, self.inhibitor, self.invert,
+            R, sampled = penalty_matrix(layer.size, self.space_, self.inhibitor, self.invert,
                                         self.permute, rng, two_embeddings=self.two_embeddings,
-                                        return_points=True, **self.space_params)
+                                        return_points=True)
             pre, post = sampled if self.two_embeddings else (sampled, sampled)
             pre = torch.tensor(pre, dtype=dtype, requires_grad=self.train_embedding)
             post = (torch.tensor(post, dtype=dtype, requires_grad=self.train_embedding)
@@ -226,12 +177,9 @@ class ModuliPenalty(Callback):
     def embedding_(self):
         if self.points_ is None:
             raise AttributeError("embedding_ exists after the first on_train_begin.")
-        out = {}
-        for name, (pre, post) in self.points_.items():
-            pre_array = pre.detach().cpu().numpy().copy()
-            out[name] = ((pre_array, post.detach().cpu().numpy().copy()) if self.two_embeddings
-                         else pre_array)
-        return out
+        array = lambda points: points.detach().cpu().numpy().copy()  # noqa: E731
+        return {name: (array(pre), array(post)) if self.two_embeddings else array(pre)
+                for name, (pre, post) in self.points_.items()}
 
     @property
     def penalty_(self):
@@ -256,18 +204,15 @@ class ModuliPenalty(Callback):
 
     def loss_term(self):
         """The term added to the loss, a differentiable scalar tensor (after ``on_train_begin``)."""
-        total = None
+        total = torch.zeros(())
         if self.strength:
-            for t, (src, dst) in self.targets_:
-                term = moduli_penalty(_live_weight(t), self._penalty_of(src, dst), t.n_gates,
-                                      self.norm)
-                total = term if total is None else total + term
-            total = total * self.strength if total is not None else None
+            total = self.strength * sum(
+                moduli_penalty(t.live(), self._penalty_of(src, dst), t.n_gates, self.norm)
+                for t, (src, dst) in self.targets_)
         if self.input_l1:
-            for t in self.unit_free_targets_:
-                term = self.input_l1 * _live_weight(t).abs().mean()
-                total = term if total is None else total + term
-        return torch.zeros(()) if total is None else total
+            total = sum((self.input_l1 * t.live().abs().mean() for t in self.unit_free_targets_),
+                        total)
+        return total
 
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=None,
                          **kwargs):
@@ -292,15 +237,4 @@ class ModuliPenalty(Callback):
     def __getstate__(self):
         # Tensor handles point into the net's module, which skorch pickles on its own; they
         # are rebuilt on the next on_train_begin.
-        state = self.__dict__.copy()
-        state["targets_"] = None
-        state["unit_free_targets_"] = None
-        return state
-
-
-def _live_weight(tensor):
-    """The weight of ``tensor`` as a function of its trainable parameter (masked if pruned)."""
-    if tensor.is_pruned:
-        return (getattr(tensor.owner, tensor.param + "_orig")
-                * getattr(tensor.owner, tensor.param + "_mask"))
-    return getattr(tensor.owner, tensor.param)
+        return {**self.__dict__, "targets_": None, "unit_free_targets_": None}

@@ -1,21 +1,25 @@
-"""Gradual global magnitude pruning during training (docs/methods/moduli.md section 5).
+"""Entry-level pruning rules, and gradual magnitude pruning during training.
 
-At the end of each pruning epoch the weights in scope are ranked together by magnitude and
-the smallest are masked, the sparsity following a schedule from 0 up to ``target_sparsity``,
-which is reached exactly at the last pruning epoch (Zhu & Gupta 2017, "To prune, or not to
-prune"). Masks go through :meth:`NeuronGraph.apply_masks` (``torch.nn.utils.prune``), so a
-pruned weight stays exactly zero through every later optimiser step.
+:func:`global_magnitude_masks` and :func:`random_masks` zero ``pruned_count(sparsity, total)``
+entries of a set of tensors. :class:`GradualMagnitudePruning` applies the first at the end of
+each pruning epoch, the sparsity following :func:`scheduled_sparsity` up to ``target_sparsity``
+(docs/methods/moduli.md section 5; Zhu & Gupta 2017, "To prune, or not to prune"). Masks go
+through :meth:`NeuronGraph.apply_masks` (``torch.nn.utils.prune``), so a pruned weight stays
+exactly zero through every later optimiser step.
 """
 
 import numbers
 
+import numpy as np
 import torch
 from skorch.callbacks import Callback
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
-from ..neuron_graph import SCOPES, NeuronGraph
+from ..neuron_graph import SCOPES, NeuronGraph, pruned_count
 
-__all__ = ["GradualMagnitudePruning", "SCHEDULES", "scheduled_sparsity", "global_magnitude_masks"]
+__all__ = ["GradualMagnitudePruning", "SCHEDULES", "scheduled_sparsity", "global_magnitude_masks",
+           "random_masks"]
 
 #: Valid ``schedule`` names.
 SCHEDULES = ("linear", "cubic")
@@ -61,7 +65,7 @@ def scheduled_sparsity(step, n_steps, target_sparsity, schedule="linear"):
 
 
 def global_magnitude_masks(tensors, sparsity):
-    """Masks that zero exactly ``round(sparsity * total)`` of the smallest entries of ``tensors``.
+    """Masks that zero the ``pruned_count(sparsity, total)`` smallest entries of ``tensors``.
 
     All entries of all tensors are ranked together by the magnitude of the effective (already
     masked) weight; ties are broken by position (tensor order, then row-major), so the result
@@ -77,23 +81,37 @@ def global_magnitude_masks(tensors, sparsity):
     Returns
     -------
     masks : dict
-        ``{tensor name: weight-shaped float tensor of 0/1}``, ready for
-        :meth:`NeuronGraph.apply_masks`.
+        ``{tensor name: weight-shaped bool tensor}``, ready for :meth:`NeuronGraph.apply_masks`.
     """
-    if not tensors:
-        return {}
-    weights = [t.weight.detach() for t in tensors]
-    magnitudes = torch.cat([w.abs().reshape(-1).double().cpu() for w in weights])
-    n_pruned = int(round(sparsity * magnitudes.numel()))
+    magnitudes = torch.cat([t.weight.detach().abs().reshape(-1).double().cpu() for t in tensors])
     keep = torch.ones(magnitudes.numel(), dtype=torch.bool)
-    order = torch.argsort(magnitudes, stable=True)
-    keep[order[:n_pruned]] = False
-    masks, start = {}, 0
-    for t, w in zip(tensors, weights):
-        stop = start + w.numel()
-        masks[t.name] = keep[start:stop].reshape(w.shape).to(dtype=w.dtype, device=w.device)
-        start = stop
-    return masks
+    n_pruned = pruned_count(sparsity, magnitudes.numel())
+    keep[torch.argsort(magnitudes, stable=True)[:n_pruned]] = False
+    return _split(keep, tensors)
+
+
+def random_masks(tensors, sparsity, random_state=None):
+    """Masks that zero uniformly random non-zero entries of ``tensors`` until
+    ``pruned_count(sparsity, total)`` entries are zero (entries already zero stay zero).
+
+    Parameters are as in :func:`global_magnitude_masks`; ``random_state`` seeds the draw.
+    """
+    flat = torch.cat([t.weight.detach().reshape(-1).cpu() for t in tensors]).numpy()
+    candidates = np.flatnonzero(flat)
+    needed = pruned_count(sparsity, flat.size) - (flat.size - candidates.size)
+    keep = torch.ones(flat.size, dtype=torch.bool)
+    if needed > 0:
+        chosen = check_random_state(random_state).choice(
+            candidates, size=min(needed, len(candidates)), replace=False)
+        keep[torch.as_tensor(chosen)] = False
+    return _split(keep, tensors)
+
+
+def _split(keep, tensors):
+    """One flat keep-vector over ``tensors`` as ``{name: weight-shaped mask}``."""
+    sizes = [t.weight.numel() for t in tensors]
+    return {t.name: part.reshape(t.weight.shape)
+            for t, part in zip(tensors, torch.split(keep, sizes))}
 
 
 class GradualMagnitudePruning(Callback):
@@ -101,7 +119,7 @@ class GradualMagnitudePruning(Callback):
 
     At the end of epoch ``start_epoch + k - 1`` (``k = 1 .. pruning_epochs``) the tensors in
     ``scope`` are pruned together to sparsity ``scheduled_sparsity(k, pruning_epochs,
-    target_sparsity, schedule)``: exactly ``round(s * total)`` entries are zero afterwards
+    target_sparsity, schedule)``: exactly ``pruned_count(s, total)`` entries are zero afterwards
     (ties broken by position). The target is reached exactly at the last pruning epoch; in
     later epochs (recovery, fine-tuning) the masks stay as they are. Epochs count the net's
     history (``len(net.history)``, 1 for the first epoch after ``initialize``), so
@@ -126,12 +144,10 @@ class GradualMagnitudePruning(Callback):
 
     Examples
     --------
-    >>> from latticeprune import RNNClassifier
-    >>> from latticeprune.callbacks import GradualMagnitudePruning
-    >>> from latticeprune.datasets import load_digits_sequences
-    >>> X, y = load_digits_sequences(return_X_y=True)
-    >>> net = RNNClassifier(hidden_size=16, max_epochs=4, random_state=0,
-    ...                     callbacks=[GradualMagnitudePruning(target_sparsity=0.8)])
+    >>> from latticeprune import RNNClassifier, datasets
+    >>> X, y = datasets.load_digits_sequences(return_X_y=True)
+    >>> pruning = GradualMagnitudePruning(target_sparsity=0.8)
+    >>> net = RNNClassifier(hidden_size=16, max_epochs=4, random_state=0, callbacks=[pruning])
     >>> net.fit(X[:200], y[:200]).history[:, "sparsity"]
     [0.2001953125, 0.400390625, 0.599609375, 0.7998046875]
     """
@@ -146,35 +162,20 @@ class GradualMagnitudePruning(Callback):
 
     def __init__(self, target_sparsity=0.9, schedule="linear", pruning_epochs=None,
                  scope="recurrent", start_epoch=1):
-        self.target_sparsity = target_sparsity
-        self.schedule = schedule
-        self.pruning_epochs = pruning_epochs
-        self.scope = scope
-        self.start_epoch = start_epoch
+        vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     def initialize(self):
         validate_parameter_constraints(self._parameter_constraints, self.get_params(),
                                        caller_name=type(self).__name__)
         return self
 
-    def n_pruning_epochs(self, net):
-        """Number of pruning epochs for ``net`` (resolves ``pruning_epochs=None``)."""
-        if self.pruning_epochs is not None:
-            return self.pruning_epochs
-        return max(0, net.max_epochs - self.start_epoch + 1)
-
-    def sparsity_at(self, epoch, net):
-        """Scheduled sparsity after the end of ``epoch`` (1-based); 0 before the first step."""
-        step = epoch - self.start_epoch + 1
-        return scheduled_sparsity(step, self.n_pruning_epochs(net), self.target_sparsity,
-                                  self.schedule)
-
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        epoch = len(net.history)
         graph = NeuronGraph(net.module_)
-        step = epoch - self.start_epoch + 1
-        if 1 <= step <= self.n_pruning_epochs(net):
+        n_steps = (self.pruning_epochs if self.pruning_epochs is not None
+                   else max(0, net.max_epochs - self.start_epoch + 1))
+        step = len(net.history) - self.start_epoch + 1
+        if 1 <= step <= n_steps:
             graph.freeze()  # magnitudes of the weights after the epoch's last optimiser step
-            tensors = graph.tensors_in(self.scope)
-            graph.apply_masks(global_magnitude_masks(tensors, self.sparsity_at(epoch, net)))
+            sparsity = scheduled_sparsity(step, n_steps, self.target_sparsity, self.schedule)
+            graph.apply_masks(global_magnitude_masks(graph.tensors_in(self.scope), sparsity))
         net.history.record("sparsity", graph.sparsity(self.scope)["overall"])

@@ -1,0 +1,255 @@
+"""The lattice rule as a skorch callback (docs/methods/lattice.md sections 2-5 and 7).
+
+Round ``k`` of ``n_rounds`` prunes the tensors in ``scope`` to ``sparsity * k / n_rounds``:
+the lattice strategy analyses the surviving neuron graph (:func:`analyse`) and removes whole
+connections in the rule's order (:func:`lattice_masks`); the baselines mask single entries
+(``pruning_schedule.global_magnitude_masks`` / ``random_masks``). Counts follow
+:func:`~latticeprune.neuron_graph.pruned_count`; masks go through ``NeuronGraph.apply_masks``.
+Cost of a lattice round: one irreducibility verdict per backbone level (``len(levels) + 1``,
+twice that for the continuous adjacency) on the neuron graph, and a sort of the connections.
+"""
+
+import numbers
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from skorch.callbacks import Callback
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+
+from .. import lattice
+from ..neuron_graph import HIDDEN_KINDS, SCOPES, NeuronGraph, pruned_count
+from .pruning_schedule import global_magnitude_masks, random_masks
+
+__all__ = ["LatticePruning", "LatticeAnalysis", "STRATEGIES", "analyse", "lattice_masks"]
+
+#: Valid ``strategy`` names: the lattice rule and the paper's two controls.
+STRATEGIES = ("lattice", "magnitude", "random")
+
+
+@dataclass(frozen=True)
+class LatticeAnalysis:
+    """The lattice verdict on one neuron graph (per neuron, in ``NeuronGraph`` order)."""
+
+    verdict: np.ndarray  # meet-irreducible on the backbone
+    persistence: Optional[np.ndarray]  # fraction of filtration levels irreducible, or None
+    rank: np.ndarray  # centrality
+    hasse: lattice.HasseDiagram  # of the backbone's reachability poset
+    counts: dict  # backbone level -> number of meet-irreducible neurons
+
+    @property
+    def protected(self):
+        """What the rule protects: the persistence if graded, else the verdict."""
+        return self.verdict if self.persistence is None else self.persistence
+
+
+def analyse(graph, backbone=0.95, order="context", centrality="pagerank", levels=None,
+            graded=False):
+    """The :class:`LatticeAnalysis` of ``graph``'s hidden-neuron strengths.
+
+    ``levels`` (None: :func:`~latticeprune.lattice.filtration_levels`) give the irreducible
+    counts and, with ``graded=True``, the persistence.
+    """
+    strength = graph.strength_matrix(HIDDEN_KINDS)
+    adjacency = lattice.binary_adjacency(strength, backbone)
+    levels = lattice.filtration_levels() if levels is None else np.asarray(levels, dtype=float)
+    counts = {float(q): int(lattice.meet_irreducible(
+        lattice.binary_adjacency(strength, q), order=order).sum())
+        for q in sorted(set(levels) | {backbone})}
+    return LatticeAnalysis(
+        verdict=lattice.meet_irreducible(adjacency, order=order),
+        persistence=(lattice.irreducibility_persistence(strength, levels, order=order)
+                     if graded else None),
+        rank=lattice.centrality(strength, kind=centrality),
+        hasse=lattice.hasse_diagram(adjacency), counts=counts)
+
+
+def lattice_masks(graph, tensors, sparsity, analysis, centrality_quantile=0.5):
+    """``({tensor name: weight mask}, connections removed)``: the lattice rule on ``tensors``.
+
+    With a ``sparsity`` target, connections go in :func:`~latticeprune.lattice.removal_order`
+    until ``pruned_count(sparsity, total)`` entries are zero (the last connection may overshoot
+    by up to its gate count); with ``sparsity=None`` every outgoing connection of the neurons
+    :func:`~latticeprune.lattice.structural_removals` drops (on the complete graph, with the
+    continuous adjacency a neuron irreducible on at least half of the filtration is protected).
+    """
+    graded = analysis.persistence is not None
+    nodes = _ConnectionNodes(graph, tensors)
+    strength = nodes.strength_matrix()
+    n = graph.n_neurons
+    if sparsity is None:
+        safe = analysis.protected >= 0.5 if graded else analysis.protected
+        dropped = np.zeros(nodes.size, dtype=bool)
+        dropped[np.unique(lattice.structural_removals(
+            np.ones((n, n)), safe, analysis.rank, centrality_quantile) // n)] = True
+        existing = np.flatnonzero(strength.ravel() > 0)
+        order = existing[dropped[existing // nodes.size]]
+    else:
+        safe = np.ones(nodes.size) if graded else np.ones(nodes.size, dtype=bool)
+        safe[:n] = analysis.protected
+        rank = np.zeros(nodes.size)
+        rank[:n] = analysis.rank
+        order = lattice.removal_order(strength, safe, rank, graded=graded)
+        total = sum(t.weight.numel() for t in tensors)
+        needed = pruned_count(sparsity, total) - sum(int((t.weight == 0).sum()) for t in tensors)
+        zeroed = np.cumsum(nodes.nonzero_entries(order))
+        order = order[:int(np.searchsorted(zeroed, needed)) + 1] if needed > 0 else order[:0]
+    return nodes.masks_without(order), int(len(order))
+
+
+class _ConnectionNodes:
+    """Connections of the tensors in scope as one square graph the lattice rule can order.
+
+    Hidden neurons come first (indices ``0 .. n_neurons - 1``); input features, read-out
+    outputs and the inputs of read-out layers that do not read the top layer get nodes of
+    their own after them. Strengths are :meth:`WeightTensor.strengths` (gate-block RMS).
+    """
+
+    def __init__(self, graph, tensors):
+        self.blocks = []  # (tensor, src slice, dst slice)
+        size = graph.n_neurons
+        for t in tensors:
+            n_dst, n_src = t.weight.shape[0] // t.n_gates, t.weight.shape[1]
+            if t.src is not None and graph.layers[t.src].size == n_src:
+                src = graph.layer_slice(t.src)
+            else:
+                src, size = slice(size, size + n_src), size + n_src
+            if t.dst is not None:
+                dst = graph.layer_slice(t.dst)
+            else:
+                dst, size = slice(size, size + n_dst), size + n_dst
+            self.blocks.append((t, src, dst))
+        self.size = size
+
+    def strength_matrix(self):
+        strength = np.zeros((self.size, self.size))
+        for t, src, dst in self.blocks:
+            strength[src, dst] = t.strengths()
+        return strength
+
+    def nonzero_entries(self, flat_indices):
+        """Weight entries still non-zero in each listed connection (what removing it zeroes)."""
+        counts = np.zeros((self.size, self.size), dtype=np.int64)
+        for t, src, dst in self.blocks:
+            w = t.weight.detach().cpu().numpy() != 0
+            counts[src, dst] = w.reshape(t.n_gates, -1, w.shape[1]).sum(axis=0).T
+        return counts.ravel()[flat_indices]
+
+    def masks_without(self, flat_indices):
+        """Weight masks that remove the listed connections, for every tensor in scope."""
+        keep = np.ones(self.size * self.size, dtype=bool)
+        keep[np.asarray(flat_indices, dtype=np.int64)] = False
+        keep = keep.reshape(self.size, self.size)
+        return {t.name: t.weight_mask(keep[src, dst]) for t, src, dst in self.blocks}
+
+
+class LatticePruning(Callback):
+    """skorch callback: prune by the dependency lattice (or a baseline) in rounds.
+
+    Round ``k`` (``k = 1 .. n_rounds``) starts epoch ``start_epoch + (k - 1) *
+    epochs_per_round`` (1-based, counted in the net's history, so ``partial_fit`` calls
+    continue the count) by pruning the tensors in ``scope`` to ``sparsity * k / n_rounds``;
+    the epochs in between fine-tune with the masks fixed. :meth:`prune` runs one round
+    directly (one-shot pruning without training).
+
+    Parameters
+    ----------
+    sparsity, n_rounds, strategy, adjacency, order, backbone, levels, centrality, \
+centrality_quantile, scope
+        The rule, as in :class:`~latticeprune.LatticePruner` (same defaults).
+    epochs_per_round : int, default=1
+        Epochs from one round to the next.
+    start_epoch : int, default=1
+        Epoch whose beginning is the first round.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random strategy (round ``k`` draws from ``random_state + k``).
+
+    Attributes
+    ----------
+    rounds_ : list of dict
+        Per round: ``round``, ``target`` and ``achieved`` sparsity, ``removed`` (connections,
+        or entries for the baselines), ``meet_irreducible`` (count; None for the baselines).
+    analysis_ : LatticeAnalysis or None
+        The lattice strategy's analysis of the last round's graph.
+
+    Examples
+    --------
+    >>> from latticeprune import RNNClassifier, datasets
+    >>> from latticeprune.callbacks import LatticePruning
+    >>> X, y = datasets.load_digits_sequences(return_X_y=True)
+    >>> pruning = LatticePruning(sparsity=0.6, n_rounds=2, start_epoch=2)
+    >>> net = RNNClassifier(hidden_size=16, max_epochs=3, random_state=0, callbacks=[pruning])
+    >>> net = net.fit(X[:200], y[:200])  # rounds at the start of epochs 2 and 3
+    >>> [round(r["achieved"], 1) for r in pruning.rounds_]
+    [0.3, 0.6]
+    """
+
+    _parameter_constraints = {
+        "sparsity": [Interval(numbers.Real, 0, 1, closed="left"), None],
+        "n_rounds": [Interval(numbers.Integral, 1, None, closed="left")],
+        "epochs_per_round": [Interval(numbers.Integral, 1, None, closed="left")],
+        "start_epoch": [Interval(numbers.Integral, 1, None, closed="left")],
+        "strategy": [StrOptions(set(STRATEGIES))],
+        "adjacency": [StrOptions({"binary", "continuous"})],
+        "order": [StrOptions(set(lattice.ORDERS))],
+        "backbone": [Interval(numbers.Real, 0, 1, closed="left")],
+        "levels": ["array-like", None],
+        "centrality": [StrOptions(set(lattice.CENTRALITIES))],
+        "centrality_quantile": [Interval(numbers.Real, 0, 1, closed="both")],
+        "scope": [StrOptions(set(SCOPES))],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, sparsity=0.5, n_rounds=5, epochs_per_round=1, start_epoch=1,
+                 strategy="lattice", adjacency="binary", order="context", backbone=0.95,
+                 levels=None, centrality="pagerank", centrality_quantile=0.5,
+                 scope="recurrent", random_state=None):
+        vars(self).update({k: v for k, v in locals().items() if k != "self"})
+
+    def initialize(self):
+        """Validate the parameters; forget earlier rounds."""
+        validate_parameter_constraints(self._parameter_constraints, self.get_params(),
+                                       caller_name=type(self).__name__)
+        if self.sparsity is None and self.strategy != "lattice":
+            raise ValueError(f"sparsity=None (the structure decides) needs strategy='lattice'; "
+                             f"got strategy={self.strategy!r}.")
+        if self.levels is not None:  # TODO(core): lattice.check_levels(self.levels)
+            levels = np.asarray(self.levels, dtype=float)
+            if levels.ndim != 1 or not levels.size or ((levels < 0) | (levels >= 1)).any():
+                raise ValueError(f"levels must be a non-empty 1-D sequence of backbone "
+                                 f"quantiles in [0, 1); got {self.levels!r}.")
+        self.rounds_, self.analysis_ = [], None
+        return self
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        step, offset = divmod(len(net.history) - self.start_epoch, self.epochs_per_round)
+        if offset == 0 and 0 <= step < self.n_rounds:
+            self.prune(net.module_)
+
+    def prune(self, module):
+        """Run the next round on ``module`` (a torch module or fitted net); returns its record."""
+        graph = NeuronGraph(module).freeze()  # the weights after the last optimiser step
+        k = len(self.rounds_) + 1
+        target = None if self.sparsity is None else self.sparsity * k / self.n_rounds
+        tensors = graph.tensors_in(self.scope)
+        zeros = sum(int((t.weight == 0).sum()) for t in tensors)
+        if self.strategy == "lattice":
+            self.analysis_ = analyse(graph, self.backbone, self.order, self.centrality,
+                                     self.levels, graded=self.adjacency == "continuous")
+            masks, removed = lattice_masks(graph, tensors, target, self.analysis_,
+                                           self.centrality_quantile)
+        elif self.strategy == "magnitude":
+            masks, removed = global_magnitude_masks(tensors, target), None
+        else:
+            seed = self.random_state
+            masks, removed = random_masks(tensors, target, seed + k if isinstance(
+                seed, numbers.Integral) else seed), None
+        graph.apply_masks(masks)
+        if removed is None:  # entries newly zeroed
+            removed = sum(int((t.weight == 0).sum()) for t in tensors) - zeros
+        self.rounds_.append({
+            "round": k, "target": target, "removed": removed,
+            "meet_irreducible": (None if self.strategy != "lattice"
+                                 else int(self.analysis_.verdict.sum())),
+            "achieved": graph.sparsity(self.scope)["overall"]})
+        return self.rounds_[-1]
