@@ -52,7 +52,7 @@ def analyse(graph, backbone=0.95, order="context", centrality="pagerank", levels
     """
     strength = graph.strength_matrix(HIDDEN_KINDS)
     adjacency = lattice.binary_adjacency(strength, backbone)
-    levels = lattice.filtration_levels() if levels is None else np.asarray(levels, dtype=float)
+    levels = lattice.check_levels(levels)
     counts = {float(q): int(lattice.meet_irreducible(
         lattice.binary_adjacency(strength, q), order=order).sum())
         for q in sorted(set(levels) | {backbone})}
@@ -213,11 +213,7 @@ centrality_quantile, scope
         if self.sparsity is None and self.strategy != "lattice":
             raise ValueError(f"sparsity=None (the structure decides) needs strategy='lattice'; "
                              f"got strategy={self.strategy!r}.")
-        if self.levels is not None:  # TODO(core): lattice.check_levels(self.levels)
-            levels = np.asarray(self.levels, dtype=float)
-            if levels.ndim != 1 or not levels.size or ((levels < 0) | (levels >= 1)).any():
-                raise ValueError(f"levels must be a non-empty 1-D sequence of backbone "
-                                 f"quantiles in [0, 1); got {self.levels!r}.")
+        self.levels_ = lattice.check_levels(self.levels)
         self.rounds_, self.analysis_ = [], None
         return self
 
@@ -235,7 +231,7 @@ centrality_quantile, scope
         zeros = sum(int((t.weight == 0).sum()) for t in tensors)
         if self.strategy == "lattice":
             self.analysis_ = analyse(graph, self.backbone, self.order, self.centrality,
-                                     self.levels, graded=self.adjacency == "continuous")
+                                     self.levels_, graded=self.adjacency == "continuous")
             masks, removed = lattice_masks(graph, tensors, target, self.analysis_,
                                            self.centrality_quantile)
         elif self.strategy == "magnitude":
