@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from joblib import effective_n_jobs
+from sklearn.metrics import check_scoring
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_scalar
@@ -83,10 +84,6 @@ def _count(value):
     return int(value) if value.is_integer() else round(value, 1)
 
 
-def _score(estimator, X, y):
-    return estimator.score(X, y)
-
-
 def _epochs(estimator, X, y):
     """Epochs the fitted net inside a pipeline trained (read as a 'score' of each CV fit)."""
     return len(find_net(estimator[-1]).history)
@@ -101,7 +98,8 @@ class _ProgressSearch(GridSearchCV):
     """
 
     def __init__(self, estimator, param_grid, *, cv, n_jobs, out):
-        super().__init__(estimator, param_grid, scoring={"score": _score, "epochs": _epochs},
+        super().__init__(estimator, param_grid,
+                         scoring={"score": check_scoring(estimator), "epochs": _epochs},
                          refit="score", cv=cv, n_jobs=n_jobs)
         self.out = out
 
