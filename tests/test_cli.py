@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from conftest import SHARED_DATA
-from latticeprune.cli import build_parser, run_demo
+from latticeprune import cli
+from latticeprune.cli import EPOCHS_NOTE, build_parser, run_demo
 
 SMALL = ["--epochs", "2", "--hidden-size", "8", "--cv", "2"]
 
@@ -31,6 +32,18 @@ def test_demo_prints_the_table_and_writes_plot_and_json(tmp_path):
         for value in (row["cv accuracy"], row.get("test accuracy", "")):
             assert str(value) in text
     assert (tmp_path / "accuracy_vs_sparsity.png").stat().st_size > 1000
+    # one short progress line per candidate, no estimator reprs, sizes read from the fitted net
+    assert "[1/8] lattice binary @ 0.5: cv accuracy " in text
+    assert "[8/8] moduli torus @ 0.9: cv accuracy " in text
+    assert "RNNClassifier(" not in text and "[CV]" not in text
+    assert max(len(line) for line in text.splitlines() if not line.startswith("wrote ")) <= 100
+    assert len(text.splitlines()) <= 2 + 1 + 8 + 2 + len(rows) + 2
+    assert "dense net (lstm 8 units; 2 epochs)" in text
+    # the table says how many epochs each net trained: the pruned ones fine-tuned on top
+    assert EPOCHS_NOTE in text
+    dense_epochs = rows[0]["epochs"]
+    assert dense_epochs == 2
+    assert all(row["epochs"] > dense_epochs for row in rows if row["method"].startswith("lattice"))
 
 
 def test_module_entry_point_and_errors():
@@ -51,3 +64,80 @@ def test_demo_on_mnist_folder(tmp_path):
     run_demo(args, out=out)
     assert "8000 train / 2000 test sequences of 28 steps x 28 features" in out.getvalue()
     assert (tmp_path / "results.json").exists()
+
+
+def _help_entries(text):
+    """(option line, help text) of each option in an argparse help output."""
+    lines = text.split("options:")[1].splitlines()[1:]
+    entries = []
+    for line in lines:
+        if line.startswith("  -"):
+            name, _, help_text = line.strip().partition("  ")
+            entries.append([name, help_text.strip()])
+        elif line.strip() and entries:
+            entries[-1][1] += " " + line.strip()
+    return entries
+
+
+def test_every_demo_option_has_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    entries = _help_entries(capsys.readouterr().out)
+    assert len(entries) == 11
+    assert all(help_text for _, help_text in entries), entries
+
+
+def _mnist_without_files(tmp_path):
+    return ["--dataset", "mnist", "--data", str(tmp_path)]
+
+
+@pytest.mark.parametrize("argv, option", [
+    (lambda tmp: ["--dataset", "mnist", "--data", str(tmp / "missing")], "--data"),
+    (lambda tmp: ["--dataset", "mnist"], "--data"),
+    (lambda tmp: ["--data", str(tmp)], "--data"),
+    (_mnist_without_files, "--data"),
+    (lambda tmp: ["--sparsities", "1.5"], "--sparsities"),
+    (lambda tmp: ["--sparsities", "0.5", "1.0"], "--sparsities"),
+    (lambda tmp: ["--sparsities", "-0.1"], "--sparsities"),
+    (lambda tmp: ["--sparsities", "nan"], "--sparsities"),
+    (lambda tmp: ["--sparsities", "half"], "--sparsities"),
+    (lambda tmp: ["--n-jobs", "0"], "--n-jobs"),
+    (lambda tmp: ["--folds", "1"], "--folds"),
+    (lambda tmp: ["--cv", "0"], "--folds"),
+    (lambda tmp: ["--cv", "5000"], "--folds"),
+    (lambda tmp: ["--dataset", "cifar"], "--dataset"),
+    (lambda tmp: ["--cell", "transformer"], "--cell"),
+    (lambda tmp: ["--epochs", "0"], "--epochs"),
+    (lambda tmp: ["--hidden-size", "x"], "--hidden-size"),
+    (lambda tmp: ["--random-state", "-1"], "--random-state"),
+    (lambda tmp: ["--output", str(tmp / "a-file" / "out")], "--output"),
+])
+def test_bad_arguments_exit_2_before_any_training(argv, option, tmp_path, capsys, monkeypatch):
+    (tmp_path / "a-file").write_text("not a folder")
+    started = []
+    monkeypatch.setattr(cli, "run_demo", lambda *args, **kwargs: started.append(args))
+    monkeypatch.setattr(cli.RNNClassifier, "fit", lambda *args, **kwargs: started.append(args))
+    argv = argv(tmp_path)
+    if "--output" not in argv:
+        argv += ["--output", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("latticeprune demo: error: argument ")
+    assert option in errors[0]
+    assert not started
+
+
+def test_valid_arguments_reach_the_demo(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli, "run_demo", lambda args, data: calls.append((args, data)))
+    out = tmp_path / "new" / "folder"
+    assert cli.main(["demo", "--folds", "4", "--n-jobs", "-1", "--sparsities", "0", "0.95",
+                     "--output", str(out)]) == 0
+    (args, (X_train, X_test, y_train, y_test)), = calls
+    assert args.cv == 4 and args.n_jobs == -1 and args.sparsities == [0.0, 0.95]
+    assert out.is_dir() and len(X_train) == len(y_train) == 1347
