@@ -35,23 +35,20 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import breadth_first_order
 from torch import nn
 
-from ..nets import N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet, run_top_down
+from ..nets import N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet, fused_rnn, run_top_down
+from ..neuron_graph import NeuronGraph, live_weight
 
 __all__ = ["LayerWeights", "RecurrentWeights", "CompactionReport", "CompactRecurrentNet",
            "read_weights", "compact_weights", "compact", "OBSERVE"]
 
 #: What the compacted net must reproduce: the read-out, or every top-layer hidden state.
 OBSERVE = ("outputs", "hidden")
-
-_TORCH_CELLS = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
-_FUSED = {"rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
-          "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
-          "lstm": (nn.LSTM, {}), "gru": (nn.GRU, {})}
+_KEYS = ("weight_ih", "weight_hh", "weight_td", "bias_ih", "bias_hh")
 
 
 @dataclass
 class LayerWeights:
-    """Effective weights of one recurrent layer, gates in torch's order (LSTM ifgo, GRU rzn).
+    """Live weights of one recurrent layer, gates in torch's order (LSTM ifgo, GRU rzn).
 
     Attributes
     ----------
@@ -86,13 +83,6 @@ class LayerWeights:
     @property
     def input_size(self):
         return self.weight_ih.shape[1]
-
-    def matrices(self):
-        """The weight matrices as ``{"ih": ..., "hh": ..., "td": ...}`` (``td`` only if present)."""
-        found = {"ih": self.weight_ih, "hh": self.weight_hh}
-        if self.weight_td is not None:
-            found["td"] = self.weight_td
-        return found
 
     def select(self, keep, keep_below, keep_above):
         """The layer restricted to units ``keep`` (and its inputs to ``keep_below``/``keep_above``).
@@ -147,11 +137,9 @@ class RecurrentWeights:
         return [layer.hidden_size for layer in self.layers]
 
     def nbytes(self):
-        """Bytes of all weight and bias arrays (dense)."""
-        arrays = [a for layer in self.layers for a in
-                  (*layer.matrices().values(), layer.bias_ih, layer.bias_hh)]
-        arrays += [a for a in (self.readout_weight, self.readout_bias) if a is not None]
-        return int(sum(a.nbytes for a in arrays))
+        """Bytes of the recurrent layers' weight and bias arrays (dense; read-out excluded)."""
+        return int(sum(getattr(layer, key).nbytes for layer in self.layers for key in _KEYS
+                       if getattr(layer, key) is not None))
 
 
 @dataclass
@@ -174,45 +162,13 @@ class CompactionReport:
     undriven: list = field(default_factory=list)
 
 
-# -- reading a module ------------------------------------------------------------------------
-def _effective(owner, name):
-    """``owner.<name>`` as float32 array; ``<name>_orig * <name>_mask`` if pruned."""
-    if hasattr(owner, name + "_orig") and hasattr(owner, name + "_mask"):
-        weight = getattr(owner, name + "_orig") * getattr(owner, name + "_mask")
-    else:
-        weight = getattr(owner, name)
-    return weight.detach().cpu().to(torch.float32).numpy().copy()
-
-
-def _read_torch_rnn(rnn):
-    if rnn.bidirectional:
-        raise ValueError("Bidirectional recurrent layers are not supported: a step loop runs "
-                         "forward in time only.")
-    if getattr(rnn, "proj_size", 0):
-        raise ValueError("LSTMs with proj_size > 0 are not supported.")
-    cell = _TORCH_CELLS[rnn.mode]
-    layers = []
-    for k in range(rnn.num_layers):
-        weight_ih = _effective(rnn, f"weight_ih_l{k}")
-        rows = weight_ih.shape[0]
-        biases = [(_effective(rnn, f"bias_{kind}_l{k}") if rnn.bias
-                   else np.zeros(rows, dtype=np.float32)) for kind in ("ih", "hh")]
-        layers.append(LayerWeights(cell, weight_ih, _effective(rnn, f"weight_hh_l{k}"), None,
-                                   *biases, np.arange(rnn.hidden_size)))
-    return layers
-
-
-def _read_hierarchical(net):
-    return [LayerWeights(layer.cell, _effective(layer, "weight_ih"),
-                         _effective(layer, "weight_hh"),
-                         None if layer.weight_td is None else _effective(layer, "weight_td"),
-                         _effective(layer, "bias_ih"), _effective(layer, "bias_hh"),
-                         np.arange(layer.hidden_size))
-            for layer in net.layers]
+def _array(tensor):
+    return tensor.detach().cpu().to(torch.float32).numpy().copy()
 
 
 def read_weights(module):
-    """Read the effective weights of a recurrent torch module.
+    """Read the live (masked) weights of a recurrent torch module through its
+    :class:`~latticeprune.neuron_graph.NeuronGraph`.
 
     Parameters
     ----------
@@ -230,26 +186,23 @@ def read_weights(module):
     ValueError
         For bidirectional layers or LSTMs with projections.
     """
-    if isinstance(module, RecurrentNet):
-        encoder = module.encoder
-        inner = read_weights(encoder)
-        readout = module.readout
-        bias = (_effective(readout, "bias") if readout.bias is not None
-                else np.zeros(readout.out_features, dtype=np.float32))
-        return replace(inner, readout_weight=_effective(readout, "weight"), readout_bias=bias,
-                       sequence_output=bool(module.sequence_output), batch_first=True)
-    if isinstance(module, HierarchicalRNN):
-        layers = _read_hierarchical(module)
-        return RecurrentWeights(layers, True, module.input_size, batch_first=True,
-                                top_size=layers[-1].hidden_size)
-    if isinstance(module, nn.RNNBase):
-        layers = _read_torch_rnn(module)
-        return RecurrentWeights(layers, False, module.input_size,
-                                batch_first=bool(module.batch_first),
-                                top_size=layers[-1].hidden_size)
-    raise TypeError(
-        f"Cannot build an inference form of {type(module).__name__}: expected a "
-        "latticeprune RecurrentNet, a HierarchicalRNN, or a torch nn.RNN / nn.LSTM / nn.GRU.")
+    encoder = module.encoder if isinstance(module, RecurrentNet) else module
+    if not isinstance(encoder, (HierarchicalRNN, nn.RNNBase)):
+        raise TypeError(
+            f"Cannot build an inference form of {type(module).__name__}: expected a "
+            "latticeprune RecurrentNet, a HierarchicalRNN, or a torch nn.RNN / nn.LSTM / nn.GRU.")
+    layers = [LayerWeights(layer.cell, **layer.arrays(), units=np.arange(layer.size))
+              for layer in NeuronGraph(encoder).layers]
+    weights = RecurrentWeights(layers, isinstance(encoder, HierarchicalRNN), encoder.input_size,
+                               batch_first=bool(getattr(encoder, "batch_first", True)),
+                               top_size=layers[-1].hidden_size)
+    if encoder is module:
+        return weights
+    readout = module.readout
+    bias = (_array(live_weight(readout, "bias")) if readout.bias is not None
+            else np.zeros(readout.out_features, dtype=np.float32))
+    return replace(weights, readout_weight=_array(live_weight(readout, "weight")),
+                   readout_bias=bias, sequence_output=bool(module.sequence_output))
 
 
 # -- compaction ------------------------------------------------------------------------------
@@ -350,15 +303,13 @@ def _fused_layer(layer):
     """
     if layer.hidden_size == 0:
         return None
-    rnn_class, extra = _FUSED[layer.cell]
     weight_ih = layer.weight_ih
     if weight_ih.shape[1] == 0:
         weight_ih = np.zeros((weight_ih.shape[0], 1), dtype=np.float32)
-    rnn = rnn_class(weight_ih.shape[1], layer.hidden_size, batch_first=True, **extra)
-    with torch.no_grad():
-        for name, value in [("weight_ih_l0", weight_ih), ("weight_hh_l0", layer.weight_hh),
-                            ("bias_ih_l0", layer.bias_ih), ("bias_hh_l0", layer.bias_hh)]:
-            getattr(rnn, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+    rnn = fused_rnn(layer.cell, weight_ih.shape[1], layer.hidden_size)
+    rnn.load_state_dict({f"{key}_l0": torch.from_numpy(np.ascontiguousarray(value)) for key, value
+                         in [("weight_ih", weight_ih), ("weight_hh", layer.weight_hh),
+                             ("bias_ih", layer.bias_ih), ("bias_hh", layer.bias_hh)]})
     return rnn.eval()
 
 
