@@ -8,8 +8,7 @@ cannot influence what the net exposes, and removes them:
   layer-to-layer, recurrent or top-down matrix) leads from it to an exposed value: a non-zero
   read-out column (``observe="outputs"``), or any top-layer unit (``observe="hidden"``, what
   ``transform`` and a bare recurrent module return). Every unit that is not observed goes,
-  with its rows and columns in every matrix. That covers units with no outgoing connections
-  and units whose every connection is pruned.
+  with its rows and columns in every matrix.
 * a unit is **driven** when a path leads to it from the input features. An observed unit that
   is not driven (every incoming connection pruned, biases left) is input-independent but not
   constant: an LSTM unit's cell integrates its biases (``c_t = f c_{t-1} + i g``), a GRU unit
@@ -19,10 +18,11 @@ cannot influence what the net exposes, and removes them:
   ordinary recurrent net that torch's fused kernels run, outputs are identical, and in the
   sparse engine their empty rows cost no multiply-adds.
 
-The result, :class:`CompactRecurrentNet`, is a torch module: one ``nn.RNN`` / ``nn.LSTM`` /
-``nn.GRU`` per layer (layers may now differ in size) or, for top-down nets, a step loop over
-:class:`~latticeprune.nets.HierarchicalLayer`-style layers. :class:`RecurrentWeights` is the
-plain-array description both this module and :mod:`latticeprune.inference.sparse` build from.
+Both searches are breadth-first over the unit graph (``scipy.sparse.csgraph``), O(non-zeros).
+The result, :class:`CompactRecurrentNet`, is a torch module: one fused ``nn.RNN`` / ``nn.LSTM``
+/ ``nn.GRU`` per layer (layers may now differ in size) or, for top-down nets, a step loop.
+:class:`RecurrentWeights`, read through :class:`~latticeprune.neuron_graph.NeuronGraph`, is the
+plain-array description this module and :mod:`latticeprune.inference.sparse` build from.
 """
 
 import warnings
@@ -119,8 +119,6 @@ class RecurrentWeights:
         The read-out is applied to every step, not only the last.
     batch_first : bool
         Layout of the source module's ``forward`` input.
-    top_size : int
-        Hidden size of the original top layer (the width of ``transform``).
     """
 
     layers: List[LayerWeights]
@@ -130,7 +128,6 @@ class RecurrentWeights:
     readout_bias: Optional[np.ndarray] = None
     sequence_output: bool = False
     batch_first: bool = True
-    top_size: int = 0
 
     @property
     def hidden_sizes(self):
@@ -194,8 +191,7 @@ def read_weights(module):
     layers = [LayerWeights(layer.cell, **layer.arrays(), units=np.arange(layer.size))
               for layer in NeuronGraph(encoder).layers]
     weights = RecurrentWeights(layers, isinstance(encoder, HierarchicalRNN), encoder.input_size,
-                               batch_first=bool(getattr(encoder, "batch_first", True)),
-                               top_size=layers[-1].hidden_size)
+                               batch_first=bool(getattr(encoder, "batch_first", True)))
     if encoder is module:
         return weights
     readout = module.readout
@@ -250,10 +246,7 @@ def _unit_roles(weights, observe):
     observed = np.zeros(n_units + 2, dtype=bool)
     observed[breadth_first_order(graph.T.tocsr(), sink, directed=True,
                                  return_predecessors=False)] = True
-    def per_layer(flags):
-        return [flags[offsets[i]:offsets[i + 1]] for i in range(len(sizes))]
-
-    return per_layer(observed), per_layer(driven)
+    return np.split(observed[:n_units], offsets[1:-1]), np.split(driven[:n_units], offsets[1:-1])
 
 
 def compact_weights(weights, observe="outputs"):
@@ -372,13 +365,11 @@ class CompactRecurrentNet(nn.Module):
         self.layers = nn.ModuleList([make(layer) for layer in weights.layers])
         self.readout = None
         if weights.readout_weight is not None:
-            n_out, n_in = weights.readout_weight.shape
             with warnings.catch_warnings():  # a read-out left with no inputs has 0 weights
                 warnings.filterwarnings("ignore", "Initializing zero-element", UserWarning)
-                self.readout = nn.Linear(n_in, n_out)
-            with torch.no_grad():
-                self.readout.weight.copy_(torch.from_numpy(weights.readout_weight))
-                self.readout.bias.copy_(torch.from_numpy(weights.readout_bias))
+                self.readout = nn.Linear(*weights.readout_weight.shape[::-1])
+            self.readout.load_state_dict({"weight": torch.from_numpy(weights.readout_weight),
+                                          "bias": torch.from_numpy(weights.readout_bias)})
         self.eval()
 
     def encode(self, x):

@@ -26,14 +26,7 @@ from .sparse import MIN_SPARSITY, SparseRecurrentNet, runs_sparse, sparse_batche
 
 __all__ = ["to_inference", "FastRecurrentNet", "ENGINES"]
 
-#: ``"auto"``: per layer and batch size, the CSR step loop where it pays (recurrent matrix at
-#: least ``MIN_SPARSITY`` sparse, and the layer, or the batch that shares the loop's fixed
-#: per-step cost, large enough: :func:`~latticeprune.inference.sparse.sparse_batches`),
-#: torch's fused dense kernel elsewhere. A layer whose loop pays at batch 1 and for large
-#: batches runs it for every batch size (no dense copy kept for the small batches in between);
-#: a layer that pays only for large batches keeps both forms. Top-down nets run the step loop
-#: with each matrix CSR or dense by ``MIN_SPARSITY``. ``"sparse"``: CSR step loop everywhere.
-#: ``"dense"``: the compacted net on torch's dense kernels.
+#: Valid ``engine`` values of :func:`to_inference` (which describes them).
 ENGINES = ("auto", "sparse", "dense")
 
 #: Plans ``(sparse at batch 1, sparse from this batch size or None)`` of a layer run by one
@@ -52,10 +45,6 @@ class _LayerStack:
 
     def __init__(self, layers):
         self.layers = layers
-        # runs_dense in O(1): dense at batch 1, and for batches below the smallest threshold.
-        self._dense_at_one = not any(plan[0] for plan, _, _ in layers)
-        self._sparse_from = min([plan[1] for plan, _, _ in layers if plan[1] is not None],
-                                default=None)
 
     def encode(self, x, need_sequence):
         below, time_major, batch = x, False, x.shape[0]
@@ -77,9 +66,7 @@ class _LayerStack:
 
     def runs_dense(self, batch):
         """Whether every layer runs on torch's fused kernel for ``batch`` sequences."""
-        if batch == 1:
-            return self._dense_at_one
-        return self._sparse_from is None or batch < self._sparse_from
+        return not any(runs_sparse(plan, batch) for plan, _, _ in self.layers)
 
     def encode_tensor(self, x):
         """Top-layer states (batch, steps, hidden) of tensor ``x``, for a batch that
@@ -106,10 +93,8 @@ def _describe(plan):
     """``layer_engines`` entry of a layer run by ``plan``."""
     if plan in (_ALWAYS_SPARSE, _NEVER_SPARSE):
         return "sparse" if plan == _ALWAYS_SPARSE else "dense"
-    at_one, from_batch = plan
-    batches = ("dense for batches" if from_batch is None
-               else f"dense for batches below {from_batch}, sparse from it")
-    return f"{'sparse' if at_one else 'dense'} at batch 1, {batches}"
+    return (f"{'sparse' if plan[0] else 'dense'} at batch 1, dense for batches"
+            + ("" if plan[1] is None else f" below {plan[1]}, sparse from it"))
 
 
 def _tensor_nbytes(module):
@@ -124,9 +109,7 @@ def _build_runner(weights, engine):
         return _TorchRunner(net), ["dense"] * len(weights.layers), _tensor_nbytes(net.layers)
     if weights.top_down:
         runner = SparseRecurrentNet(weights, 0.0 if engine == "sparse" else MIN_SPARSITY)
-        kinds = ["sparse" if "csr" in formats.values() else "dense"
-                 for formats in runner.formats()]
-        return runner, kinds, runner.nbytes()
+        return runner, runner.layer_engines(), runner.nbytes()
     layers, kinds, nbytes = [], [], 0
     for layer in weights.layers:
         single = type(weights)([layer], False, layer.input_size)
@@ -153,8 +136,8 @@ def _build_runner(weights, engine):
 class FastRecurrentNet(nn.Module):
     """Fast inference form of a pruned recurrent module (built by :func:`to_inference`).
 
-    A torch module for prediction only (CPU, no gradients, no trainable parameters): it holds
-    copies of the weights, compacted, as CSR or dense arrays per layer.
+    For prediction only (CPU, no gradients, no parameters): it holds compacted copies of the
+    weights, as CSR or dense arrays per layer.
 
     Parameters
     ----------
@@ -171,8 +154,7 @@ class FastRecurrentNet(nn.Module):
     layer_engines : list of str
         Per layer, ``"sparse"`` (CSR step loop), ``"dense"``, or, with ``engine="auto"``, a
         description such as ``"dense at batch 1, dense for batches below 8, sparse from it"``
-        for a layer whose engine depends on the batch size (the loop's fixed per-step cost
-        is shared by a batch, its element-wise passes are not).
+        for a layer whose engine depends on the batch size.
     hidden_sizes : list of int
         Hidden units per layer after compaction (for ``forward``).
     compaction : CompactionReport
@@ -204,7 +186,7 @@ class FastRecurrentNet(nn.Module):
         if weights.readout_weight is not None:
             self._readout = (torch.from_numpy(compacted.readout_weight),
                              torch.from_numpy(compacted.readout_bias))
-            if self.hidden_sizes[-1] != weights.top_size:  # encode needs every top-layer unit
+            if self.hidden_sizes[-1] != weights.hidden_sizes[-1]:  # encode needs every unit
                 self._hidden_runner = _build_runner(compact_weights(weights, "hidden")[0],
                                                     engine)[0]
         self.eval()
@@ -230,20 +212,12 @@ class FastRecurrentNet(nn.Module):
         return outputs if self.batch_first or outputs.dim() != 3 else outputs.transpose(0, 1)
 
     def forward(self, x):
-        """What the source module's ``forward`` returns, computed by the fast form.
+        """What the source module's ``forward`` returns (for a bare recurrent module, the first
+        element of torch's tuple: the top layer's states at every step), as a tensor.
 
-        Parameters
-        ----------
-        x : torch.Tensor or array-like
-            In the source module's layout: ``(batch, steps, features)``, or
-            ``(steps, batch, features)`` for a torch recurrent module with ``batch_first=False``.
-
-        Returns
-        -------
-        out : torch.Tensor
-            The read-out of a :class:`~latticeprune.nets.RecurrentNet`; for a bare recurrent
-            module, the top layer's hidden states at every step (the first element of the
-            tuple torch returns).
+        ``x`` (tensor or array-like) is in the source module's layout: ``(batch, steps,
+        features)``, or ``(steps, batch, features)`` for a torch module with
+        ``batch_first=False``.
         """
         if torch.is_grad_enabled():
             with torch.no_grad():
@@ -258,20 +232,9 @@ class FastRecurrentNet(nn.Module):
         return self._source_layout(outputs)
 
     def encode(self, x):
-        """Top-layer hidden states, every unit (compaction for ``forward`` may drop some):
-        ``(outputs, last)``, as :meth:`~latticeprune.nets.RecurrentNet.encode`.
-
-        Parameters
-        ----------
-        x : torch.Tensor or array-like
-            As for :meth:`forward`.
-
-        Returns
-        -------
-        outputs : torch.Tensor
-            Every step's states, in the layout of ``x``.
-        last : torch.Tensor of shape (batch, hidden_size)
-            The final states (what the estimator's ``transform`` returns).
+        """Top-layer states of every unit (compaction for ``forward`` may drop some), as
+        :meth:`~latticeprune.nets.RecurrentNet.encode`: every step's, in the layout of ``x``
+        (as for :meth:`forward`), and the last ``(batch, hidden)``, what ``transform`` returns.
         """
         with torch.no_grad():
             outputs, last = self._states(self._hidden_runner, self._batch_first(x), True)

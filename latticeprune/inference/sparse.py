@@ -330,7 +330,6 @@ class SparseRecurrentNet:
 
     def __init__(self, weights, min_sparsity=MIN_SPARSITY):
         self.top_down = weights.top_down
-        self.min_sparsity = min_sparsity
         # A stacked layer's (and the first layer's) input projection is one product over the
         # whole sequence, where dense GEMM is efficient: CSR only from MIN_SPARSITY on.
         self.layers = [
@@ -347,42 +346,26 @@ class SparseRecurrentNet:
         """Bytes of the weights and biases as held (CSR or dense)."""
         return int(sum(layer.nbytes() for layer in self.layers))
 
-    def formats(self):
-        """Per layer, ``{"ih": "csr" | "dense", "hh": ..., "td": ...}``."""
-        name = lambda op: "csr" if op.is_sparse else "dense"  # noqa: E731
-        return [{key: name(op) for key, op in
-                 [("ih", layer.w_ih), ("hh", layer.w_hh), ("td", layer.w_td)] if op is not None}
+    def layer_engines(self):
+        """Per layer, ``"sparse"`` if any of its matrices is held as CSR, else ``"dense"``."""
+        return ["sparse" if any(op is not None and op.is_sparse
+                                for op in (layer.w_ih, layer.w_hh, layer.w_td)) else "dense"
                 for layer in self.layers]
 
     def encode(self, x, need_sequence=True):
-        """Top-layer hidden states of batch-first float32 ``x`` ``(batch, steps, features)``.
-
-        Returns
-        -------
-        outputs : ndarray of shape (batch, steps, hidden) or None
-            None when ``need_sequence`` is False.
-        last : ndarray of shape (batch, hidden)
+        """Top-layer states of batch-first float32 ``x`` ``(batch, steps, features)``: all steps'
+        ``(batch, steps, hidden)`` (None unless ``need_sequence``) and the last ``(batch, hidden)``.
         """
         x = np.ascontiguousarray(np.asarray(x, dtype=np.float32).transpose(1, 2, 0))
         outputs, last = self.encode_time_major(x, "batch" if need_sequence else None)
         return outputs, np.ascontiguousarray(last.T)
 
     def encode_time_major(self, x, sequence_layout="time"):
-        """:meth:`encode` on time-major ``x`` ``(steps, features, batch)``.
+        """:meth:`encode` on time-major, C-contiguous float32 ``x`` ``(steps, features, batch)``.
 
-        Parameters
-        ----------
-        x : ndarray of shape (steps, features, batch)
-            C-contiguous float32.
-        sequence_layout : {"time", "batch"} or None, default="time"
-            Return the top layer's states time-major ``(steps, hidden, batch)``, batch-first
-            ``(batch, steps, hidden)`` (copied step by step while they are in cache), or not
-            at all.
-
-        Returns
-        -------
-        sequence : ndarray or None
-        last : ndarray of shape (hidden, batch)
+        Returns the top layer's states time-major ``(steps, hidden, batch)`` if
+        ``sequence_layout="time"``, batch-first ``(batch, steps, hidden)`` (copied step by step
+        while in cache) if ``"batch"``, None if None; and the last state ``(hidden, batch)``.
         """
         if self.top_down:
             return self._step_all(x, sequence_layout)
