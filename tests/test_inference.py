@@ -1,14 +1,17 @@
 """Fast inference forms (compaction, CSR step loop) against the masked dense net they come from."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
+from sklearn.base import is_classifier, is_regressor
 from sklearn.exceptions import NotFittedError
 from torch.nn.utils import prune
 
 from latticeprune import LatticePruner, RNNClassifier, RNNRegressor
 from latticeprune.datasets import load_digits_sequences, make_adding_problem
-from latticeprune.inference import compact, to_inference
+from latticeprune.inference import FastRecurrentNet, compact, to_inference
 from latticeprune.nets import CELLS, RecurrentNet
 from latticeprune.neuron_graph import NeuronGraph
 
@@ -312,6 +315,29 @@ def test_pruner_to_inference_predicts_like_the_pruner(digits_pruner, engine):
     np.testing.assert_array_equal(fast.predict(flat), expected["predict"])
 
 
+def test_to_inference_is_a_prediction_copy_of_the_net(digits_pruner):
+    """Same class and parameters, its own predict and score; the source is left as it was."""
+    pruner, X, expected = digits_pruner
+    net = pruner.net_
+    module, history = net.module_, len(net.history_)
+    state = {key: value.clone() for key, value in module.state_dict().items()}
+    fast = pruner.to_inference()
+    assert type(fast) is type(net) and is_classifier(fast)
+    assert isinstance(fast.module_, FastRecurrentNet) and fast.module_ is not module
+    assert len(fast.module_.layer_engines) == len(fast.module_.hidden_sizes) == 1
+    assert fast.get_params()["hidden_size"] == net.hidden_size == 24
+    y = np.roll(expected["predict"], 1)
+    assert fast.score(X, y) == pruner.score(X, y) < 1.0 == fast.score(X, expected["predict"])
+    with pytest.raises(RuntimeError, match="cannot continue training"):
+        fast.partial_fit(X[:20], expected["predict"][:20])
+    assert net.module_ is module and len(net.history_) == history
+    assert net.optimizer_ is not None and fast.optimizer_ is None
+    assert module.state_dict().keys() == state.keys()
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    np.testing.assert_array_equal(pruner.predict(X), expected["predict"])
+
+
 def test_small_chunks_give_the_same_predictions(digits_pruner):
     pruner, X, expected = digits_pruner
     np.testing.assert_array_equal(to_inference(pruner, batch_size=7).predict(X[:50]),
@@ -325,10 +351,16 @@ def test_skorch_regressor():
     graph.apply_masks({t.name: np.random.default_rng(0).random(tuple(t.weight.shape)) > 0.5
                        for t in graph.tensors_in("recurrent")})
     fast = to_inference(reg, engine="sparse")
+    assert type(fast) is RNNRegressor and is_regressor(fast)
     assert fast.predict(X).shape == reg.predict(X).shape == (120,)
     np.testing.assert_allclose(fast.predict(X), reg.predict(X), atol=1e-5)
+    assert fast.score(X, y) == pytest.approx(reg.score(X, y), abs=1e-5)
     with pytest.raises(AttributeError, match="predict_proba"):
         fast.predict_proba(X)
+    copied = pickle.loads(pickle.dumps(fast))
+    np.testing.assert_array_equal(copied.predict(X), fast.predict(X))
+    # fit starts over, as for any estimator: a dense net trained from the parameters
+    assert isinstance(fast.fit(X, y).module_, RecurrentNet)
 
 
 # -- third-party torch modules -----------------------------------------------------------------
