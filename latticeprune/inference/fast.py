@@ -45,6 +45,10 @@ class _LayerStack:
 
     def __init__(self, layers):
         self.layers = layers
+        # runs_dense in O(1): dense at batch 1, and for batches below the smallest threshold.
+        self._dense_at_one = not any(plan[0] for plan, _, _ in layers)
+        self._sparse_from = min([plan[1] for plan, _, _ in layers if plan[1] is not None],
+                                default=None)
 
     def encode(self, x, need_sequence):
         below, time_major, batch = x, False, x.shape[0]
@@ -66,7 +70,9 @@ class _LayerStack:
 
     def runs_dense(self, batch):
         """Whether every layer runs on torch's fused kernel for ``batch`` sequences."""
-        return not any(runs_sparse(plan, batch) for plan, _, _ in self.layers)
+        if batch == 1:
+            return self._dense_at_one
+        return self._sparse_from is None or batch < self._sparse_from
 
     def encode_tensor(self, x):
         """Top-layer states (batch, steps, hidden) of tensor ``x``, for a batch that
@@ -192,17 +198,18 @@ class FastRecurrentNet(nn.Module):
         self.eval()
 
     def _states(self, runner, x, need_sequence):
-        """Top-layer states ``(sequence or None, last)`` of batch-first tensor ``x``: torch end
-        to end where every layer runs dense (then the fast form costs what the dense module
-        costs), through numpy for the CSR loop otherwise."""
+        """Top-layer states of batch-first tensor ``x``, every step's or (``need_sequence``
+        False) the last: torch end to end where every layer runs dense (there the fast form
+        costs what the dense module costs), through numpy for the CSR loop otherwise."""
         if runner.runs_dense(x.shape[0]):
             outputs = runner.encode_tensor(x)
-            return outputs, outputs[:, -1]
-        sequence, last = runner.encode(np.ascontiguousarray(x.numpy()), need_sequence)
-        return (None if sequence is None else torch.from_numpy(sequence)), torch.from_numpy(last)
+            return outputs if need_sequence else outputs[:, -1]
+        sequence, last = runner.encode(np.ascontiguousarray(x.detach().numpy()), need_sequence)
+        return torch.from_numpy(sequence if need_sequence else last)
 
     def _batch_first(self, x):
-        x = torch.as_tensor(x, dtype=torch.float32, device="cpu").detach()
+        if not (isinstance(x, torch.Tensor) and x.dtype == torch.float32 and x.is_cpu):
+            x = torch.as_tensor(x, dtype=torch.float32, device="cpu")
         if x.dim() != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"forward expects a 3-D input with {self.input_size} features per "
                              f"step; got shape {tuple(x.shape)}.")
@@ -222,14 +229,13 @@ class FastRecurrentNet(nn.Module):
         if torch.is_grad_enabled():
             with torch.no_grad():
                 return self.forward(x)
-        x = self._batch_first(x)
-        outputs, last = self._states(self._runner, x,
-                                     self.sequence_output or self._readout is None)
+        states = self._states(self._runner, self._batch_first(x),
+                              self.sequence_output or self._readout is None)
         if self._readout is not None:
             weight, bias = self._readout
-            outputs = (outputs @ weight.T + bias if self.sequence_output
-                       else torch.addmm(bias, last, weight.T))
-        return self._source_layout(outputs)
+            states = (states @ weight.T + bias if self.sequence_output
+                      else torch.addmm(bias, states, weight.T))
+        return self._source_layout(states)
 
     def encode(self, x):
         """Top-layer states of every unit (compaction for ``forward`` may drop some), as
@@ -237,8 +243,8 @@ class FastRecurrentNet(nn.Module):
         (as for :meth:`forward`), and the last ``(batch, hidden)``, what ``transform`` returns.
         """
         with torch.no_grad():
-            outputs, last = self._states(self._hidden_runner, self._batch_first(x), True)
-            return self._source_layout(outputs), last
+            outputs = self._states(self._hidden_runner, self._batch_first(x), True)
+            return self._source_layout(outputs), outputs[:, -1]
 
     def __getattr__(self, name):
         if name in ("predict", "predict_proba", "decision_function", "transform", "score"):
