@@ -1,8 +1,10 @@
 """Structural compaction: the smaller dense net that computes what a pruned recurrent net computes.
 
 Pruning leaves zeros in weight matrices of the original shape; the net still carries every
-hidden unit. This module reads a net's effective (masked) weights, finds the hidden units that
-cannot influence what the net exposes, and removes them:
+hidden unit. This module reads a net's live (masked) weights through
+:class:`~latticeprune.neuron_graph.NeuronGraph` into :class:`RecurrentWeights` (plain arrays,
+which :mod:`latticeprune.inference.sparse` also builds from) and removes the hidden units that
+cannot influence what the net exposes:
 
 * a unit is **observed** when a path of non-zero connections (any gate block of an input,
   layer-to-layer, recurrent or top-down matrix) leads from it to an exposed value: a non-zero
@@ -13,16 +15,13 @@ cannot influence what the net exposes, and removes them:
   is not driven (every incoming connection pruned, biases left) is input-independent but not
   constant: an LSTM unit's cell integrates its biases (``c_t = f c_{t-1} + i g``), a GRU unit
   moves towards its candidate, an Elman unit with a self-connection iterates ``tanh(w h + b)``,
-  and all start from a zero state. Its contribution is therefore a time-varying trajectory.
-  Such units are **kept** (counted in :attr:`CompactionReport.undriven`): the result stays an
-  ordinary recurrent net that torch's fused kernels run, outputs are identical, and in the
-  sparse engine their empty rows cost no multiply-adds.
+  and all start from a zero state: a time-varying trajectory. Such units are **kept**
+  (:attr:`CompactionReport.undriven`): outputs stay identical and the sparse engine spends
+  no multiply-adds on their empty rows.
 
 Both searches are breadth-first over the unit graph (``scipy.sparse.csgraph``), O(non-zeros).
-The result, :class:`CompactRecurrentNet`, is a torch module: one fused ``nn.RNN`` / ``nn.LSTM``
-/ ``nn.GRU`` per layer (layers may now differ in size) or, for top-down nets, a step loop.
-:class:`RecurrentWeights`, read through :class:`~latticeprune.neuron_graph.NeuronGraph`, is the
-plain-array description this module and :mod:`latticeprune.inference.sparse` build from.
+:class:`CompactRecurrentNet` is the result as a torch module: one fused ``nn.RNN`` /
+``nn.LSTM`` / ``nn.GRU`` per layer (sizes may now differ) or, for top-down nets, a step loop.
 """
 
 import warnings
@@ -141,17 +140,9 @@ class RecurrentWeights:
 
 @dataclass
 class CompactionReport:
-    """What compaction removed, per layer.
-
-    Attributes
-    ----------
-    original_sizes, compact_sizes : list of int
-        Hidden units per layer before and after.
-    removed : list of ndarray of int
-        Original indices of the removed (unobserved) units.
-    undriven : list of ndarray of int
-        Original indices of kept units that no input reaches (input-independent trajectories).
-    """
+    """What compaction removed, per layer: hidden units before and after
+    (``original_sizes``, ``compact_sizes``), original indices of the removed (unobserved) units
+    (``removed``) and of kept units no input reaches (``undriven``)."""
 
     original_sizes: list
     compact_sizes: list
@@ -164,24 +155,13 @@ def _array(tensor):
 
 
 def read_weights(module):
-    """Read the live (masked) weights of a recurrent torch module through its
+    """The live (masked) weights of ``module`` as :class:`RecurrentWeights`, read through its
     :class:`~latticeprune.neuron_graph.NeuronGraph`.
 
-    Parameters
-    ----------
-    module : RecurrentNet, HierarchicalRNN, nn.RNN, nn.LSTM or nn.GRU
-        Pruned through ``torch.nn.utils.prune`` or not; masks are applied.
-
-    Returns
-    -------
-    weights : RecurrentWeights
-
-    Raises
-    ------
-    TypeError
-        For any other module (its ``forward`` could use the recurrent layers in any way).
-    ValueError
-        For bidirectional layers or LSTMs with projections.
+    ``module`` is a RecurrentNet, HierarchicalRNN, nn.RNN, nn.LSTM or nn.GRU, pruned through
+    ``torch.nn.utils.prune`` or not. ``TypeError`` for any other module (its ``forward`` could
+    use the recurrent layers in any way); ``ValueError`` for bidirectional layers or LSTMs with
+    projections.
     """
     encoder = module.encoder if isinstance(module, RecurrentNet) else module
     if not isinstance(encoder, (HierarchicalRNN, nn.RNNBase)):
@@ -340,19 +320,10 @@ class _StepLayer(HierarchicalLayer):
 class CompactRecurrentNet(nn.Module):
     """The compacted net as a dense torch module.
 
-    Parameters
-    ----------
-    weights : RecurrentWeights
-        Usually the output of :func:`compact_weights`.
-
-    Attributes
-    ----------
-    layers : nn.ModuleList
-        Without top-down feedback: one fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` per layer (None
-        for a layer left with no units). With it: step layers run jointly, as
-        :class:`~latticeprune.nets.HierarchicalRNN` does.
-    readout : nn.Linear or None
-    hidden_sizes : list of int
+    Built from ``weights`` (:class:`RecurrentWeights`, usually from :func:`compact_weights`).
+    ``layers`` holds one fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` per layer (None for a layer
+    left with no units) or, with top-down feedback, step layers run jointly as
+    :class:`~latticeprune.nets.HierarchicalRNN` does; ``readout`` is an ``nn.Linear`` or None.
     """
 
     def __init__(self, weights):
@@ -374,14 +345,12 @@ class CompactRecurrentNet(nn.Module):
 
     def encode(self, x):
         """Top-layer states of batch-first ``x``: ``(outputs (batch, steps, hidden), last)``."""
-        outputs = run_top_down(self.layers, x) if self.top_down else self._layer_by_layer(x)
-        return outputs, outputs[:, -1]
-
-    def _layer_by_layer(self, x):
-        below = x
-        for rnn in self.layers:
-            below = run_fused_layer(rnn, below)
-        return below
+        if self.top_down:
+            x = run_top_down(self.layers, x)
+        else:
+            for rnn in self.layers:
+                x = run_fused_layer(rnn, x)
+        return x, x[:, -1]
 
     def forward(self, x):
         """Read-out of batch-first ``x`` (the top layer's states if there is no read-out)."""
@@ -392,19 +361,9 @@ class CompactRecurrentNet(nn.Module):
 
 
 def compact(module, observe="outputs"):
-    """The smaller dense net with the same outputs as a pruned recurrent module.
-
-    Parameters
-    ----------
-    module : RecurrentNet, HierarchicalRNN, nn.RNN, nn.LSTM or nn.GRU
-    observe : {"outputs", "hidden"}, default="outputs"
-        See :func:`compact_weights`.
-
-    Returns
-    -------
-    net : CompactRecurrentNet
-        Takes and returns batch-first tensors.
-    report : CompactionReport
+    """The smaller dense net (batch-first tensors in and out) with the same outputs as a pruned
+    recurrent ``module`` (any :func:`read_weights` reads), and its :class:`CompactionReport`;
+    ``observe`` as in :func:`compact_weights`.
 
     Examples
     --------

@@ -4,10 +4,9 @@
 :class:`~latticeprune.neuron_graph.NeuronGraph`), compacts it
 (:mod:`~latticeprune.inference.compact`) and runs each layer with the engine its sparsity pays
 for (:mod:`~latticeprune.inference.sparse`), inside :class:`FastRecurrentNet`, a torch module
-with the source module's ``forward`` and ``encode``. Given an estimator, it returns a
-prediction copy of the fitted skorch net whose ``module_`` is that fast module, so ``predict``,
-``predict_proba``, ``decision_function``, ``transform`` and ``score`` are the estimator's own.
-Building costs one pass over the weights (compaction is a graph search, O(non-zeros)).
+with the source module's ``forward`` and ``encode``. Given an estimator, it returns a copy of
+the fitted skorch net running that module, so every prediction method is the estimator's own.
+Building costs O(weights) (compaction is a graph search over the non-zeros).
 """
 
 import copy
@@ -148,10 +147,9 @@ class FastRecurrentNet(nn.Module):
     Parameters
     ----------
     weights : RecurrentWeights
-        The pruned net's live weights
-        (:func:`~latticeprune.inference.compact.read_weights`).
+        The pruned net's live weights (:func:`~latticeprune.inference.compact.read_weights`).
     engine : {"auto", "sparse", "dense"}, default="auto"
-        See :data:`ENGINES`.
+        As for :func:`to_inference`.
 
     Attributes
     ----------
@@ -171,10 +169,6 @@ class FastRecurrentNet(nn.Module):
         ``encode``-only form built when compaction for the read-out dropped top-layer units).
     dense_weight_nbytes : int
         Bytes of the same weights in the original dense net.
-    input_size : int
-        Features per step.
-    batch_first : bool
-        Layout of ``forward``'s input, as the source module's.
     """
 
     def __init__(self, weights, engine="auto"):
@@ -258,7 +252,7 @@ class FastRecurrentNet(nn.Module):
                 f"hidden_sizes={self.hidden_sizes}, weight_nbytes={self.weight_nbytes}")
 
 
-class InferenceOnly(Callback):
+class _InferenceOnly(Callback):
     """Refuses further training of a prediction copy made by :func:`to_inference`."""
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -273,7 +267,7 @@ def _prediction_copy(net, module, batch_size):
     ``sklearn.base.clone`` copies the parameters; the fitted attributes the clone lacks
     (``label_encoder_``, ``input_size_``, skorch's bookkeeping, the criterion, which sets the
     ``predict_proba`` non-linearity) are deep-copied, and ``history_`` with them. The training
-    state (optimizer, callbacks) is not: :class:`InferenceOnly` is the only callback.
+    state (optimizer, callbacks) is not: :class:`_InferenceOnly` is the only callback.
     """
     fast = clone(net)
     skipped = ("module_", "optimizer_", "callbacks_")
@@ -282,7 +276,7 @@ def _prediction_copy(net, module, batch_size):
     fast.history_ = copy.deepcopy(net.history_)
     fast.virtual_params_ = copy.deepcopy(net.virtual_params_)
     fast.module_, fast.optimizer_ = module, None
-    fast.callbacks_ = [("inference_only", InferenceOnly())]
+    fast.callbacks_ = [("inference_only", _InferenceOnly())]
     fast.initialized_ = True
     if batch_size is not None:
         fast.set_params(batch_size=batch_size)
@@ -300,13 +294,12 @@ def to_inference(obj, *, engine="auto", batch_size=None):
         :class:`~latticeprune.nets.RecurrentNet`, ``HierarchicalRNN``, ``nn.RNN``,
         ``nn.LSTM`` or ``nn.GRU`` (pruned with ``torch.nn.utils.prune`` or holding zeros).
     engine : {"auto", "sparse", "dense"}, default="auto"
-        ``"auto"``: per layer, a CSR step loop where the recurrent matrix has at least
-        :data:`~latticeprune.inference.sparse.MIN_SPARSITY` zeros and the layer, or the
-        batch it runs, is large enough for the loop to pay
-        (:func:`~latticeprune.inference.sparse.sparse_batches`; chosen per call by batch
-        size), torch's fused dense kernel otherwise.
-        ``"sparse"``: CSR step loop for every layer. ``"dense"``: the compacted net on
-        torch's dense kernels.
+        ``"auto"``: per layer and call, a CSR step loop where the recurrent matrix has at least
+        :data:`~latticeprune.inference.sparse.MIN_SPARSITY` zeros and the layer, or the batch,
+        is large enough for it to pay (:func:`~latticeprune.inference.sparse.sparse_batches`),
+        torch's fused dense kernel otherwise (a layer sparse at batch 1 and for large batches
+        is sparse for all). ``"sparse"``: CSR step loop everywhere. ``"dense"``: the compacted
+        net on torch's dense kernels.
     batch_size : int or None, default=None
         Samples per chunk in the returned estimator's predictions (its ``batch_size``
         parameter); None keeps the source estimator's.

@@ -17,9 +17,8 @@ Work per sequence:
   logistic gates use ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, with the ``1/2`` folded into the
   gate rows of the weights, so one ``tanh`` call covers every gate of an LSTM layer.
 
-The engine (numpy element-wise, torch CSR products), :data:`MIN_SPARSITY`, the dense/sparse
-crossover, and :func:`sparse_batches`, the per-layer, per-batch-size choice of
-``to_inference(engine="auto")``, were chosen with ``python benchmarks/inference_speed.py``
+The engine, :data:`MIN_SPARSITY` and :func:`sparse_batches` (the per-layer, per-batch-size
+choice of ``to_inference(engine="auto")``) come from ``benchmarks/inference_speed.py``
 (measured: see docs/experiments.md).
 """
 
@@ -37,16 +36,11 @@ __all__ = ["SparseRecurrentNet", "MIN_SPARSITY", "sparse_batches", "runs_sparse"
 #: ``pruned_count(MIN_SPARSITY, size)`` zeros, exactly what pruning by that amount leaves.
 MIN_SPARSITY = 0.9
 
-#: Cost model of one recurrent step per sequence, in units of one dense weight of torch's
-#: fused kernel at the same batch size (single thread; fitted: see docs/experiments.md):
-#:
-#: * one CSR non-zero costs ``NONZERO_COST`` dense weights at batch 1, ``BATCH_NONZERO_COST``
-#:   for a batch;
-#: * the loop's fixed per-step cost, its Python and numpy calls, is worth
-#:   ``STEP_OVERHEAD[cell]`` dense weights at batch 1 and ``BATCH_STEP_OVERHEAD[cell]`` for a
-#:   batch, which shares it;
-#: * for a batch, each gate row of the step's element-wise numpy passes costs
-#:   ``BATCH_ROW_COST`` dense weights per sequence (work torch's fused kernel does in one pass).
+#: Cost model of one recurrent step per sequence, in dense weights of torch's fused kernel at
+#: the same batch size (single thread; fitted: see docs/experiments.md): a CSR non-zero costs
+#: ``NONZERO_COST`` (batch 1) or ``BATCH_NONZERO_COST``; the loop's fixed per-step Python and
+#: numpy calls ``STEP_OVERHEAD[cell]`` or ``BATCH_STEP_OVERHEAD[cell]`` (shared by a batch);
+#: for a batch, each gate row of the element-wise passes ``BATCH_ROW_COST`` per sequence.
 NONZERO_COST = 8.0
 BATCH_NONZERO_COST = 6.0
 STEP_OVERHEAD = {"rnn_tanh": 5_000, "rnn_relu": 5_000, "lstm": 100_000, "gru": 100_000}
@@ -76,10 +70,9 @@ def sparse_batches(layer, min_sparsity=MIN_SPARSITY):
     batch size (at least :data:`BATCH_FLOOR`) from which it pays for batches (None: never).
     Both need the step's matrices (recurrent and top-down) at least ``min_sparsity`` sparse and
     the model's cost (see :data:`NONZERO_COST`) :data:`SAFETY_FACTOR` times below the dense
-    weight count:
-    ``STEP_OVERHEAD + NONZERO_COST * non-zeros`` at batch 1, and ``BATCH_STEP_OVERHEAD / batch
-    + BATCH_NONZERO_COST * non-zeros + BATCH_ROW_COST * gate rows`` per sequence for a batch.
-    Small layers stay dense: there the loop's fixed per-step cost outweighs the product.
+    weight count: ``STEP_OVERHEAD + NONZERO_COST * non-zeros`` at batch 1, and
+    ``BATCH_STEP_OVERHEAD / batch + BATCH_NONZERO_COST * non-zeros + BATCH_ROW_COST * gate
+    rows`` per sequence for a batch.
 
     Examples
     --------
@@ -90,8 +83,6 @@ def sparse_batches(layer, min_sparsity=MIN_SPARSITY):
     ...     return LayerWeights("rnn_tanh", w[:, :4], w, None, w[:, 0], w[:, 0], np.arange(hidden))
     >>> sparse_batches(elman(1024, 0.95)), sparse_batches(elman(1024, 0.5))
     ((True, 4), (False, None))
-    >>> sparse_batches(elman(64, 0.99))[0]  # too small at batch 1: the loop's overhead dominates
-    False
     """
     counts = _stepped_counts(layer, min_sparsity)
     if counts is None:
@@ -248,19 +239,12 @@ class _SparseLayer:
         gates += self.bias[None]
         return gates
 
-    def project_step(self, below):
-        """Bottom-up gate inputs of one step from ``below`` ``(input units, batch)``."""
-        gates = np.repeat(self.bias, below.shape[1], axis=1)
-        self.w_ih.accumulate(below, gates)
-        return gates
-
     def step(self, gate_input, state, out, h_view, gate_view):
         """Advance one step; the new ``h`` goes to ``out`` ``(units, batch)``, not aliasing ``h``.
 
-        ``gate_input`` ``(gates, batch)``, the bottom-up (and top-down) gate inputs of this step,
-        is used as scratch space. Nothing is allocated: at batch 256 a fresh array per step
-        costs page faults comparable to the product. ``h_view`` and ``gate_view`` are torch
-        views of ``h`` and ``gate_input``.
+        ``gate_input`` ``(gates, batch)``, this step's bottom-up (and top-down) gate inputs, is
+        scratch space; ``h_view`` and ``gate_view`` are torch views of ``h`` and ``gate_input``.
+        Nothing is allocated (at batch 256 a fresh array costs as much as the product).
         """
         n = self.hidden_size
         h = state[0]
@@ -309,8 +293,7 @@ class SparseRecurrentNet:
     Parameters
     ----------
     weights : RecurrentWeights
-        From :func:`~latticeprune.inference.compact.read_weights` or
-        :func:`~latticeprune.inference.compact.compact_weights`; the read-out is not used.
+        Read or compacted (:mod:`~latticeprune.inference.compact`); the read-out is not used.
     min_sparsity : float, default=MIN_SPARSITY
         A matrix used at every step with at least this fraction of zeros is held as CSR
         (``0.0``: all of them). The input projection of a whole sequence (first layer, and
@@ -436,7 +419,11 @@ class SparseRecurrentNet:
             previous = [state[0] for state in states]
             below = None
             for index, layer in enumerate(self.layers):
-                gate_input = first[t - start] if index == 0 else layer.project_step(below)
+                if index == 0:
+                    gate_input = first[t - start]
+                else:  # bottom-up gate inputs of this step
+                    gate_input = np.repeat(layer.bias, batch, axis=1)
+                    layer.w_ih.accumulate(below, gate_input)
                 if layer.w_td is not None:
                     layer.w_td.accumulate(previous[index + 1], gate_input)
                 out = sequence[t] if index == top and layout == "time" else spares[index][t % 2]
