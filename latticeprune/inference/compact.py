@@ -47,21 +47,12 @@ _KEYS = ("weight_ih", "weight_hh", "weight_td", "bias_ih", "bias_hh")
 
 @dataclass
 class LayerWeights:
-    """Live weights of one recurrent layer, gates in torch's order (LSTM ifgo, GRU rzn).
-
-    Attributes
-    ----------
-    cell : str
-        ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
-    weight_ih : ndarray of shape (n_gates * hidden_size, input_size)
-        Bottom-up weights (from the input features or the layer below).
-    weight_hh : ndarray of shape (n_gates * hidden_size, hidden_size)
-    weight_td : ndarray of shape (n_gates * hidden_size, size of the layer above) or None
-        Top-down weights (from the layer above at the previous step).
-    bias_ih, bias_hh : ndarray of shape (n_gates * hidden_size,)
-    units : ndarray of int
-        Indices of these units in the original layer.
-    """
+    """Live weights of one recurrent layer, float32, gate blocks in torch's order (LSTM ifgo,
+    GRU rzn): ``weight_ih`` ``(n_gates * hidden_size, input_size)`` from the inputs or the layer
+    below, ``weight_hh`` ``(.., hidden_size)``, ``weight_td`` ``(.., size of the layer above)``
+    from the layer above at the previous step (None without), ``bias_ih`` and ``bias_hh``
+    ``(n_gates * hidden_size,)``. ``cell`` is a name of :data:`~latticeprune.nets.CELL_TABLE`;
+    ``units`` are the indices of these units in the original layer."""
 
     cell: str
     weight_ih: np.ndarray
@@ -102,23 +93,12 @@ class LayerWeights:
 
 @dataclass
 class RecurrentWeights:
-    """Plain-array description of a recurrent net: its layers and (optionally) a linear read-out.
-
-    Attributes
-    ----------
-    layers : list of LayerWeights
-        Bottom to top.
-    top_down : bool
-        Layer ``l + 1`` feeds back into layer ``l`` at the next step (a ``HierarchicalRNN``).
-    input_size : int
-        Features per step.
-    readout_weight : ndarray of shape (n_outputs, top hidden size) or None
-    readout_bias : ndarray of shape (n_outputs,) or None
-    sequence_output : bool
-        The read-out is applied to every step, not only the last.
-    batch_first : bool
-        Layout of the source module's ``forward`` input.
-    """
+    """Plain-array description of a recurrent net: ``layers`` (:class:`LayerWeights`, bottom to
+    top); ``top_down``: layer ``l + 1`` feeds back into layer ``l`` at the next step;
+    ``input_size``: features per step; an optional linear read-out, ``readout_weight``
+    ``(n_outputs, top hidden size)`` and ``readout_bias``, applied to every step if
+    ``sequence_output``, else to the last; ``batch_first``: the layout of the source module's
+    ``forward`` input."""
 
     layers: List[LayerWeights]
     top_down: bool
@@ -235,16 +215,14 @@ def compact_weights(weights, observe="outputs"):
     Parameters
     ----------
     weights : RecurrentWeights
-        As :func:`read_weights` returns them.
     observe : {"outputs", "hidden"}, default="outputs"
         ``"outputs"``: keep what the read-out needs (``forward``, ``predict``). ``"hidden"``:
-        keep every top-layer unit as well (``transform``). Without a read-out both mean
-        ``"hidden"``.
+        keep every top-layer unit too, in size and order (``transform``). Without a read-out
+        both mean ``"hidden"``.
 
     Returns
     -------
     compacted : RecurrentWeights
-        Same outputs; with ``observe="hidden"`` the top layer keeps its size and order.
     report : CompactionReport
     """
     if observe not in OBSERVE:

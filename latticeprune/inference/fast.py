@@ -34,12 +34,9 @@ _ALWAYS_SPARSE, _NEVER_SPARSE = (True, 2), (False, None)
 
 
 class _LayerStack:
-    """Stacked (non-top-down) layers, each run by its own engine; batch-first numpy in and out.
-
-    A layer is ``(plan, dense_layer, sparse_runner)``: the CSR loop runs it where
-    :func:`~latticeprune.inference.sparse.runs_sparse` says so for the batch size, torch's
-    fused dense layer otherwise. Fused torch layers work batch-first, the CSR loop time-major;
-    the sequence changes layout only where the engine changes.
+    """Stacked layers ``(plan, fused dense layer, CSR runner)``, each run by the engine its
+    plan gives for the batch size (:func:`~latticeprune.inference.sparse.runs_sparse`); numpy
+    in and out. The sequence changes layout (batch-first / time-major) only where engines do.
     """
 
     def __init__(self, layers):
@@ -262,12 +259,11 @@ class _InferenceOnly(Callback):
 
 
 def _prediction_copy(net, module, batch_size):
-    """A copy of the fitted skorch ``net`` whose ``module_`` is ``module``; ``net`` untouched.
+    """A copy of the fitted skorch ``net`` (untouched) whose ``module_`` is ``module``.
 
-    ``sklearn.base.clone`` copies the parameters; the fitted attributes the clone lacks
-    (``label_encoder_``, ``input_size_``, skorch's bookkeeping, the criterion, which sets the
-    ``predict_proba`` non-linearity) are deep-copied, and ``history_`` with them. The training
-    state (optimizer, callbacks) is not: :class:`_InferenceOnly` is the only callback.
+    ``clone`` copies the parameters; the fitted attributes the clone lacks (``label_encoder_``,
+    skorch's bookkeeping, the criterion, which sets ``predict_proba``'s non-linearity) and
+    ``history_`` are deep-copied; the optimizer and callbacks are not (see _InferenceOnly).
     """
     fast = clone(net)
     skipped = ("module_", "optimizer_", "callbacks_")
@@ -289,10 +285,9 @@ def to_inference(obj, *, engine="auto", batch_size=None):
     Parameters
     ----------
     obj : fitted sparsifier, fitted skorch net or torch module
-        A :class:`~latticeprune.LatticePruner` / :class:`~latticeprune.ModuliRegularizer`
-        (nested or not), an :class:`~latticeprune.RNNClassifier` / ``RNNRegressor``, or a
-        :class:`~latticeprune.nets.RecurrentNet`, ``HierarchicalRNN``, ``nn.RNN``,
-        ``nn.LSTM`` or ``nn.GRU`` (pruned with ``torch.nn.utils.prune`` or holding zeros).
+        A (nested) :class:`~latticeprune.LatticePruner` / ``ModuliRegularizer``, an
+        :class:`~latticeprune.RNNClassifier` / ``RNNRegressor``, or a ``RecurrentNet``,
+        ``HierarchicalRNN``, ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU`` (pruned or holding zeros).
     engine : {"auto", "sparse", "dense"}, default="auto"
         ``"auto"``: per layer and call, a CSR step loop where the recurrent matrix has at least
         :data:`~latticeprune.inference.sparse.MIN_SPARSITY` zeros and the layer, or the batch,
@@ -307,13 +302,12 @@ def to_inference(obj, *, engine="auto", batch_size=None):
     Returns
     -------
     fast : estimator or FastRecurrentNet
-        For an estimator, a copy of its fitted skorch net (same class, same parameters and
-        fitted attributes) whose ``module_`` is the :class:`FastRecurrentNet`: ``predict``,
-        ``predict_proba``, ``decision_function``, ``transform``, ``score`` and ``forward`` are
-        the estimator's own. It is an inference form: ``partial_fit`` raises ``RuntimeError``,
-        ``fit`` re-fits a dense net from scratch (as for any estimator). For a torch module,
-        the :class:`FastRecurrentNet` itself. The weights are copied: later changes to
-        ``obj`` do not reach it, and ``obj`` is not changed.
+        For an estimator, a copy of its fitted skorch net (same class, parameters and fitted
+        attributes) whose ``module_`` is the :class:`FastRecurrentNet`: ``predict``,
+        ``predict_proba``, ``decision_function``, ``transform``, ``score`` are its own. An
+        inference form: ``partial_fit`` raises ``RuntimeError``; ``fit`` re-fits a dense net
+        from scratch, as for any estimator. For a torch module, the :class:`FastRecurrentNet`.
+        Weights are copied: ``obj`` is not changed, and later changes to it do not reach it.
 
     Raises
     ------

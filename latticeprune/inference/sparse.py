@@ -7,15 +7,12 @@ of numpy buffers (MKL's sparse BLAS for CSR). Sequences are time-major, ``(steps
 batch)``, and the state ``(units, batch)``, so that ``W @ h`` is a matrix-vector (batch 1) or
 matrix-matrix product whose inner loop runs over the non-zeros of a row.
 
-Work per sequence:
-
-* the bottom-up input projection of a stacked layer is one product over many steps at once
-  (``W_ih @ X``; a dense GEMM, CSR from :data:`MIN_SPARSITY` on), biases folded in, in chunks
-  of :data:`PROJECTION_CHUNK` entries so that it stays in cache;
-* each step does one product with ``W_hh`` (and ``W_td`` and, in a top-down net, ``W_ih`` of
-  the layers above the first) and a handful of in-place numpy element-wise operations. The
-  logistic gates use ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, with the ``1/2`` folded into the
-  gate rows of the weights, so one ``tanh`` call covers every gate of an LSTM layer.
+Work per sequence: the bottom-up input projection of a stacked layer is one product over
+many steps at once (``W_ih @ X``; dense GEMM, CSR from :data:`MIN_SPARSITY` on), biases folded
+in, in chunks of :data:`PROJECTION_CHUNK` entries that stay in cache; each step does one
+product with ``W_hh`` (and ``W_td`` and, in a top-down net, ``W_ih`` above the first layer) and
+a few in-place numpy element-wise operations. Logistic gates use ``sigmoid(a) = (1 + tanh(a /
+2)) / 2`` with the ``1/2`` folded into the weights, so one ``tanh`` covers an LSTM's gates.
 
 The engine, :data:`MIN_SPARSITY` and :func:`sparse_batches` (the per-layer, per-batch-size
 choice of ``to_inference(engine="auto")``) come from ``benchmarks/inference_speed.py``
@@ -146,11 +143,9 @@ def _views(stack):
 
 
 class _Product:
-    """``out += W @ x`` for a weight held as a torch CSR tensor (from ``min_sparsity``) or dense.
-
-    CSR indices are int32 (MKL's sparse BLAS runs the product; int64 indices cost more memory
-    and time). ``x`` and ``out`` are ``(rows, batch)`` float32 arrays or their :func:`_view`.
-    """
+    """``out += W @ x`` (``(rows, batch)`` float32 arrays or their :func:`_view`), ``W`` held as a
+    torch CSR tensor from ``min_sparsity`` on (int32 indices: less memory and time than int64
+    in MKL's sparse BLAS), dense below."""
 
     def __init__(self, weight, min_sparsity):
         zeros = weight.size - np.count_nonzero(weight)
