@@ -34,7 +34,8 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import breadth_first_order
 from torch import nn
 
-from ..nets import N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet, fused_rnn, run_top_down
+from ..nets import (N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet, fused_rnn,
+                    run_top_down)
 from ..neuron_graph import NeuronGraph, live_weight
 
 __all__ = ["LayerWeights", "RecurrentWeights", "CompactionReport", "CompactRecurrentNet",
@@ -288,11 +289,9 @@ class _StepLayer(HierarchicalLayer):
         self.n_gates = layer.n_gates
         as_param = lambda a: nn.Parameter(torch.from_numpy(np.ascontiguousarray(a)),  # noqa: E731
                                           requires_grad=False)
-        self.weight_ih = as_param(layer.weight_ih)
-        self.weight_hh = as_param(layer.weight_hh)
-        self.weight_td = None if layer.weight_td is None else as_param(layer.weight_td)
-        self.bias_ih = as_param(layer.bias_ih)
-        self.bias_hh = as_param(layer.bias_hh)
+        for key in _KEYS:
+            value = getattr(layer, key)
+            setattr(self, key, None if value is None else as_param(value))
 
 
 class CompactRecurrentNet(nn.Module):
