@@ -26,8 +26,9 @@ Sections of the output:
 3. ``engines``: how the step loop was chosen: the engine (numpy element-wise, products as in
    section 4), a loop of torch ops over torch's sparse CSR (MKL), and that loop compiled with
    TorchScript, at sparsity 0.95.
-4. ``products``: the kernel of one step's product, ``out += W @ x``: scipy's CSR kernels
-   against MKL's through ``torch.sparse`` on the same buffers, by matrix size and batch.
+4. ``products``: the kernel of one step's product, ``out += W @ x``: scipy's public CSR
+   product (``csr_array @ x``) against MKL's through ``torch.sparse`` on the same buffers
+   (what the engine uses), by matrix size and batch.
 5. ``small nets``: hidden 64 and 128 at batch 1 to 256, where ``auto`` switches engine by
    batch size (``latticeprune.inference.sparse.sparse_batches``): it should never be slower
    than dense beyond the noise.
@@ -140,15 +141,15 @@ def latency_row(cell, hidden, sparsity, batch, repeats, label=None, module=None,
     if auto:
         row.update({"auto ms": ms["auto"],
                     "dense/auto": f"{median_ratio(times, 'dense', 'auto'):.2f}",
-                    "auto engine": ",".join(forms["auto"].layer_engines_)})
+                    "auto engine": ",".join(forms["auto"].layer_engines)})
     row.update({"sparse ms": ms["sparse"],
                 "dense/sparse": f"{median_ratio(times, 'dense', 'sparse'):.2f}"})
     if auto:
         row["noise dense/dense'"] = f"{median_ratio(times, 'dense', 'dense again'):.2f}"
-    row["weights dense"] = _kib(forms["sparse"].dense_weight_nbytes_)
+    row["weights dense"] = _kib(forms["sparse"].dense_weight_nbytes)
     if auto:
-        row["weights auto"] = _kib(forms["auto"].weight_nbytes_)
-    row["weights sparse"] = _kib(forms["sparse"].weight_nbytes_)
+        row["weights auto"] = _kib(forms["auto"].weight_nbytes)
+    row["weights sparse"] = _kib(forms["sparse"].weight_nbytes)
     return row
 
 
@@ -236,9 +237,7 @@ def engines_row(cell, hidden, batch, repeats, sparsity=0.95):
 
 # -- section 4: product kernels -----------------------------------------------------------------
 def product_row(rows, columns, batch, repeats, sparsity=0.95):
-    """``out += W @ x`` with scipy's CSR kernels against MKL through torch.sparse (microseconds)."""
-    from scipy.sparse import _sparsetools
-
+    """``out += W @ x`` with scipy's public CSR product against MKL through torch.sparse (us)."""
     rng = np.random.default_rng(0)
     weight = (rng.standard_normal((rows, columns))
               * (rng.random((rows, columns)) >= sparsity)).astype(np.float32)
@@ -250,11 +249,7 @@ def product_row(rows, columns, batch, repeats, sparsity=0.95):
     x_t, out_t = torch.from_numpy(x), torch.from_numpy(out)
     x_v, out_v = torch.from_numpy(x.reshape(-1)), torch.from_numpy(out.reshape(-1))
     functions = {
-        "scipy": ((lambda: _sparsetools.csr_matvec(rows, columns, csr.indptr, csr.indices,
-                                                   csr.data, x.reshape(-1), out.reshape(-1)))
-                  if batch == 1 else
-                  (lambda: _sparsetools.csr_matvecs(rows, columns, batch, csr.indptr, csr.indices,
-                                                    csr.data, x.reshape(-1), out.reshape(-1)))),
+        "scipy": lambda: out.__iadd__(csr @ x),
         "torch/MKL": ((lambda: torch.addmv(out_v, tensor, x_v, out=out_v)) if batch == 1
                       else (lambda: torch.addmm(out_t, tensor, x_t, out=out_t)))}
     loops = max(1, 2000 // (batch * max(1, csr.nnz // 20_000)))
@@ -334,7 +329,7 @@ def main(argv=None):
         for row in rows:
             print(row, flush=True)
         sections.append(("4. products out += W @ x at sparsity 0.95 (us per product): scipy's "
-                         "CSR kernels vs MKL through torch.sparse on the same buffers", rows))
+                         "csr_array @ x vs MKL through torch.sparse on the same buffers", rows))
         rows = []
         for cell in MAIN_CELLS:
             for hidden in ([64, 128] if not args.quick else [32]):

@@ -107,9 +107,11 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
 
         Returns
         -------
-        model : latticeprune.inference.InferenceModel
-            ``predict``, ``predict_proba`` (classifiers), ``decision_function``, ``transform``
-            and ``forward``, matching this sparsifier's outputs.
+        fast : estimator
+            A prediction copy of the fitted skorch net (same class) whose ``module_`` is a
+            :class:`~latticeprune.inference.FastRecurrentNet`; its ``predict``,
+            ``predict_proba``, ``decision_function``, ``transform`` and ``score`` match this
+            sparsifier's (see :func:`~latticeprune.inference.to_inference`).
 
         Raises
         ------
@@ -117,7 +119,7 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
             If the sparsifier is not fitted.
         """
         check_is_fitted(self, "estimator_")
-        from .inference import to_inference  # deferred: inference imports the estimators
+        from .inference import to_inference  # deferred: loaded only when used
 
         return to_inference(self, engine=engine)
 

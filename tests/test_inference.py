@@ -1,14 +1,17 @@
 """Fast inference forms (compaction, CSR step loop) against the masked dense net they come from."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
+from sklearn.base import is_classifier, is_regressor
 from sklearn.exceptions import NotFittedError
 from torch.nn.utils import prune
 
 from latticeprune import LatticePruner, RNNClassifier, RNNRegressor
 from latticeprune.datasets import load_digits_sequences, make_adding_problem
-from latticeprune.inference import compact, to_inference
+from latticeprune.inference import FastRecurrentNet, compact, to_inference
 from latticeprune.nets import CELLS, RecurrentNet
 from latticeprune.neuron_graph import NeuronGraph
 
@@ -60,7 +63,7 @@ def test_fast_forms_match_masked_dense_net(cell, architecture, engine):
         x = torch.randn(batch, 7, 4)
         outputs, hidden = reference(net, x)
         np.testing.assert_allclose(fast.forward(x).numpy(), outputs, atol=ATOL)
-        np.testing.assert_allclose(fast.transform(x.numpy()), hidden, atol=ATOL)
+        np.testing.assert_allclose(fast.encode(x)[1].numpy(), hidden, atol=ATOL)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -72,8 +75,8 @@ def test_auto_engine_runs_large_sparse_layers_as_csr(cell):
     prune.custom_from_mask(net.encoder, "weight_hh_l0",
                            torch.as_tensor(rng.random(tuple(weight.shape)) >= 0.98))
     fast = to_inference(net)
-    assert fast.layer_engines_ == ["sparse"]
-    assert fast.weight_nbytes_ < fast.dense_weight_nbytes_
+    assert fast.layer_engines == ["sparse"]
+    assert fast.weight_nbytes < fast.dense_weight_nbytes
     for batch in (1, 2):  # matrix-vector and matrix-matrix products
         x = torch.randn(batch, 5, 4)
         np.testing.assert_allclose(fast.forward(x).numpy(), reference(net, x)[0], atol=ATOL)
@@ -94,10 +97,10 @@ def test_auto_engine_switches_by_batch_size(cell, sparsity, monkeypatch):
     at_one, threshold = sparse.sparse_batches(read_layer(net))
     assert threshold is not None and 2 < threshold <= 64
     if at_one:
-        assert fast.layer_engines_ == ["sparse"]
+        assert fast.layer_engines == ["sparse"]
         threshold = 2
     else:
-        assert fast.layer_engines_ == [
+        assert fast.layer_engines == [
             f"dense at batch 1, dense for batches below {threshold}, sparse from it"]
     calls = []
     original = sparse.SparseRecurrentNet.encode_time_major
@@ -126,20 +129,19 @@ def test_dense_fallback_forward_stays_in_torch(engine):
 
 @pytest.mark.parametrize("architecture", ["single", "stacked-2", "top-down-2"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_mkl_matrix_vector_path_matches(cell, architecture, monkeypatch):
-    """Every product through MKL (torch views made once per call), batch 1 and 3."""
-    from latticeprune.inference import sparse
-
-    monkeypatch.setattr(sparse, "MKL_MIN_NONZEROS", 0)
+def test_mkl_matrix_vector_path_matches(cell, architecture):
+    """Every product through MKL's CSR kernels (torch views made once per call), batch 1 and 3."""
     net = random_masks(make_net(cell, architecture), 0.8, seed=4)
     fast = to_inference(net, engine="sparse")
     layers = fast._runner.layers
-    assert all(layer.w_hh.uses_torch(1) for layer in layers)
+    if architecture != "top-down-2":  # a stack of one-layer engines
+        layers = [engine.layers[0] for _, _, engine in layers]
+    assert all(layer.w_hh.tensor.layout == torch.sparse_csr for layer in layers)
     for batch in (1, 3):
         x = torch.randn(batch, 6, 4)
         outputs, hidden = reference(net, x)
         np.testing.assert_allclose(fast.forward(x).numpy(), outputs, atol=ATOL)
-        np.testing.assert_allclose(fast.transform(x.numpy()), hidden, atol=ATOL)
+        np.testing.assert_allclose(fast.encode(x)[1].numpy(), hidden, atol=ATOL)
 
 
 def test_pruning_amount_counts_as_that_sparsity():
@@ -149,7 +151,7 @@ def test_pruning_amount_counts_as_that_sparsity():
     prune.random_unstructured(rnn, "weight_hh_l0", amount=0.9)
     assert (rnn.weight_hh_l0 == 0).float().mean().item() < 0.9
     fast = to_inference(rnn)
-    assert fast.layer_engines_[0].startswith("sparse")  # at batch 1 at least
+    assert fast.layer_engines[0].startswith("sparse")  # at batch 1 at least
     x = torch.randn(1, 5, 4)
     with torch.no_grad():
         np.testing.assert_allclose(fast.forward(x).numpy(), rnn(x)[0].numpy(), atol=ATOL)
@@ -180,7 +182,7 @@ def test_nothing_pruned_round_trips():
     with torch.no_grad():
         np.testing.assert_allclose(small(x).numpy(), net(x).numpy(), atol=ATOL)
     fast = to_inference(net)
-    assert fast.layer_engines_ == ["dense", "dense"]
+    assert fast.layer_engines == ["dense", "dense"]
     np.testing.assert_allclose(fast.forward(x).numpy(), reference(net, x)[0], atol=ATOL)
 
 
@@ -208,11 +210,11 @@ def test_units_without_outgoing_connections_are_removed(cell, architecture):
         np.testing.assert_allclose(small(x).numpy(), net(x).numpy(), atol=ATOL)
     for engine in ENGINES:
         fast = to_inference(net, engine=engine)
-        assert fast.hidden_sizes_[-1] == 6
+        assert fast.hidden_sizes[-1] == 6
         outputs, hidden = reference(net, x)
         np.testing.assert_allclose(fast.forward(x).numpy(), outputs, atol=ATOL)
         # transform exposes every top-layer unit, the removed ones included
-        np.testing.assert_allclose(fast.transform(x.numpy()), hidden, atol=ATOL)
+        np.testing.assert_allclose(fast.encode(x)[1].numpy(), hidden, atol=ATOL)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -252,11 +254,11 @@ def test_all_pruned_layer(cell, engine):
                        for t in graph.tensors if t.dst == 0 or t.kind == "feedforward"})
     net.eval()
     fast = to_inference(net, engine=engine)
-    assert fast.hidden_sizes_ == [0, 10]
+    assert fast.hidden_sizes == [0, 10]
     x = torch.randn(3, 5, 4)
     outputs, hidden = reference(net, x)
     np.testing.assert_allclose(fast.forward(x).numpy(), outputs, atol=ATOL)
-    np.testing.assert_allclose(fast.transform(x.numpy()), hidden, atol=ATOL)
+    np.testing.assert_allclose(fast.encode(x)[1].numpy(), hidden, atol=ATOL)
     # Top-down: the recurrent and top-down weights of every layer fully pruned.
     net = make_net(cell, "top-down-3")
     graph = NeuronGraph(net)
@@ -274,10 +276,10 @@ def test_fully_pruned_readout_leaves_a_constant_net():
     x = torch.randn(4, 5, 4)
     for engine in ENGINES:
         fast = to_inference(net, engine=engine)
-        assert fast.hidden_sizes_ == [0, 0]
+        assert fast.hidden_sizes == [0, 0]
         np.testing.assert_allclose(fast.forward(x).numpy(), reference(net, x)[0], atol=ATOL)
         # transform still returns every top-layer unit, from the uncompacted top layer
-        np.testing.assert_allclose(fast.transform(x.numpy()), reference(net, x)[1], atol=ATOL)
+        np.testing.assert_allclose(fast.encode(x)[1].numpy(), reference(net, x)[1], atol=ATOL)
 
 
 # -- estimators and sparsifiers ----------------------------------------------------------------
@@ -313,6 +315,29 @@ def test_pruner_to_inference_predicts_like_the_pruner(digits_pruner, engine):
     np.testing.assert_array_equal(fast.predict(flat), expected["predict"])
 
 
+def test_to_inference_is_a_prediction_copy_of_the_net(digits_pruner):
+    """Same class and parameters, its own predict and score; the source is left as it was."""
+    pruner, X, expected = digits_pruner
+    net = pruner.net_
+    module, history = net.module_, len(net.history_)
+    state = {key: value.clone() for key, value in module.state_dict().items()}
+    fast = pruner.to_inference()
+    assert type(fast) is type(net) and is_classifier(fast)
+    assert isinstance(fast.module_, FastRecurrentNet) and fast.module_ is not module
+    assert len(fast.module_.layer_engines) == len(fast.module_.hidden_sizes) == 1
+    assert fast.get_params()["hidden_size"] == net.hidden_size == 24
+    y = np.roll(expected["predict"], 1)
+    assert fast.score(X, y) == pruner.score(X, y) < 1.0 == fast.score(X, expected["predict"])
+    with pytest.raises(RuntimeError, match="cannot continue training"):
+        fast.partial_fit(X[:20], expected["predict"][:20])
+    assert net.module_ is module and len(net.history_) == history
+    assert net.optimizer_ is not None and fast.optimizer_ is None
+    assert module.state_dict().keys() == state.keys()
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    np.testing.assert_array_equal(pruner.predict(X), expected["predict"])
+
+
 def test_small_chunks_give_the_same_predictions(digits_pruner):
     pruner, X, expected = digits_pruner
     np.testing.assert_array_equal(to_inference(pruner, batch_size=7).predict(X[:50]),
@@ -326,10 +351,16 @@ def test_skorch_regressor():
     graph.apply_masks({t.name: np.random.default_rng(0).random(tuple(t.weight.shape)) > 0.5
                        for t in graph.tensors_in("recurrent")})
     fast = to_inference(reg, engine="sparse")
+    assert type(fast) is RNNRegressor and is_regressor(fast)
     assert fast.predict(X).shape == reg.predict(X).shape == (120,)
     np.testing.assert_allclose(fast.predict(X), reg.predict(X), atol=1e-5)
+    assert fast.score(X, y) == pytest.approx(reg.score(X, y), abs=1e-5)
     with pytest.raises(AttributeError, match="predict_proba"):
         fast.predict_proba(X)
+    copied = pickle.loads(pickle.dumps(fast))
+    np.testing.assert_array_equal(copied.predict(X), fast.predict(X))
+    # fit starts over, as for any estimator: a dense net trained from the parameters
+    assert isinstance(fast.fit(X, y).module_, RecurrentNet)
 
 
 # -- third-party torch modules -----------------------------------------------------------------
@@ -344,7 +375,7 @@ def test_third_party_torch_lstm(engine):
         expected = lstm(x)[0].numpy()
     fast = to_inference(lstm, engine=engine)
     np.testing.assert_allclose(fast.forward(x).numpy(), expected, atol=ATOL)
-    np.testing.assert_allclose(fast.transform(x.numpy().transpose(1, 0, 2)), expected[-1],
+    np.testing.assert_allclose(fast.encode(x)[1].numpy(), expected[-1],
                                atol=ATOL)
     with pytest.raises(AttributeError, match="forward"):
         fast.predict(x.numpy())

@@ -1,28 +1,27 @@
 """Structural compaction: the smaller dense net that computes what a pruned recurrent net computes.
 
 Pruning leaves zeros in weight matrices of the original shape; the net still carries every
-hidden unit. This module reads a net's effective (masked) weights, finds the hidden units that
-cannot influence what the net exposes, and removes them:
+hidden unit. This module reads a net's live (masked) weights through
+:class:`~latticeprune.neuron_graph.NeuronGraph` into :class:`RecurrentWeights` (plain arrays,
+which :mod:`latticeprune.inference.sparse` also builds from) and removes the hidden units that
+cannot influence what the net exposes:
 
 * a unit is **observed** when a path of non-zero connections (any gate block of an input,
   layer-to-layer, recurrent or top-down matrix) leads from it to an exposed value: a non-zero
   read-out column (``observe="outputs"``), or any top-layer unit (``observe="hidden"``, what
   ``transform`` and a bare recurrent module return). Every unit that is not observed goes,
-  with its rows and columns in every matrix. That covers units with no outgoing connections
-  and units whose every connection is pruned.
+  with its rows and columns in every matrix.
 * a unit is **driven** when a path leads to it from the input features. An observed unit that
   is not driven (every incoming connection pruned, biases left) is input-independent but not
   constant: an LSTM unit's cell integrates its biases (``c_t = f c_{t-1} + i g``), a GRU unit
   moves towards its candidate, an Elman unit with a self-connection iterates ``tanh(w h + b)``,
-  and all start from a zero state. Its contribution is therefore a time-varying trajectory.
-  Such units are **kept** (counted in :attr:`CompactionReport.undriven`): the result stays an
-  ordinary recurrent net that torch's fused kernels run, outputs are identical, and in the
-  sparse engine their empty rows cost no multiply-adds.
+  and all start from a zero state: a time-varying trajectory. Such units are **kept**
+  (:attr:`CompactionReport.undriven`): outputs stay identical and the sparse engine spends
+  no multiply-adds on their empty rows.
 
-The result, :class:`CompactRecurrentNet`, is a torch module: one ``nn.RNN`` / ``nn.LSTM`` /
-``nn.GRU`` per layer (layers may now differ in size) or, for top-down nets, a step loop over
-:class:`~latticeprune.nets.HierarchicalLayer`-style layers. :class:`RecurrentWeights` is the
-plain-array description both this module and :mod:`latticeprune.inference.sparse` build from.
+Both searches are breadth-first over the unit graph (``scipy.sparse.csgraph``), O(non-zeros).
+:class:`CompactRecurrentNet` is the result as a torch module: one fused ``nn.RNN`` /
+``nn.LSTM`` / ``nn.GRU`` per layer (sizes may now differ) or, for top-down nets, a step loop.
 """
 
 import warnings
@@ -35,37 +34,26 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import breadth_first_order
 from torch import nn
 
-from ..nets import N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet, run_top_down
+from ..nets import (N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet, fused_rnn,
+                    run_top_down)
+from ..neuron_graph import NeuronGraph, live_weight
 
 __all__ = ["LayerWeights", "RecurrentWeights", "CompactionReport", "CompactRecurrentNet",
            "read_weights", "compact_weights", "compact", "OBSERVE"]
 
 #: What the compacted net must reproduce: the read-out, or every top-layer hidden state.
 OBSERVE = ("outputs", "hidden")
-
-_TORCH_CELLS = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
-_FUSED = {"rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
-          "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
-          "lstm": (nn.LSTM, {}), "gru": (nn.GRU, {})}
+_KEYS = ("weight_ih", "weight_hh", "weight_td", "bias_ih", "bias_hh")
 
 
 @dataclass
 class LayerWeights:
-    """Effective weights of one recurrent layer, gates in torch's order (LSTM ifgo, GRU rzn).
-
-    Attributes
-    ----------
-    cell : str
-        ``"rnn_tanh"``, ``"rnn_relu"``, ``"lstm"`` or ``"gru"``.
-    weight_ih : ndarray of shape (n_gates * hidden_size, input_size)
-        Bottom-up weights (from the input features or the layer below).
-    weight_hh : ndarray of shape (n_gates * hidden_size, hidden_size)
-    weight_td : ndarray of shape (n_gates * hidden_size, size of the layer above) or None
-        Top-down weights (from the layer above at the previous step).
-    bias_ih, bias_hh : ndarray of shape (n_gates * hidden_size,)
-    units : ndarray of int
-        Indices of these units in the original layer.
-    """
+    """Live weights of one recurrent layer, float32, gate blocks in torch's order (LSTM ifgo,
+    GRU rzn): ``weight_ih`` ``(n_gates * hidden_size, input_size)`` from the inputs or the layer
+    below, ``weight_hh`` ``(.., hidden_size)``, ``weight_td`` ``(.., size of the layer above)``
+    from the layer above at the previous step (None without), ``bias_ih`` and ``bias_hh``
+    ``(n_gates * hidden_size,)``. ``cell`` is a name of :data:`~latticeprune.nets.CELL_TABLE`;
+    ``units`` are the indices of these units in the original layer."""
 
     cell: str
     weight_ih: np.ndarray
@@ -87,13 +75,6 @@ class LayerWeights:
     def input_size(self):
         return self.weight_ih.shape[1]
 
-    def matrices(self):
-        """The weight matrices as ``{"ih": ..., "hh": ..., "td": ...}`` (``td`` only if present)."""
-        found = {"ih": self.weight_ih, "hh": self.weight_hh}
-        if self.weight_td is not None:
-            found["td"] = self.weight_td
-        return found
-
     def select(self, keep, keep_below, keep_above):
         """The layer restricted to units ``keep`` (and its inputs to ``keep_below``/``keep_above``).
 
@@ -113,25 +94,12 @@ class LayerWeights:
 
 @dataclass
 class RecurrentWeights:
-    """Plain-array description of a recurrent net: its layers and (optionally) a linear read-out.
-
-    Attributes
-    ----------
-    layers : list of LayerWeights
-        Bottom to top.
-    top_down : bool
-        Layer ``l + 1`` feeds back into layer ``l`` at the next step (a ``HierarchicalRNN``).
-    input_size : int
-        Features per step.
-    readout_weight : ndarray of shape (n_outputs, top hidden size) or None
-    readout_bias : ndarray of shape (n_outputs,) or None
-    sequence_output : bool
-        The read-out is applied to every step, not only the last.
-    batch_first : bool
-        Layout of the source module's ``forward`` input.
-    top_size : int
-        Hidden size of the original top layer (the width of ``transform``).
-    """
+    """Plain-array description of a recurrent net: ``layers`` (:class:`LayerWeights`, bottom to
+    top); ``top_down``: layer ``l + 1`` feeds back into layer ``l`` at the next step;
+    ``input_size``: features per step; an optional linear read-out, ``readout_weight``
+    ``(n_outputs, top hidden size)`` and ``readout_bias``, applied to every step if
+    ``sequence_output``, else to the last; ``batch_first``: the layout of the source module's
+    ``forward`` input."""
 
     layers: List[LayerWeights]
     top_down: bool
@@ -140,33 +108,22 @@ class RecurrentWeights:
     readout_bias: Optional[np.ndarray] = None
     sequence_output: bool = False
     batch_first: bool = True
-    top_size: int = 0
 
     @property
     def hidden_sizes(self):
         return [layer.hidden_size for layer in self.layers]
 
     def nbytes(self):
-        """Bytes of all weight and bias arrays (dense)."""
-        arrays = [a for layer in self.layers for a in
-                  (*layer.matrices().values(), layer.bias_ih, layer.bias_hh)]
-        arrays += [a for a in (self.readout_weight, self.readout_bias) if a is not None]
-        return int(sum(a.nbytes for a in arrays))
+        """Bytes of the recurrent layers' weight and bias arrays (dense; read-out excluded)."""
+        return int(sum(getattr(layer, key).nbytes for layer in self.layers for key in _KEYS
+                       if getattr(layer, key) is not None))
 
 
 @dataclass
 class CompactionReport:
-    """What compaction removed, per layer.
-
-    Attributes
-    ----------
-    original_sizes, compact_sizes : list of int
-        Hidden units per layer before and after.
-    removed : list of ndarray of int
-        Original indices of the removed (unobserved) units.
-    undriven : list of ndarray of int
-        Original indices of kept units that no input reaches (input-independent trajectories).
-    """
+    """What compaction removed, per layer: hidden units before and after
+    (``original_sizes``, ``compact_sizes``), original indices of the removed (unobserved) units
+    (``removed``) and of kept units no input reaches (``undriven``)."""
 
     original_sizes: list
     compact_sizes: list
@@ -174,82 +131,35 @@ class CompactionReport:
     undriven: list = field(default_factory=list)
 
 
-# -- reading a module ------------------------------------------------------------------------
-def _effective(owner, name):
-    """``owner.<name>`` as float32 array; ``<name>_orig * <name>_mask`` if pruned."""
-    if hasattr(owner, name + "_orig") and hasattr(owner, name + "_mask"):
-        weight = getattr(owner, name + "_orig") * getattr(owner, name + "_mask")
-    else:
-        weight = getattr(owner, name)
-    return weight.detach().cpu().to(torch.float32).numpy().copy()
-
-
-def _read_torch_rnn(rnn):
-    if rnn.bidirectional:
-        raise ValueError("Bidirectional recurrent layers are not supported: a step loop runs "
-                         "forward in time only.")
-    if getattr(rnn, "proj_size", 0):
-        raise ValueError("LSTMs with proj_size > 0 are not supported.")
-    cell = _TORCH_CELLS[rnn.mode]
-    layers = []
-    for k in range(rnn.num_layers):
-        weight_ih = _effective(rnn, f"weight_ih_l{k}")
-        rows = weight_ih.shape[0]
-        biases = [(_effective(rnn, f"bias_{kind}_l{k}") if rnn.bias
-                   else np.zeros(rows, dtype=np.float32)) for kind in ("ih", "hh")]
-        layers.append(LayerWeights(cell, weight_ih, _effective(rnn, f"weight_hh_l{k}"), None,
-                                   *biases, np.arange(rnn.hidden_size)))
-    return layers
-
-
-def _read_hierarchical(net):
-    return [LayerWeights(layer.cell, _effective(layer, "weight_ih"),
-                         _effective(layer, "weight_hh"),
-                         None if layer.weight_td is None else _effective(layer, "weight_td"),
-                         _effective(layer, "bias_ih"), _effective(layer, "bias_hh"),
-                         np.arange(layer.hidden_size))
-            for layer in net.layers]
+def _array(tensor):
+    return tensor.detach().cpu().to(torch.float32).numpy().copy()
 
 
 def read_weights(module):
-    """Read the effective weights of a recurrent torch module.
+    """The live (masked) weights of ``module`` as :class:`RecurrentWeights`, read through its
+    :class:`~latticeprune.neuron_graph.NeuronGraph`.
 
-    Parameters
-    ----------
-    module : RecurrentNet, HierarchicalRNN, nn.RNN, nn.LSTM or nn.GRU
-        Pruned through ``torch.nn.utils.prune`` or not; masks are applied.
-
-    Returns
-    -------
-    weights : RecurrentWeights
-
-    Raises
-    ------
-    TypeError
-        For any other module (its ``forward`` could use the recurrent layers in any way).
-    ValueError
-        For bidirectional layers or LSTMs with projections.
+    ``module`` is a RecurrentNet, HierarchicalRNN, nn.RNN, nn.LSTM or nn.GRU, pruned through
+    ``torch.nn.utils.prune`` or not. ``TypeError`` for any other module (its ``forward`` could
+    use the recurrent layers in any way); ``ValueError`` for bidirectional layers or LSTMs with
+    projections.
     """
-    if isinstance(module, RecurrentNet):
-        encoder = module.encoder
-        inner = read_weights(encoder)
-        readout = module.readout
-        bias = (_effective(readout, "bias") if readout.bias is not None
-                else np.zeros(readout.out_features, dtype=np.float32))
-        return replace(inner, readout_weight=_effective(readout, "weight"), readout_bias=bias,
-                       sequence_output=bool(module.sequence_output), batch_first=True)
-    if isinstance(module, HierarchicalRNN):
-        layers = _read_hierarchical(module)
-        return RecurrentWeights(layers, True, module.input_size, batch_first=True,
-                                top_size=layers[-1].hidden_size)
-    if isinstance(module, nn.RNNBase):
-        layers = _read_torch_rnn(module)
-        return RecurrentWeights(layers, False, module.input_size,
-                                batch_first=bool(module.batch_first),
-                                top_size=layers[-1].hidden_size)
-    raise TypeError(
-        f"Cannot build an inference form of {type(module).__name__}: expected a "
-        "latticeprune RecurrentNet, a HierarchicalRNN, or a torch nn.RNN / nn.LSTM / nn.GRU.")
+    encoder = module.encoder if isinstance(module, RecurrentNet) else module
+    if not isinstance(encoder, (HierarchicalRNN, nn.RNNBase)):
+        raise TypeError(
+            f"Cannot build an inference form of {type(module).__name__}: expected a "
+            "latticeprune RecurrentNet, a HierarchicalRNN, or a torch nn.RNN / nn.LSTM / nn.GRU.")
+    layers = [LayerWeights(layer.cell, **layer.arrays(), units=np.arange(layer.size))
+              for layer in NeuronGraph(encoder).layers]
+    weights = RecurrentWeights(layers, isinstance(encoder, HierarchicalRNN), encoder.input_size,
+                               batch_first=bool(getattr(encoder, "batch_first", True)))
+    if encoder is module:
+        return weights
+    readout = module.readout
+    bias = (_array(live_weight(readout, "bias")) if readout.bias is not None
+            else np.zeros(readout.out_features, dtype=np.float32))
+    return replace(weights, readout_weight=_array(live_weight(readout, "weight")),
+                   readout_bias=bias, sequence_output=bool(module.sequence_output))
 
 
 # -- compaction ------------------------------------------------------------------------------
@@ -297,10 +207,7 @@ def _unit_roles(weights, observe):
     observed = np.zeros(n_units + 2, dtype=bool)
     observed[breadth_first_order(graph.T.tocsr(), sink, directed=True,
                                  return_predecessors=False)] = True
-    def per_layer(flags):
-        return [flags[offsets[i]:offsets[i + 1]] for i in range(len(sizes))]
-
-    return per_layer(observed), per_layer(driven)
+    return np.split(observed[:n_units], offsets[1:-1]), np.split(driven[:n_units], offsets[1:-1])
 
 
 def compact_weights(weights, observe="outputs"):
@@ -309,16 +216,14 @@ def compact_weights(weights, observe="outputs"):
     Parameters
     ----------
     weights : RecurrentWeights
-        As :func:`read_weights` returns them.
     observe : {"outputs", "hidden"}, default="outputs"
         ``"outputs"``: keep what the read-out needs (``forward``, ``predict``). ``"hidden"``:
-        keep every top-layer unit as well (``transform``). Without a read-out both mean
-        ``"hidden"``.
+        keep every top-layer unit too, in size and order (``transform``). Without a read-out
+        both mean ``"hidden"``.
 
     Returns
     -------
     compacted : RecurrentWeights
-        Same outputs; with ``observe="hidden"`` the top layer keeps its size and order.
     report : CompactionReport
     """
     if observe not in OBSERVE:
@@ -350,15 +255,13 @@ def _fused_layer(layer):
     """
     if layer.hidden_size == 0:
         return None
-    rnn_class, extra = _FUSED[layer.cell]
     weight_ih = layer.weight_ih
     if weight_ih.shape[1] == 0:
         weight_ih = np.zeros((weight_ih.shape[0], 1), dtype=np.float32)
-    rnn = rnn_class(weight_ih.shape[1], layer.hidden_size, batch_first=True, **extra)
-    with torch.no_grad():
-        for name, value in [("weight_ih_l0", weight_ih), ("weight_hh_l0", layer.weight_hh),
-                            ("bias_ih_l0", layer.bias_ih), ("bias_hh_l0", layer.bias_hh)]:
-            getattr(rnn, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+    rnn = fused_rnn(layer.cell, weight_ih.shape[1], layer.hidden_size)
+    rnn.load_state_dict({f"{key}_l0": torch.from_numpy(np.ascontiguousarray(value)) for key, value
+                         in [("weight_ih", weight_ih), ("weight_hh", layer.weight_hh),
+                             ("bias_ih", layer.bias_ih), ("bias_hh", layer.bias_hh)]})
     return rnn.eval()
 
 
@@ -386,29 +289,18 @@ class _StepLayer(HierarchicalLayer):
         self.n_gates = layer.n_gates
         as_param = lambda a: nn.Parameter(torch.from_numpy(np.ascontiguousarray(a)),  # noqa: E731
                                           requires_grad=False)
-        self.weight_ih = as_param(layer.weight_ih)
-        self.weight_hh = as_param(layer.weight_hh)
-        self.weight_td = None if layer.weight_td is None else as_param(layer.weight_td)
-        self.bias_ih = as_param(layer.bias_ih)
-        self.bias_hh = as_param(layer.bias_hh)
+        for key in _KEYS:
+            value = getattr(layer, key)
+            setattr(self, key, None if value is None else as_param(value))
 
 
 class CompactRecurrentNet(nn.Module):
     """The compacted net as a dense torch module.
 
-    Parameters
-    ----------
-    weights : RecurrentWeights
-        Usually the output of :func:`compact_weights`.
-
-    Attributes
-    ----------
-    layers : nn.ModuleList
-        Without top-down feedback: one fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` per layer (None
-        for a layer left with no units). With it: step layers run jointly, as
-        :class:`~latticeprune.nets.HierarchicalRNN` does.
-    readout : nn.Linear or None
-    hidden_sizes : list of int
+    Built from ``weights`` (:class:`RecurrentWeights`, usually from :func:`compact_weights`).
+    ``layers`` holds one fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` per layer (None for a layer
+    left with no units) or, with top-down feedback, step layers run jointly as
+    :class:`~latticeprune.nets.HierarchicalRNN` does; ``readout`` is an ``nn.Linear`` or None.
     """
 
     def __init__(self, weights):
@@ -421,25 +313,21 @@ class CompactRecurrentNet(nn.Module):
         self.layers = nn.ModuleList([make(layer) for layer in weights.layers])
         self.readout = None
         if weights.readout_weight is not None:
-            n_out, n_in = weights.readout_weight.shape
             with warnings.catch_warnings():  # a read-out left with no inputs has 0 weights
                 warnings.filterwarnings("ignore", "Initializing zero-element", UserWarning)
-                self.readout = nn.Linear(n_in, n_out)
-            with torch.no_grad():
-                self.readout.weight.copy_(torch.from_numpy(weights.readout_weight))
-                self.readout.bias.copy_(torch.from_numpy(weights.readout_bias))
+                self.readout = nn.Linear(*weights.readout_weight.shape[::-1])
+            self.readout.load_state_dict({"weight": torch.from_numpy(weights.readout_weight),
+                                          "bias": torch.from_numpy(weights.readout_bias)})
         self.eval()
 
     def encode(self, x):
         """Top-layer states of batch-first ``x``: ``(outputs (batch, steps, hidden), last)``."""
-        outputs = run_top_down(self.layers, x) if self.top_down else self._layer_by_layer(x)
-        return outputs, outputs[:, -1]
-
-    def _layer_by_layer(self, x):
-        below = x
-        for rnn in self.layers:
-            below = run_fused_layer(rnn, below)
-        return below
+        if self.top_down:
+            x = run_top_down(self.layers, x)
+        else:
+            for rnn in self.layers:
+                x = run_fused_layer(rnn, x)
+        return x, x[:, -1]
 
     def forward(self, x):
         """Read-out of batch-first ``x`` (the top layer's states if there is no read-out)."""
@@ -450,19 +338,9 @@ class CompactRecurrentNet(nn.Module):
 
 
 def compact(module, observe="outputs"):
-    """The smaller dense net with the same outputs as a pruned recurrent module.
-
-    Parameters
-    ----------
-    module : RecurrentNet, HierarchicalRNN, nn.RNN, nn.LSTM or nn.GRU
-    observe : {"outputs", "hidden"}, default="outputs"
-        See :func:`compact_weights`.
-
-    Returns
-    -------
-    net : CompactRecurrentNet
-        Takes and returns batch-first tensors.
-    report : CompactionReport
+    """The smaller dense net (batch-first tensors in and out) with the same outputs as a pruned
+    recurrent ``module`` (any :func:`read_weights` reads), and its :class:`CompactionReport`;
+    ``observe`` as in :func:`compact_weights`.
 
     Examples
     --------
