@@ -137,8 +137,8 @@ def _read_split(folder, split):
                                 for kind in ("images", "labels"))
     images, labels = read_idx(images_file), read_idx(labels_file)
     if images.dtype != np.uint8 or images.shape[1:] != (28, 28):
-        raise ValueError(f"{images_file}: expected unsigned-byte images of shape (n, 28, 28) (magic "
-                         f"0x00000803), got dtype {images.dtype} and shape {images.shape}.")
+        raise ValueError(f"{images_file}: expected unsigned-byte images of shape (n, 28, 28) "
+                         f"(magic 0x00000803), got dtype {images.dtype} and shape {images.shape}.")
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise ValueError(f"{labels_file}: expected unsigned-byte labels of shape (n,) (magic "
                          f"0x00000801), got dtype {labels.dtype} and shape {labels.shape}.")
@@ -224,8 +224,8 @@ def load_mnist(path=None, *, return_X_y=False, as_2d=False, data_home=None):
     else:
         folder = Path(os.fspath(path)).expanduser()
         if not folder.is_dir():
-            raise FileNotFoundError(f"path={str(path)!r} is not a folder; pass the folder that holds "
-                                    "the MNIST IDX files (train-images-idx3-ubyte[.gz], ...).")
+            raise FileNotFoundError(f"path={str(path)!r} is not a folder; pass the folder that "
+                                    "holds the MNIST IDX files (train-images-idx3-ubyte[.gz], ...).")
         (train_images, y_train), (test_images, y_test) = (_read_split(folder, split)
                                                           for split in ("train", "test"))
         images = np.concatenate([train_images, test_images])
