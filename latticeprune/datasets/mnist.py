@@ -225,7 +225,8 @@ def load_mnist(path=None, *, return_X_y=False, as_2d=False, data_home=None):
         folder = Path(os.fspath(path)).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"path={str(path)!r} is not a folder; pass the folder that "
-                                    "holds the MNIST IDX files (train-images-idx3-ubyte[.gz], ...).")
+                                    "holds the MNIST IDX files "
+                                    "(train-images-idx3-ubyte[.gz], ...).")
         (train_images, y_train), (test_images, y_test) = (_read_split(folder, split)
                                                           for split in ("train", "test"))
         images = np.concatenate([train_images, test_images])
