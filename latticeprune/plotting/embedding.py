@@ -1,8 +1,9 @@
 """The neurons of a ModuliRegularizer at their points of the space, surviving connections drawn.
 
 Circle: chords. Torus, Klein bottle: the square, each connection along its shortest path; the
-path's images under the group (``Space.images`` of the flat spaces) clipped to the square by matplotlib
-(``Path.clip_to_bbox``) are its pieces. Sphere: great-circle arcs, in 3-D or longitude / latitude.
+path's images under the group (``Space.images`` of the flat spaces) clipped to the square by
+matplotlib (``Path.clip_to_bbox``) are its pieces. Sphere: great-circle arcs (scipy's
+``geometric_slerp``), in 3-D or longitude / latitude.
 """
 import numbers
 
@@ -78,7 +79,6 @@ def plot_moduli_embedding(regularizer, *, layer=0, max_connections=None, project
     pairs = np.argwhere(strength > 0)
     pairs = pairs[np.argsort(-strength[tuple(pairs.T)], kind="stable")[:max_connections]]
     weight = strength[tuple(pairs.T)] / (strength.max() or 1.0)
-    size = graph.layers[index].size
 
     three_d, outline, frame, owners = False, None, {}, np.arange(len(pairs))
     if space.name in ("circle", "sphere"):
@@ -140,7 +140,7 @@ def plot_moduli_embedding(regularizer, *, layer=0, max_connections=None, project
             ax.add_patch(outline)
         ax.set(aspect="equal", **frame)
     ax.set_title(f"{names[index]} on the {space.name}: {len(pairs)} connections drawn of "
-                 f"{size * size - size} possible")
+                 f"{len(pre) * (len(pre) - 1)} possible")
     return ax
 
 
