@@ -16,29 +16,11 @@ arrays (or 2-D ``(n_samples, n_steps * n_features)`` on request), so they feed
 from .adding import make_adding_problem
 from .digits import load_digits_sequences
 from .mnist import MNISTNotFoundError, load_mnist, read_idx, write_idx
-from .navigation import (
-    decode_position,
-    make_navigation_task,
-    make_place_cell_centres,
-    place_cell_codes,
-    position_error_cm,
-)
+from .navigation import (decode_position, make_navigation_task, make_place_cell_centres,
+                         place_cell_codes, position_error_cm)
 from .wikitext import Dictionary, batchify, bptt_batches, load_wikitext2
 
-__all__ = [
-    "load_digits_sequences",
-    "load_mnist",
-    "read_idx",
-    "write_idx",
-    "MNISTNotFoundError",
-    "make_adding_problem",
-    "make_navigation_task",
-    "make_place_cell_centres",
-    "place_cell_codes",
-    "decode_position",
-    "position_error_cm",
-    "load_wikitext2",
-    "Dictionary",
-    "batchify",
-    "bptt_batches",
-]
+__all__ = ["load_digits_sequences", "load_mnist", "read_idx", "write_idx", "MNISTNotFoundError",
+           "make_adding_problem", "make_navigation_task", "make_place_cell_centres",
+           "place_cell_codes", "decode_position", "position_error_cm", "load_wikitext2",
+           "Dictionary", "batchify", "bptt_batches"]

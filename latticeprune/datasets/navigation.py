@@ -14,15 +14,11 @@ spans ``[-box_size / 2, box_size / 2]`` on both axes.
 import numbers
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.utils import Bunch, check_random_state, check_scalar
 
-__all__ = [
-    "make_navigation_task",
-    "make_place_cell_centres",
-    "place_cell_codes",
-    "decode_position",
-    "position_error_cm",
-]
+__all__ = ["make_navigation_task", "make_place_cell_centres", "place_cell_codes",
+           "decode_position", "position_error_cm"]
 
 # Wall avoidance of the standard generator: inside this band (m) and heading
 # towards the nearest wall, the agent turns parallel to the wall and slows down.
@@ -48,9 +44,8 @@ def _to_numpy(array):
     return np.asarray(array)
 
 
-def _check_box_size(box_size):
-    check_scalar(box_size, "box_size", numbers.Real, min_val=0.0, include_boundaries="neither")
-    return float(box_size)
+def _check_positive(value, name):
+    return float(check_scalar(value, name, numbers.Real, min_val=0.0, include_boundaries="neither"))
 
 
 def make_place_cell_centres(n_place_cells=512, box_size=2.2, random_state=0):
@@ -59,12 +54,10 @@ def make_place_cell_centres(n_place_cells=512, box_size=2.2, random_state=0):
     Parameters
     ----------
     n_place_cells : int, default=512
-        Number of place cells Np, at least 1.
     box_size : float, default=2.2
         Side of the square box in metres.
     random_state : int, RandomState instance or None, default=0
-        Seed for the centres. The default is a fixed seed so that every data
-        set of the same size shares one environment.
+        A fixed seed by default, so that every data set of the same size shares one environment.
 
     Returns
     -------
@@ -72,17 +65,9 @@ def make_place_cell_centres(n_place_cells=512, box_size=2.2, random_state=0):
         Centres in metres, in ``[-box_size / 2, box_size / 2]^2``.
     """
     check_scalar(n_place_cells, "n_place_cells", numbers.Integral, min_val=1)
-    half = _check_box_size(box_size) / 2
+    half = _check_positive(box_size, "box_size") / 2
     rng = check_random_state(random_state)
     return rng.uniform(-half, half, size=(int(n_place_cells), 2)).astype(np.float32)
-
-
-def _softmax_last_axis(logits):
-    """In-place softmax over the last axis of a float array."""
-    logits -= logits.max(axis=-1, keepdims=True)
-    np.exp(logits, out=logits)
-    logits /= logits.sum(axis=-1, keepdims=True)
-    return logits
 
 
 def _scaled_sq_distances(positions, centres, variance):
@@ -98,23 +83,21 @@ def _scaled_sq_distances(positions, centres, variance):
 def place_cell_codes(positions, centres, *, width=0.12, dog=False, surround_scale=2.0):
     """Place-cell code of positions: softmax-normalised Gaussian or DoG tuning.
 
-    With Gaussian tuning the code is
-    ``softmax_i(-|x - c_i|^2 / (2 width^2))``. With difference-of-Gaussians
-    tuning (``dog=True``) it is the Gaussian code minus the code of a wider
-    surround (variance ``surround_scale * width^2``), shifted so that its
-    minimum over cells is 0 and renormalised, as in Sorscher et al. (2019).
-    Either way every code is non-negative and sums to one over the cells.
+    Gaussian: ``softmax_i(-|x - c_i|^2 / (2 width^2))``. Difference of Gaussians (``dog``): that
+    code minus the code of a wider surround (variance ``surround_scale * width^2``), shifted to
+    a minimum of 0 over the cells and renormalised (Sorscher et al. 2019). Every code is
+    non-negative and sums to one over the cells.
 
     Parameters
     ----------
     positions : array-like of shape (..., 2)
-        Positions in metres.
+        Positions in metres (NumPy arrays or torch tensors, as every array here).
     centres : array-like of shape (n_place_cells, 2)
         Place-cell centres in metres.
     width : float, default=0.12
         Tuning width (standard deviation of the Gaussian) in metres.
     dog : bool, default=False
-        Use difference-of-Gaussians tuning.
+        Difference-of-Gaussians tuning.
     surround_scale : float, default=2.0
         Ratio of surround to centre variance for DoG tuning (> 1).
 
@@ -136,30 +119,21 @@ def place_cell_codes(positions, centres, *, width=0.12, dog=False, surround_scal
         raise ValueError(f"positions must have shape (..., 2), got {positions.shape}.")
     if centres.ndim != 2 or centres.shape[1] != 2 or len(centres) == 0:
         raise ValueError(f"centres must have shape (n_place_cells, 2), got {centres.shape}.")
-    check_scalar(width, "width", numbers.Real, min_val=0.0, include_boundaries="neither")
-    variance = float(width) ** 2
-    codes = _softmax_last_axis(_scaled_sq_distances(positions, centres, variance))
+    variance = _check_positive(width, "width") ** 2
+    codes = softmax(_scaled_sq_distances(positions, centres, variance), axis=-1)
     if dog:
-        check_scalar(
-            surround_scale,
-            "surround_scale",
-            numbers.Real,
-            min_val=1.0,
-            include_boundaries="neither",
-        )
+        check_scalar(surround_scale, "surround_scale", numbers.Real, min_val=1.0,
+                     include_boundaries="neither")
         surround = _scaled_sq_distances(positions, centres, float(surround_scale) * variance)
-        codes -= _softmax_last_axis(surround)
+        codes -= softmax(surround, axis=-1)
         codes -= codes.min(axis=-1, keepdims=True)
         codes /= codes.sum(axis=-1, keepdims=True)
     return codes.reshape(positions.shape[:-1] + (len(centres),))
 
 
 def _wall_avoidance(position, heading, half, border_region):
-    """Turn towards the wall-parallel direction when close to and facing a wall.
-
-    Returns a boolean mask of agents near a wall and heading towards it, and
-    the turn (radians) that makes their heading parallel to that wall.
-    """
+    """Which agents are within ``border_region`` of a wall and heading towards it, and the turn
+    (radians) that makes their heading parallel to that wall."""
     x, y = position[:, 0], position[:, 1]
     distances = np.stack([half - x, half - y, half + x, half + y])  # walls at +x, +y, -x, -y
     nearest = distances.argmin(axis=0)
@@ -171,9 +145,8 @@ def _wall_avoidance(position, heading, half, border_region):
     return near_wall, turn
 
 
-def _random_trajectories(
-    rng, n_samples, n_steps, half, dt, rotation_sd, speed_scale, border_region
-):
+def _random_trajectories(rng, n_samples, n_steps, half, dt, rotation_sd, speed_scale,
+                         border_region):
     """Start positions (n, 2) and positions after each step (n, T, 2), float64."""
     start = rng.uniform(-half, half, size=(n_samples, 2))
     heading = rng.uniform(0.0, 2 * np.pi, size=n_samples)
@@ -186,99 +159,56 @@ def _random_trajectories(
         near_wall, wall_turn = _wall_avoidance(position, heading, half, border_region)
         speed = np.where(near_wall, _WALL_SLOWDOWN * speeds[:, t], speeds[:, t])
         step = (speed * dt)[:, None] * np.stack([np.cos(heading), np.sin(heading)], axis=1)
-        # Wall avoidance keeps almost every step inside; a rare fast step that
-        # would still cross a wall stops at the wall instead.
+        # A rare fast step that would still cross a wall stops at the wall.
         position = np.clip(position + step, -half, half)
         positions[:, t] = position
         heading = heading + wall_turn + dt * random_turns[:, t]
     return start, positions
 
 
-def make_navigation_task(
-    n_samples,
-    n_steps=20,
-    *,
-    n_place_cells=512,
-    box_size=2.2,
-    place_cell_width=0.12,
-    dog=False,
-    surround_scale=2.0,
-    centres=None,
-    centres_random_state=0,
-    input_format="velocity",
-    dt=0.02,
-    rotation_sd=11.52,
-    speed_scale=0.13 * 2 * np.pi,
-    border_region=0.03,
-    random_state=None,
-):
+def make_navigation_task(n_samples, n_steps=20, *, n_place_cells=512, box_size=2.2,
+                         place_cell_width=0.12, dog=False, surround_scale=2.0, centres=None,
+                         centres_random_state=0, input_format="velocity", dt=0.02,
+                         rotation_sd=11.52, speed_scale=0.13 * 2 * np.pi, border_region=0.03,
+                         random_state=None):
     """Generate the navigation (path integration) task.
 
-    Trajectories follow the rat-motion model of the standard grid-cell RNN
-    trajectory generator (Sorscher et al. 2019): the start position is
-    uniform in the box and the heading uniform in [0, 2 pi); at each step
-    of ``dt`` seconds the agent moves at a Rayleigh-distributed speed (scale
-    ``speed_scale``, mean about 1 m/s by default) along its heading, then its
-    heading changes by a Gaussian turn (standard deviation
-    ``rotation_sd * dt`` radians). Within ``border_region`` of a wall and
-    heading towards it, the agent takes that step at a quarter of its speed
-    and then turns parallel to the wall (the order of the standard
-    generator). A rare step that would still cross a wall stops at
-    the wall, so every position lies inside the box, and the inputs are the
-    actual displacements (positions are exactly the integrated velocity).
-
-    Generation is vectorised over trajectories (a Python loop runs over the
-    ``n_steps`` steps only). Measured on the project's 2-core CPU with the
-    defaults (20 steps, 512 Gaussian place cells): about 11,000 trajectories
-    per second including the place-cell targets when the machine is idle
-    (91 ms for 1000, 0.66 s for 10,000; about 9,000 per second with DoG
-    tuning), about 6,000 per second with both cores busy with other jobs;
-    the trajectories alone run at about 300,000 per second, the softmax over
-    place cells dominates. Command::
-
-        python -m timeit -s "from latticeprune.datasets import make_navigation_task" \
-            "make_navigation_task(1000, random_state=0)"
-
-    Wall clipping touches under 0.5% of positions at the defaults.
-    The targets take ``n_samples * n_steps * n_place_cells * 4`` bytes
-    (40 MB for 1000 trajectories at the defaults).
+    Trajectories follow the rat-motion model of the standard grid-cell RNN trajectory generator
+    (Sorscher et al. 2019): start position uniform in the box, heading uniform in [0, 2 pi); at
+    each step of ``dt`` seconds the agent moves at a Rayleigh-distributed speed along its
+    heading, then turns by a Gaussian angle (standard deviation ``rotation_sd * dt`` radians).
+    Within ``border_region`` of a wall and heading towards it, the agent takes that step at a
+    quarter of its speed, then turns parallel to the wall. A rare step that would still cross a
+    wall stops at the wall, so every position lies inside the box and the inputs are the actual
+    displacements. Vectorised over trajectories, a Python loop over the steps (measured: see
+    docs/experiments.md); the targets take ``n_samples * n_steps * n_place_cells * 4`` bytes.
 
     Parameters
     ----------
     n_samples : int
-        Number of trajectories, at least 1.
     n_steps : int, default=20
-        Steps per trajectory T, at least 1.
     n_place_cells : int, default=512
-        Number of place cells Np. Must equal ``len(centres)`` when
-        ``centres`` is given.
+        Must equal ``len(centres)`` when ``centres`` is given.
     box_size : float, default=2.2
         Side of the square box in metres.
-    place_cell_width : float, default=0.12
-        Tuning width of the place cells in metres.
-    dog : bool, default=False
-        Difference-of-Gaussians tuning instead of Gaussian (see
-        :func:`place_cell_codes`).
-    surround_scale : float, default=2.0
-        Surround-to-centre variance ratio for DoG tuning.
+    place_cell_width, dog, surround_scale
+        Tuning of the place cells, see :func:`place_cell_codes`.
     centres : array-like of shape (n_place_cells, 2) or None, default=None
-        Place-cell centres in metres. If None they are drawn uniformly in the
-        box with ``centres_random_state``.
+        Place-cell centres in metres. None: drawn uniformly in the box with
+        ``centres_random_state``.
     centres_random_state : int, RandomState instance or None, default=0
-        Seed for the centres, separate from ``random_state`` so that training
-        and test sets drawn with different ``random_state`` share the same
-        place cells (the same environment).
+        Seed for the centres, separate from ``random_state`` so that training and test sets
+        share the same place cells (the same environment).
     input_format : {"velocity", "speed_heading"}, default="velocity"
-        ``"velocity"``: inputs ``(vx, vy)`` in m/s, shape (n, T, 2).
-        ``"speed_heading"``: inputs ``(speed, sin(theta), cos(theta))`` with
-        speed in m/s and theta the direction of motion, shape (n, T, 3).
-        In both cases step t moves the agent by ``velocity[:, t] * dt``.
+        Inputs ``(vx, vy)`` in m/s, shape (n, T, 2), or ``(speed, sin(theta), cos(theta))``
+        with theta the direction of motion, shape (n, T, 3). Step t moves the agent by
+        ``velocity[:, t] * dt``.
     dt : float, default=0.02
         Time step in seconds.
     rotation_sd : float, default=11.52
         Standard deviation of the rotational velocity in rad/s.
     speed_scale : float, default=0.13 * 2 * pi
-        Scale of the Rayleigh speed distribution in m/s.
+        Scale of the Rayleigh speed distribution in m/s (mean speed about 1 m/s).
     border_region : float, default=0.03
         Distance to a wall (m) below which wall avoidance acts.
     random_state : int, RandomState instance or None, default=None
@@ -287,27 +217,14 @@ def make_navigation_task(
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
-        Dictionary-like object with attributes
-
-        velocities : ndarray of float32, shape (n_samples, n_steps, 2 or 3)
-            Network inputs (see ``input_format``). Also available as ``data``.
-        init_codes : ndarray of float32, shape (n_samples, n_place_cells)
-            Place-cell code of the start position (to encode the initial
-            hidden state).
-        targets : ndarray of float32, shape (n_samples, n_steps, n_place_cells)
-            Place-cell code after each step; each row sums to one. Also
-            available as ``target``.
-        positions : ndarray of float32, shape (n_samples, n_steps, 2)
-            True position after each step, in metres.
-        init_positions : ndarray of float32, shape (n_samples, 2)
-            Start positions, so that
-            ``positions[:, t] = init_positions + dt * velocity[:, :t + 1].sum(1)``.
-        centres : ndarray of float32, shape (n_place_cells, 2)
-            Place-cell centres in metres.
-        box_size, dt, place_cell_width, dog, surround_scale, input_format
-            The generation parameters.
-        DESCR : str
-            Description of the data set.
+        ``velocities`` (also ``data``; float32, (n_samples, n_steps, 2 or 3)): the inputs;
+        ``init_codes`` (float32, (n_samples, n_place_cells)): place-cell code of the start
+        position, to encode the initial hidden state; ``targets`` (also ``target``; float32,
+        (n_samples, n_steps, n_place_cells)): the code after each step; ``positions`` (float32,
+        (n_samples, n_steps, 2)): the position after each step, in metres; ``init_positions``
+        (float32, (n_samples, 2)), so that ``positions[:, t] = init_positions + dt *
+        velocity[:, :t + 1].sum(1)``; ``centres``; the generation parameters ``box_size``,
+        ``dt``, ``place_cell_width``, ``dog``, ``surround_scale``, ``input_format``; ``DESCR``.
 
     See Also
     --------
@@ -325,13 +242,9 @@ def make_navigation_task(
     """
     check_scalar(n_samples, "n_samples", numbers.Integral, min_val=1)
     check_scalar(n_steps, "n_steps", numbers.Integral, min_val=1)
-    box_size = _check_box_size(box_size)
-    for name, value in [
-        ("place_cell_width", place_cell_width),
-        ("dt", dt),
-        ("speed_scale", speed_scale),
-    ]:
-        check_scalar(value, name, numbers.Real, min_val=0.0, include_boundaries="neither")
+    box_size, _, _, speed_scale = (_check_positive(value, name) for name, value in [
+        ("box_size", box_size), ("place_cell_width", place_cell_width), ("dt", dt),
+        ("speed_scale", speed_scale)])
     check_scalar(rotation_sd, "rotation_sd", numbers.Real, min_val=0.0)
     check_scalar(border_region, "border_region", numbers.Real, min_val=0.0)
     if input_format not in _INPUT_FORMATS:
@@ -344,19 +257,12 @@ def make_navigation_task(
         if centres.ndim != 2 or centres.shape[1] != 2:
             raise ValueError(f"centres must have shape (n_place_cells, 2), got {centres.shape}.")
         if len(centres) != n_place_cells:
-            raise ValueError(
-                f"centres has {len(centres)} rows but n_place_cells={n_place_cells}; "
-                "pass n_place_cells=len(centres)."
-            )
-
-    rng = check_random_state(random_state)
-    half = box_size / 2
+            raise ValueError(f"centres has {len(centres)} rows but n_place_cells={n_place_cells}; "
+                             "pass n_place_cells=len(centres).")
     start, positions = _random_trajectories(
-        rng, int(n_samples), int(n_steps), half, float(dt), float(rotation_sd),
-        float(speed_scale), float(border_region),
-    )
-    displacement = np.diff(positions, axis=1, prepend=start[:, None, :])
-    velocity = displacement / dt
+        check_random_state(random_state), int(n_samples), int(n_steps), box_size / 2, float(dt),
+        float(rotation_sd), speed_scale, float(border_region))
+    velocity = np.diff(positions, axis=1, prepend=start[:, None, :]) / dt
     if input_format == "velocity":
         inputs = velocity
         input_desc = "velocity (vx, vy) in m/s, shape (n, T, 2)"
@@ -366,31 +272,19 @@ def make_navigation_task(
         inputs = np.stack([speed, np.sin(theta), np.cos(theta)], axis=-1)
         input_desc = "(speed in m/s, sin, cos of the direction of motion), shape (n, T, 3)"
 
-    codes_kwargs = dict(width=place_cell_width, dog=dog, surround_scale=surround_scale)
-    init_codes = place_cell_codes(start, centres, **codes_kwargs)
-    targets = place_cell_codes(positions, centres, **codes_kwargs)
+    init_codes, targets = (place_cell_codes(p, centres, width=place_cell_width, dog=dog,
+                                            surround_scale=surround_scale)
+                           for p in (start, positions))
     inputs = inputs.astype(np.float32)
-    return Bunch(
-        velocities=inputs,
-        data=inputs,
-        init_codes=init_codes,
-        targets=targets,
-        target=targets,
-        positions=positions.astype(np.float32),
-        init_positions=start.astype(np.float32),
-        centres=centres,
-        box_size=box_size,
-        dt=float(dt),
-        place_cell_width=float(place_cell_width),
-        dog=bool(dog),
-        surround_scale=float(surround_scale),
-        input_format=input_format,
-        DESCR=_DESCR.format(
-            n_samples=n_samples, n_steps=n_steps, dt=dt, box_size=box_size,
-            input_desc=input_desc, n_place_cells=len(centres),
-            tuning="difference-of-Gaussians" if dog else "Gaussian", width=place_cell_width,
-        ),
-    )
+    return Bunch(velocities=inputs, data=inputs, init_codes=init_codes, targets=targets,
+                 target=targets, positions=positions.astype(np.float32),
+                 init_positions=start.astype(np.float32), centres=centres, box_size=box_size,
+                 dt=float(dt), place_cell_width=float(place_cell_width), dog=bool(dog),
+                 surround_scale=float(surround_scale), input_format=input_format,
+                 DESCR=_DESCR.format(n_samples=n_samples, n_steps=n_steps, dt=dt,
+                                     box_size=box_size, input_desc=input_desc,
+                                     n_place_cells=len(centres), width=place_cell_width,
+                                     tuning="difference-of-Gaussians" if dog else "Gaussian"))
 
 
 def decode_position(codes, centres, k=3):
@@ -399,9 +293,8 @@ def decode_position(codes, centres, k=3):
     Parameters
     ----------
     codes : array-like of shape (..., n_place_cells)
-        Place-cell codes, or any monotone transform of them such as the
-        logits a network outputs (only the ranking of cells matters).
-        NumPy arrays or torch tensors.
+        Place-cell codes, or any monotone transform of them such as a net's logits (only the
+        ranking of cells matters).
     centres : array-like of shape (n_place_cells, 2)
         Place-cell centres in metres.
     k : int, default=3
@@ -426,10 +319,8 @@ def decode_position(codes, centres, k=3):
         raise ValueError(f"centres must have shape (n_place_cells, 2), got {centres.shape}.")
     n_cells = len(centres)
     if codes.ndim == 0 or codes.shape[-1] != n_cells:
-        raise ValueError(
-            f"codes must have shape (..., {n_cells}) to match the {n_cells} centres, "
-            f"got {codes.shape}."
-        )
+        raise ValueError(f"codes must have shape (..., {n_cells}) to match the {n_cells} "
+                         f"centres, got {codes.shape}.")
     check_scalar(k, "k", numbers.Integral, min_val=1, max_val=n_cells)
     top_k = np.argpartition(-codes, k - 1, axis=-1)[..., :k]
     return centres[top_k].mean(axis=-2)
@@ -444,10 +335,8 @@ def position_error_cm(pred_codes, true_positions, centres, k=3):
         Predicted place-cell codes (probabilities or logits).
     true_positions : array-like of shape (..., 2)
         True positions in metres, with the same leading shape.
-    centres : array-like of shape (n_place_cells, 2)
-        Place-cell centres in metres.
-    k : int, default=3
-        Number of most active cells averaged by :func:`decode_position`.
+    centres, k
+        As in :func:`decode_position`.
 
     Returns
     -------
@@ -457,8 +346,6 @@ def position_error_cm(pred_codes, true_positions, centres, k=3):
     true_positions = _to_numpy(true_positions)
     decoded = decode_position(pred_codes, centres, k=k)
     if decoded.shape != true_positions.shape:
-        raise ValueError(
-            f"pred_codes decode to positions of shape {decoded.shape} but "
-            f"true_positions has shape {true_positions.shape}."
-        )
+        raise ValueError(f"pred_codes decode to positions of shape {decoded.shape} but "
+                         f"true_positions has shape {true_positions.shape}.")
     return float(100.0 * np.linalg.norm(decoded - true_positions, axis=-1).mean())

@@ -22,14 +22,8 @@ UNK = "<unk>"
 
 
 class Dictionary:
-    """Vocabulary: a bijection between words and integer ids.
-
-    Attributes
-    ----------
-    word2idx : dict of str -> int
-        Id of each word.
-    idx2word : list of str
-        Word of each id.
+    """Vocabulary: a bijection between words and integer ids, ``word2idx`` (dict) and
+    ``idx2word`` (list).
 
     Examples
     --------
@@ -59,13 +53,8 @@ class Dictionary:
         return word in self.word2idx
 
     def encode(self, words, unk=UNK):
-        """Ids of ``words``; words not in the vocabulary get the id of ``unk``.
-
-        Raises
-        ------
-        KeyError
-            If a word is unknown and ``unk`` is not in the vocabulary.
-        """
+        """Ids of ``words``; words not in the vocabulary get the id of ``unk`` (KeyError if
+        ``unk`` is not in the vocabulary either)."""
         word2idx = self.word2idx
         unk_id = word2idx.get(unk)
         if unk_id is None:
@@ -74,8 +63,7 @@ class Dictionary:
 
     def decode(self, ids):
         """Words of the ids ``ids`` (any integer array-like)."""
-        idx2word = self.idx2word
-        return [idx2word[i] for i in np.asarray(ids).ravel().tolist()]
+        return [self.idx2word[i] for i in np.asarray(ids).ravel().tolist()]
 
     def __repr__(self):
         return f"Dictionary(n_words={len(self)})"
@@ -92,48 +80,30 @@ def _read_words(path):
 
 
 def load_wikitext2(path, *, train_file=None, valid_file="valid.txt", test_file="test.txt"):
-    """Read a word-level WikiText-2 folder into token ids and a vocabulary.
-
-    Every line is split on whitespace and followed by ``<eos>`` (blank
-    lines give a lone ``<eos>``), as in PyTorch's ``word_language_model``
-    corpus reader. The vocabulary is built from the training text only, in
-    order of first appearance, and always contains ``<eos>`` and ``<unk>``;
-    words of the validation and test text that it lacks map to ``<unk>``.
+    """Read a word-level WikiText-2 folder into token ids and a vocabulary (see the module
+    docstring); the vocabulary always contains ``<eos>`` and ``<unk>``.
 
     Parameters
     ----------
     path : str or path-like
         Folder with the text files.
     train_file : str or None, default=None
-        Training text, relative to ``path``. None means ``"train.txt"`` if
-        that file exists, otherwise ``valid_file``. A folder without the
-        official ``train.txt`` (such as the copy the benchmarks read) trains
-        on ``valid.txt`` and reports on ``test.txt``; such results are not
+        Training text, relative to ``path``. None: ``"train.txt"`` if it exists, else
+        ``valid_file``; a folder without the official ``train.txt`` (such as the copy the
+        benchmarks read) trains on ``valid.txt`` and reports on ``test.txt``, results not
         comparable with published WikiText-2 perplexities.
     valid_file : str or None, default="valid.txt"
-        Validation text. It is read only if it exists and is not the
-        training file, otherwise ``valid`` is None in the result.
+        Validation text, read only if it exists and is not the training file.
     test_file : str, default="test.txt"
         Test text; must exist.
 
     Returns
     -------
     corpus : :class:`~sklearn.utils.Bunch`
-        Dictionary-like object with attributes
-
-        train, test : ndarray of int64, shape (n_tokens,)
-            Token ids of the training and test texts.
-        valid : ndarray of int64 or None
-            Token ids of the validation text (None, see ``valid_file``).
-        dictionary : :class:`Dictionary`
-            The vocabulary (``word2idx``, ``idx2word``).
-        vocab_size : int
-            ``len(dictionary)``.
-        n_unk_mapped : dict
-            Per split, the number of tokens that were outside the vocabulary
-            and mapped to ``<unk>`` (0 for the training split).
-        train_file, valid_file, test_file : str or None
-            Files actually read.
+        ``train``, ``valid`` (None when not read), ``test``: int64 token ids; ``dictionary``
+        (a :class:`Dictionary`); ``vocab_size``; ``n_unk_mapped``: per split read, the number
+        of tokens outside the vocabulary mapped to ``<unk>`` (0 for ``"train"``);
+        ``train_file``, ``valid_file`` (None when not read), ``test_file``: the files read.
 
     Raises
     ------
@@ -153,46 +123,26 @@ def load_wikitext2(path, *, train_file=None, valid_file="valid.txt", test_file="
     if train_file is None:
         train_file = "train.txt" if (folder / "train.txt").is_file() else valid_file
         if train_file is None:
-            raise ValueError(
-                "train_file is None and there is no train.txt; name the training file."
-            )
+            raise ValueError("train_file is None and there is no train.txt; name the training "
+                             "file.")
     for name, file in [("train_file", train_file), ("test_file", test_file)]:
         if not (folder / file).is_file():
             raise FileNotFoundError(f"{name}={file!r} not found in {str(folder)!r}.")
 
     dictionary = Dictionary()
     train_words = _read_words(folder / train_file)
-    for word in train_words:
+    for word in train_words + [EOS, UNK]:
         dictionary.add_word(word)
-    dictionary.add_word(EOS)
-    dictionary.add_word(UNK)
-
-    def encode_split(file):
-        words = _read_words(folder / file)
-        n_unknown = sum(1 for word in words if word not in dictionary.word2idx)
-        return dictionary.encode(words), n_unknown
-
-    train = dictionary.encode(train_words)
-    test, n_unk_test = encode_split(test_file)
-    valid, n_unk_valid = None, None
-    if valid_file is not None and valid_file != train_file and (folder / valid_file).is_file():
-        valid, n_unk_valid = encode_split(valid_file)
-    else:
+    if valid_file == train_file or valid_file is None or not (folder / valid_file).is_file():
         valid_file = None
-    n_unk_mapped = {"train": 0, "test": n_unk_test}
-    if valid is not None:
-        n_unk_mapped["valid"] = n_unk_valid
-    return Bunch(
-        train=train,
-        valid=valid,
-        test=test,
-        dictionary=dictionary,
-        vocab_size=len(dictionary),
-        n_unk_mapped=n_unk_mapped,
-        train_file=train_file,
-        valid_file=valid_file,
-        test_file=test_file,
-    )
+    ids, n_unk_mapped = {"train": dictionary.encode(train_words)}, {"train": 0}
+    for split, file in [("test", test_file)] + ([("valid", valid_file)] if valid_file else []):
+        words = _read_words(folder / file)
+        ids[split] = dictionary.encode(words)
+        n_unk_mapped[split] = sum(word not in dictionary for word in words)
+    return Bunch(train=ids["train"], valid=ids.get("valid"), test=ids["test"],
+                 dictionary=dictionary, vocab_size=len(dictionary), n_unk_mapped=n_unk_mapped,
+                 train_file=train_file, valid_file=valid_file, test_file=test_file)
 
 
 def _is_torch(array):
@@ -202,10 +152,8 @@ def _is_torch(array):
 def batchify(ids, batch_size):
     """Cut a token stream into ``batch_size`` parallel streams (time-major).
 
-    As in PyTorch's ``word_language_model``: the trailing tokens that do not
-    fill a whole column are dropped and column j holds the j-th contiguous
-    chunk of the text, so the result has shape
-    ``(len(ids) // batch_size, batch_size)``.
+    As in PyTorch's ``word_language_model``: the tokens that do not fill a whole column are
+    dropped and column j holds the j-th contiguous chunk of the text.
 
     Parameters
     ----------
@@ -235,9 +183,8 @@ def batchify(ids, batch_size):
         raise ValueError(f"ids must be 1-D, got shape {tuple(ids.shape)}.")
     n_steps = len(ids) // batch_size
     if n_steps == 0:
-        raise ValueError(
-            f"batch_size={batch_size} is larger than the number of tokens ({len(ids)})."
-        )
+        raise ValueError(f"batch_size={batch_size} is larger than the number of tokens "
+                         f"({len(ids)}).")
     data = ids[: n_steps * batch_size].reshape(batch_size, n_steps).T
     return data.contiguous() if _is_torch(data) else np.ascontiguousarray(data)
 
@@ -245,11 +192,9 @@ def batchify(ids, batch_size):
 def bptt_batches(data, bptt, *, batch_first=False):
     """Iterate over truncated-BPTT windows of batchified data.
 
-    Window i covers steps ``i * bptt`` to ``i * bptt + bptt - 1`` (the last
-    window may be shorter); its target is the same window shifted one step
-    ahead, ``target[t] = data[start + t + 1]``. Consecutive windows continue
-    each column's text, so a model may carry its hidden state from one window
-    to the next (detached).
+    Window i covers steps ``i * bptt`` to ``i * bptt + bptt - 1`` (the last may be shorter); its
+    target is the window shifted one step ahead. Consecutive windows continue each column's
+    text, so a model may carry its hidden state from one window to the next (detached).
 
     Parameters
     ----------
@@ -258,15 +203,12 @@ def bptt_batches(data, bptt, *, batch_first=False):
     bptt : int
         Window length, at least 1.
     batch_first : bool, default=False
-        If True, yield ``(batch_size, seq_len)`` windows instead of
-        ``(seq_len, batch_size)``.
+        Yield ``(batch_size, seq_len)`` windows instead of ``(seq_len, batch_size)``.
 
     Yields
     ------
     inputs, targets : ndarray or torch.Tensor, shape (seq_len, batch_size)
-        Same type as ``data`` (views, not copies); ``seq_len = min(bptt,
-        n_steps - 1 - start)``. PyTorch's example flattens the targets with
-        ``targets.reshape(-1)`` for the cross-entropy loss.
+        Same type as ``data`` (views, not copies); ``seq_len = min(bptt, n_steps - 1 - start)``.
 
     Examples
     --------
@@ -280,17 +222,12 @@ def bptt_batches(data, bptt, *, batch_first=False):
     if not _is_torch(data):
         data = np.asarray(data)
     if data.ndim != 2:
-        raise ValueError(
-            f"data must be 2-D (n_steps, batch_size) as batchify returns, got shape "
-            f"{tuple(data.shape)}."
-        )
-    if data.shape[0] < 2:
-        raise ValueError(f"data needs at least 2 steps to form targets, got {data.shape[0]}.")
+        raise ValueError("data must be 2-D (n_steps, batch_size) as batchify returns, got shape "
+                         f"{tuple(data.shape)}.")
     n_steps = data.shape[0]
+    if n_steps < 2:
+        raise ValueError(f"data needs at least 2 steps to form targets, got {n_steps}.")
     for start in range(0, n_steps - 1, bptt):
-        seq_len = min(bptt, n_steps - 1 - start)
-        inputs = data[start : start + seq_len]
-        targets = data[start + 1 : start + 1 + seq_len]
-        if batch_first:
-            inputs, targets = inputs.T, targets.T
-        yield inputs, targets
+        stop = min(start + bptt, n_steps - 1)
+        inputs, targets = data[start:stop], data[start + 1:stop + 1]
+        yield (inputs.T, targets.T) if batch_first else (inputs, targets)

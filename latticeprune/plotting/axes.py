@@ -21,10 +21,8 @@ def new_axes(ax=None, **subplot_kw):
 
 
 def find_fitted(obj, attribute, needed_by, hint):
-    """The first estimator of :func:`~latticeprune.neuron_graph.estimator_chain` with ``attribute``.
-
-    Raises a TypeError naming ``needed_by`` and the ``hint`` (e.g. ``"LatticePruner"``) if none has it.
-    """
+    """The first estimator of :func:`~latticeprune.neuron_graph.estimator_chain` with
+    ``attribute``; if none has it, a TypeError naming ``needed_by`` and ``hint`` (a class name)."""
     found = [e for e in estimator_chain(obj) if hasattr(e, attribute)]
     if not found:
         raise TypeError(f"{needed_by} needs a fitted {hint} (an object with {attribute}); got "

@@ -14,7 +14,8 @@ __all__ = ["neuron_order", "plot_connectivity"]
 
 
 def neuron_order(sparsifier, by="lattice"):
-    """An order of all hidden neurons for pictures of the connectivity, layer by layer.
+    """A permutation of ``range(n_neurons)`` for pictures of the connectivity; layers stay
+    contiguous, bottom layer first.
 
     Parameters
     ----------
@@ -24,11 +25,6 @@ def neuron_order(sparsifier, by="lattice"):
         first, each group by decreasing centrality. ``"moduli"`` (a fitted ModuliRegularizer
         inside): by azimuth on the circle and the sphere, by coordinates on the flat spaces.
         None: as numbered.
-
-    Returns
-    -------
-    order : ndarray of int
-        A permutation of ``range(n_neurons)``; layers stay contiguous, bottom layer first.
 
     Examples
     --------
@@ -52,12 +48,10 @@ def neuron_order(sparsifier, by="lattice"):
                              "ModuliRegularizer")
         round_space = get_space(fitted.moduli, **(fitted.space_params or {})).name in (
             "circle", "sphere")
-        per_layer = []
-        for layer in graph.layers:
-            points = fitted.embedding_[layer.name]
-            points = np.asarray(points[0] if isinstance(points, tuple) else points, dtype=float)
-            per_layer.append(np.argsort(np.arctan2(points[:, 1], points[:, 0]), kind="stable")
-                             if round_space else np.lexsort(points.T[::-1]))
+        points = [np.asarray(p[0] if isinstance(p, tuple) else p, dtype=float)
+                  for p in (fitted.embedding_[layer.name] for layer in graph.layers)]
+        per_layer = [np.argsort(np.arctan2(p[:, 1], p[:, 0]), kind="stable") if round_space
+                     else np.lexsort(p.T[::-1]) for p in points]
     else:
         raise ValueError(f"by={by!r} is not valid; use 'lattice', 'moduli' or None.")
     if len(per_layer) != len(graph.layers):
@@ -81,7 +75,6 @@ def plot_connectivity(sparsifier, *, before=None, order="lattice", show_before=T
         Order of the neurons on both axes (:func:`neuron_order`), or a permutation. Solid lines
         separate layers; with ``"lattice"`` dashed ones close the meet-irreducible blocks.
     show_before : bool, default=True
-        False draws the pruned net only.
     cmap : str, default="magma"
     fig : matplotlib Figure or None, default=None
 
@@ -132,10 +125,8 @@ def plot_connectivity(sparsifier, *, before=None, order="lattice", show_before=T
     for ax, (title, matrix) in zip(axes, panels):
         image = ax.imshow(matrix[np.ix_(permutation, permutation)], cmap=cmap, vmin=0.0,
                           vmax=vmax, interpolation="nearest")
-        ax.set_title(f"{title} ({1.0 - (matrix > 0).sum() / n_possible:.0%} of connections "
-                     "removed)")
-        ax.set_xlabel("to neuron (postsynaptic)")
-        ax.set_ylabel("from neuron (presynaptic)")
+        ax.set(title=f"{title} ({1.0 - (matrix > 0).sum() / n_possible:.0%} of connections "
+               "removed)", xlabel="to neuron (postsynaptic)", ylabel="from neuron (presynaptic)")
         for line in (ax.axhline, ax.axvline):
             for layer in graph.layers[1:]:
                 line(layer.offset - 0.5, color="white", linewidth=1.2)

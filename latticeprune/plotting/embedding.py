@@ -1,12 +1,14 @@
 """The neurons of a ModuliRegularizer at their points of the space, surviving connections drawn.
 
 Circle: chords. Torus, Klein bottle: the square, each connection along its shortest path; the
-path's images under the group (``Space.images`` of the flat spaces) clipped to the square by matplotlib
-(``Path.clip_to_bbox``) are its pieces. Sphere: great-circle arcs, in 3-D or longitude / latitude.
+path's images under the group (``Space.images`` of the flat spaces) clipped to the square by
+matplotlib (``Path.clip_to_bbox``) are its pieces. Sphere: great-circle arcs (scipy's
+``geometric_slerp``), in 3-D or longitude / latitude.
 """
 import numbers
 
 import numpy as np
+from scipy.spatial import geometric_slerp
 
 from ..moduli import Torus, get_space
 from ..neuron_graph import NeuronGraph
@@ -63,14 +65,12 @@ def plot_moduli_embedding(regularizer, *, layer=0, max_connections=None, project
                          f"{list(DRAWABLE_SPACES)}.")
     graph = NeuronGraph(fitted)
     names = [l.name for l in graph.layers]
-    if isinstance(layer, str):
-        if layer not in names:
-            raise ValueError(f"layer={layer!r} is not a recurrent layer; layers: {names}.")
-        index = names.index(layer)
-    elif isinstance(layer, numbers.Integral) and -len(names) <= layer < len(names):
-        index = int(layer) % len(names)
-    else:
-        raise ValueError(f"layer={layer!r} is out of range for {len(names)} layers {names}.")
+    index = names.index(layer) if layer in names else layer
+    if not isinstance(index, numbers.Integral) or not -len(names) <= index < len(names):
+        raise ValueError(f"layer={layer!r} is not a recurrent layer; layers: {names}." if
+                         isinstance(layer, str) else f"layer={layer!r} is out of range for "
+                         f"{len(names)} layers {names}.")
+    index = int(index) % len(names)
     points = fitted.embedding_[names[index]]
     two = isinstance(points, tuple)
     pre, post = (np.asarray(p, dtype=float) for p in (points if two else (points, points)))
@@ -79,16 +79,15 @@ def plot_moduli_embedding(regularizer, *, layer=0, max_connections=None, project
     pairs = np.argwhere(strength > 0)
     pairs = pairs[np.argsort(-strength[tuple(pairs.T)], kind="stable")[:max_connections]]
     weight = strength[tuple(pairs.T)] / (strength.max() or 1.0)
-    size = graph.layers[index].size
 
-    three_d, outline, frame = False, None, {}
+    three_d, outline, frame, owners = False, None, {}, np.arange(len(pairs))
+    if space.name in ("circle", "sphere"):
+        pre, post = (p / np.linalg.norm(p, axis=1, keepdims=True) for p in (pre, post))
     if space.name == "sphere":
         if projection not in ("3d", "equirectangular"):
             raise ValueError(f"projection={projection!r} is not valid; use '3d' or "
                              "'equirectangular'.")
-        pre, post = (p / np.linalg.norm(p, axis=1, keepdims=True) for p in (pre, post))
-        segments = [_great_circle(pre[i], post[j]) for i, j in pairs]
-        owners = np.arange(len(pairs))
+        segments = [geometric_slerp(pre[i], post[j], np.linspace(0, 1, 32)) for i, j in pairs]
         three_d = projection == "3d"
         if not three_d:  # longitude / latitude, arcs cut where they cross the antimeridian
             pieces = [np.split(arc, np.flatnonzero(np.abs(np.diff(arc[:, 0])) > 180) + 1)
@@ -100,10 +99,8 @@ def plot_moduli_embedding(regularizer, *, layer=0, max_connections=None, project
             frame = dict(xlim=(-180, 180), ylim=(-90, 90), xlabel="longitude (degrees)",
                          ylabel="latitude (degrees)")
     elif space.name == "circle":
-        pre, post = (p / np.linalg.norm(p, axis=1, keepdims=True) * space.radius
-                     for p in (pre, post))
+        pre, post = pre * space.radius, post * space.radius
         segments = np.stack([pre[pairs[:, 0]], post[pairs[:, 1]]], axis=1)
-        owners = np.arange(len(pairs))
         outline = pyplot().Circle((0, 0), space.radius, fill=False, color="0.6")
         frame = dict(xlim=(-1.1 * space.radius, 1.1 * space.radius),
                      ylim=(-1.1 * space.radius, 1.1 * space.radius))
@@ -143,7 +140,7 @@ def plot_moduli_embedding(regularizer, *, layer=0, max_connections=None, project
             ax.add_patch(outline)
         ax.set(aspect="equal", **frame)
     ax.set_title(f"{names[index]} on the {space.name}: {len(pairs)} connections drawn of "
-                 f"{size * size - size} possible")
+                 f"{len(pre) * (len(pre) - 1)} possible")
     return ax
 
 
@@ -173,15 +170,6 @@ def flat_segments(space, pre, post, pairs):
             along.append(t.min())
     order = np.lexsort((along, owners))
     return np.reshape(pieces, (-1, 2, 2))[order], np.asarray(owners, dtype=int)[order]
-
-
-def _great_circle(a, b, n=32):
-    """Points along the shorter great-circle arc between unit vectors a and b."""
-    omega = np.arccos(np.clip(np.dot(a, b), -1.0, 1.0))
-    if omega < 1e-9:
-        return np.vstack([a, b])
-    t = np.linspace(0.0, 1.0, n)[:, None]
-    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 
 def _lon_lat(xyz):

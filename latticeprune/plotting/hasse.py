@@ -89,12 +89,9 @@ def plot_hasse_diagram(pruner, *, ax=None, annotate=None):
             ax.annotate(str(i), xy, xytext=(0, 7), textcoords="offset points", ha="center",
                         fontsize=7)
     half_width = float(np.abs(neuron_x).max()) + 1.0 if len(labels) else 1.0
-    ax.set_xlim(-half_width, half_width)
-    ax.set_ylim(-0.6, top + 0.6)
-    ax.set_xticks([])
-    ax.set_yticks(range(top + 1))
-    ax.set_ylabel("depth in the poset")
-    ax.set_title(f"Backbone poset (quantile {lattice['backbone']:g}, {k} components)\n"
+    ax.set(xlim=(-half_width, half_width), ylim=(-0.6, top + 0.6), xticks=[],
+           yticks=range(top + 1), ylabel="depth in the poset",
+           title=f"Backbone poset (quantile {lattice['backbone']:g}, {k} components)\n"
                  f"{int(irreducible.sum())} of {len(labels)} neurons meet-irreducible")
     ax.legend(loc="best", fontsize="small")
     return ax

@@ -22,15 +22,13 @@ def plot_sparsity_curves(search, *, sparsity_param=None, group_by=None, metric=N
     ----------
     search : fitted ``GridSearchCV`` / ``RandomizedSearchCV``, or its ``cv_results_`` dict
     sparsity_param : str or list of str or None, default=None
-        Parameter(s) holding a candidate's sparsity (the first one it has). None: those named
-        ``sparsity`` or ``target_sparsity`` after their last ``__``. Candidates without a value
-        are left out with a ``UserWarning``.
+        Parameter(s) holding a candidate's sparsity (the first one it has); None: those in
+        :data:`SPARSITY_PARAMS` after their last ``__``. Candidates without one: a UserWarning.
     group_by : str or list of str or None, default=None
-        Parameters whose values make a curve (with several, labelled ``name=value, ...``). None:
-        the other parameters that vary. Where a curve has several candidates at one sparsity,
-        the best is drawn.
+        Parameters whose values make a curve (with several, labelled ``name=value, ...``); None:
+        the other parameters that vary. Of several candidates at one sparsity, the best is drawn.
     metric : str or None, default=None
-        Scorer of a multi-metric search. None: ``"score"``, or the search's ``refit`` metric.
+        Scorer of a multi-metric search; None: ``"score"``, or the search's ``refit`` metric.
     ax : matplotlib Axes or None, default=None
 
     Returns
@@ -55,13 +53,14 @@ def plot_sparsity_curves(search, *, sparsity_param=None, group_by=None, metric=N
     if not isinstance(results, dict) or "params" not in results:
         raise TypeError("plot_sparsity_curves needs a fitted GridSearchCV/RandomizedSearchCV "
                         f"or its cv_results_ dict; got {type(search).__name__}.")
-    available = sorted(key[len("mean_test_"):] for key in results if key.startswith("mean_test_"))
+    available = sorted(key.removeprefix("mean_test_") for key in results
+                       if key.startswith("mean_test_"))
     if metric is None:
         refit = getattr(search, "refit", None)
         metric = "score" if "score" in available else (refit if isinstance(refit, str) else None)
     if metric not in available:
         raise ValueError(f"metric={metric!r} is not in the results; available: {available}.")
-    names = [key[len("param_"):] for key in results if key.startswith("param_")]
+    names = [key.removeprefix("param_") for key in results if key.startswith("param_")]
     if sparsity_param is None:
         sparsity_names = [n for n in names if _short(n) in SPARSITY_PARAMS]
         if not sparsity_names:
@@ -107,9 +106,8 @@ def plot_sparsity_curves(search, *, sparsity_param=None, group_by=None, metric=N
     for label, best in curves.items():
         idx = [best[s] for s in sorted(best)]
         ax.errorbar(sorted(best), mean[idx], yerr=std[idx], marker="o", capsize=3, label=label)
-    ax.set_xlabel(f"{' / '.join(_short(n) for n in dict.fromkeys(sparsity_names))} "
-                  "(fraction of pruned weights)")
-    ax.set_ylabel(f"mean test {metric} (cross-validation)")
+    ax.set(xlabel=f"{' / '.join(_short(n) for n in dict.fromkeys(sparsity_names))} (fraction of "
+           "pruned weights)", ylabel=f"mean test {metric} (cross-validation)")
     ax.legend(title=_short(group_by[0]) if len(group_by) == 1 else None)
     ax.grid(True, alpha=0.3)
     return ax
@@ -138,13 +136,11 @@ def _value_labels(values, searched):
               if hasattr(value, "get_params") else None for value in values]
     labels = []
     for value, own in zip(values, params):
-        if own is None:
-            labels.append(_text(value))
-            continue
         peers = [p for v, p in zip(values, params) if type(v) is type(value)]
-        differ = [k for k in own if k not in searched and len({repr(p.get(k)) for p in peers}) > 1]
-        labels.append(" ".join([type(value).__name__] + [f"{_short(k)}={_text(own[k])}"
-                                                         for k in differ]))
+        differ = [k for k in own or () if k not in searched
+                  and len({repr(p.get(k)) for p in peers}) > 1]
+        labels.append(_text(value) if own is None else " ".join(
+            [type(value).__name__] + [f"{_short(k)}={_text(own[k])}" for k in differ]))
     return labels
 
 
