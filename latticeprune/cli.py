@@ -83,7 +83,7 @@ class _ProgressSearch(GridSearchCV):
 
 
 def run_demo(args, out=sys.stdout, data=None):
-    """Grid-search, print the table, write plot and JSON; the rows. ``data``: ``load_data(args)``."""
+    """Grid-search, print the table, write the plot and JSON; the rows (``data``: preloaded)."""
     X_train, X_test, y_train, y_test = load_data(args) if data is None else data
     print(f"{args.dataset}: {len(X_train)} train / {len(X_test)} test sequences of "
           f"{X_train.shape[1]} steps x {X_train.shape[2]} features", file=out)
