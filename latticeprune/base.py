@@ -1,10 +1,5 @@
-"""What every sparsifier shares: the sklearn meta-estimator conventions of ``SelectFromModel``.
-
-A sparsifier wraps an estimator, clones it into ``estimator_`` (or deep-copies it when
-``prefit=True``), fits and sparsifies it, and then behaves like it: ``predict``,
-``predict_proba``, ``decision_function``, ``score`` and ``transform`` delegate to the sparse
-``estimator_`` through ``available_if``. Sparsifiers nest: ``LatticePruner(ModuliRegularizer(net))``.
-"""
+"""``BaseSparsifier``: what every sparsifier shares, the meta-estimator conventions of
+``SelectFromModel``."""
 
 import copy
 import numbers
@@ -37,10 +32,40 @@ def _delegate(name, doc):
 
 
 class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
-    """Base class of :class:`~latticeprune.LatticePruner` and :class:`~latticeprune.ModuliRegularizer`.
+    """Base of :class:`~latticeprune.LatticePruner` and :class:`~latticeprune.ModuliRegularizer`.
 
-    Subclasses set ``estimator``, ``prefit`` (optional) and ``random_state`` in ``__init__``
-    and implement ``fit``.
+    A sparsifier clones ``estimator`` into ``estimator_`` (deep-copies it with ``prefit=True``),
+    fits and sparsifies it, then behaves like it: ``predict``, ``predict_proba``,
+    ``decision_function``, ``score`` and ``transform`` delegate to the sparse ``estimator_``
+    (present when it has them). Sparsifiers nest: ``LatticePruner(ModuliRegularizer(net))``.
+    Subclasses set ``estimator``, ``prefit`` and ``random_state`` in ``__init__`` and
+    implement ``fit``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A skorch net whose module holds ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` layers or a
+        :class:`~latticeprune.nets.HierarchicalRNN` (e.g. :class:`~latticeprune.RNNClassifier`).
+        Never modified.
+    prefit : bool, default=False
+        ``estimator`` is already fitted: deep-copy it instead of fitting a clone.
+    random_state : int, RandomState or None, default=None
+        Seeds an unseeded inner estimator (as sklearn's ensembles do) and the sparsifier's own
+        draws. Same value, same masks and predictions.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted, sparse estimator.
+    masks_ : dict of str to ndarray of bool
+        ``{tensor name: weight-shaped mask}`` of the pruned tensors (False = pruned).
+    sparsity_ : dict
+        ``{"overall": float, "per_tensor": {name: float}}``, fractions of zero weight entries;
+        ``overall`` over the pruned scope.
+    classes_ : ndarray
+        Class labels (classifiers).
+    n_features_in_ : int
+        Columns of the 2-D ``X`` seen in ``fit``.
     """
 
     # -- building estimator_ -----------------------------------------------------------------
@@ -96,27 +121,12 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
     transform = _delegate("transform", "Hidden states of the sparse net, ``estimator_.transform``.")
 
     def to_inference(self, engine="auto"):
-        """The fast inference form of the fitted, sparse net (compacted, sparse where it pays).
+        """A prediction copy of the fitted skorch net (same class) whose ``module_`` is a
+        :class:`~latticeprune.inference.FastRecurrentNet`; it predicts as this sparsifier.
 
-        Parameters
-        ----------
-        engine : {"auto", "sparse", "dense"}, default="auto"
-            ``"auto"``: a CSR step loop for the layers whose recurrent weights are sparse
-            enough to be faster that way, torch's fused dense kernels for the others;
-            ``"sparse"``: CSR everywhere; ``"dense"``: the compacted dense net.
-
-        Returns
-        -------
-        fast : estimator
-            A prediction copy of the fitted skorch net (same class) whose ``module_`` is a
-            :class:`~latticeprune.inference.FastRecurrentNet`; its ``predict``,
-            ``predict_proba``, ``decision_function``, ``transform`` and ``score`` match this
-            sparsifier's (see :func:`~latticeprune.inference.to_inference`).
-
-        Raises
-        ------
-        NotFittedError
-            If the sparsifier is not fitted.
+        ``engine``: ``"auto"`` (CSR steps for layers sparse enough to gain, torch's fused dense
+        kernels for the others), ``"sparse"`` (CSR everywhere) or ``"dense"`` (compacted
+        dense net). See :func:`~latticeprune.inference.to_inference`; NotFittedError before fit.
         """
         check_is_fitted(self, "estimator_")
         from .inference import to_inference  # deferred: loaded only when used
@@ -125,7 +135,6 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
 
     @property
     def classes_(self):
-        """Class labels of a fitted classifier."""
         check_is_fitted(self, "estimator_")
         return self.estimator_.classes_
 

@@ -1,13 +1,8 @@
-"""Command line: ``latticeprune demo`` (also ``python -m latticeprune demo``), the project's main job.
-
-The demo trains a recurrent classifier on the embedded digits data (or an MNIST folder),
-grid-searches sparsity x method (lattice pruning with binary and continuous adjacency, the
-magnitude baseline, moduli regularisation on a torus) with cross-validation, printing one line
-per candidate, then prints a results table (with the epochs each net trained) and writes the
-accuracy-vs-sparsity plot and a JSON of the results to an output folder.
-
-Every argument is checked before any training: a bad one ends the run with argparse's one-line
-usage error and exit status 2.
+"""``latticeprune demo`` (also ``python -m latticeprune demo``): train a recurrent classifier on
+digits (or an MNIST folder), grid-search sparsity x method (lattice pruning, binary and
+continuous; magnitude; moduli on a torus) with cross-validation, one line per candidate; print
+the results table, write the accuracy-vs-sparsity plot and a JSON. Every argument is checked
+before any training: a bad one exits with argparse's usage error (status 2).
 """
 
 import argparse
@@ -30,17 +25,9 @@ from .datasets import load_digits_sequences, load_mnist
 from .neuron_graph import NeuronGraph, find_net
 from .utils import format_table
 
-#: The demo's methods: (label, sparsifier factory, name of its sparsity parameter).
-METHODS = [
-    ("lattice binary", lambda net, seed: LatticePruner(net, adjacency="binary",
-                                                       random_state=seed), "sparsity"),
-    ("lattice continuous", lambda net, seed: LatticePruner(net, adjacency="continuous",
-                                                           random_state=seed), "sparsity"),
-    ("magnitude", lambda net, seed: LatticePruner(net, strategy="magnitude",
-                                                  random_state=seed), "sparsity"),
-    ("moduli torus", lambda net, seed: ModuliRegularizer(net, moduli="torus",
-                                                         random_state=seed), "target_sparsity"),
-]
+#: The demo's methods: (sparsifier class, its parameters); labelled by ``_method_label``.
+METHODS = [(LatticePruner, {"adjacency": "binary"}), (LatticePruner, {"adjacency": "continuous"}),
+           (LatticePruner, {"strategy": "magnitude"}), (ModuliRegularizer, {"moduli": "torus"})]
 
 NEEDS_DATA = "--dataset mnist needs --data PATH (an MNIST IDX folder such as mnist-10k/)"
 COLUMNS = ["method", "sparsity", "cv accuracy", "test accuracy", "epochs", "fit seconds"]
@@ -58,30 +45,14 @@ def load_data(args):
     return load_mnist(args.data, return_X_y=True)
 
 
-def _grid(net, sparsities, seed):
-    return [{"sparsify": [make(net, seed)], f"sparsify__{param}": list(sparsities)}
-            for _, make, param in METHODS]
-
-
 def _method_label(params):
-    sparsifier = params["sparsify"]
-    for label, make, _ in METHODS:
-        reference = make(sparsifier.estimator, sparsifier.random_state)
-        if type(reference) is type(sparsifier) and all(
-                getattr(reference, key) == getattr(sparsifier, key)
-                for key in ("adjacency", "strategy", "moduli") if hasattr(reference, key)):
-            return label
-    return type(sparsifier).__name__
+    s = params["sparsify"]
+    return (f"moduli {s.moduli}" if isinstance(s, ModuliRegularizer)
+            else f"lattice {s.adjacency}" if s.strategy == "lattice" else s.strategy)
 
 
 def _sparsity(params):
     return params.get("sparsify__sparsity", params.get("sparsify__target_sparsity"))
-
-
-def _count(value):
-    """A mean epoch count as printed: an int when whole."""
-    value = float(value)
-    return int(value) if value.is_integer() else round(value, 1)
 
 
 def _epochs(estimator, X, y):
@@ -90,17 +61,12 @@ def _epochs(estimator, X, y):
 
 
 class _ProgressSearch(GridSearchCV):
-    """``GridSearchCV`` that prints one line per evaluated candidate to ``out``.
-
-    Candidates are evaluated in the grid's order in batches just large enough to keep
-    ``n_jobs`` workers busy (``n_jobs // n_splits`` candidates), so ``cv_results_`` and the
-    refitted best estimator are those of ``GridSearchCV``.
-    """
+    """``GridSearchCV`` printing one line per candidate to ``out``, in batches of
+    ``n_jobs // n_splits`` candidates (so ``cv_results_`` are ``GridSearchCV``'s)."""
 
     def __init__(self, estimator, param_grid, *, cv, n_jobs, out):
-        super().__init__(estimator, param_grid,
-                         scoring={"score": check_scoring(estimator), "epochs": _epochs},
-                         refit="score", cv=cv, n_jobs=n_jobs)
+        super().__init__(estimator, param_grid, refit="score", cv=cv, n_jobs=n_jobs,
+                         scoring={"score": check_scoring(estimator), "epochs": _epochs})
         self.out = out
 
     def _run_search(self, evaluate_candidates):
@@ -117,10 +83,7 @@ class _ProgressSearch(GridSearchCV):
 
 
 def run_demo(args, out=sys.stdout, data=None):
-    """Grid-search sparsity x method, print the table, write the plot and the JSON; return the rows.
-
-    ``data``: ``load_data(args)`` if already loaded.
-    """
+    """Grid-search, print the table, write the plot and JSON; the rows (``data``: preloaded)."""
     X_train, X_test, y_train, y_test = load_data(args) if data is None else data
     print(f"{args.dataset}: {len(X_train)} train / {len(X_test)} test sequences of "
           f"{X_train.shape[1]} steps x {X_train.shape[2]} features", file=out)
@@ -130,28 +93,32 @@ def run_demo(args, out=sys.stdout, data=None):
     dense = net.fit(X_train, y_train)
     dense_row = {"method": "dense", "sparsity": 0.0, "cv accuracy": "",
                  "test accuracy": f"{dense.score(X_test, y_test):.4f}",
-                 "epochs": len(dense.history),
-                 "fit seconds": f"{time.perf_counter() - start:.1f}"}
+                 "epochs": len(dense.history), "fit seconds": f"{time.perf_counter() - start:.1f}"}
     layers = ", ".join(f"{layer.cell} {layer.size} units" for layer in NeuronGraph(dense).layers)
     print(f"dense net ({layers}; {dense_row['epochs']} epochs): test accuracy "
           f"{dense_row['test accuracy']}", file=out)
 
+    grid = []
+    for cls, kwargs in METHODS:
+        sparsifier = cls(net, random_state=args.random_state, **kwargs)
+        name = "target_sparsity" if cls is ModuliRegularizer else "sparsity"
+        grid.append({"sparsify": [sparsifier], f"sparsify__{name}": list(args.sparsities)})
     cv = StratifiedKFold(args.cv)
-    search = _ProgressSearch(Pipeline([("sparsify", METHODS[0][1](net, args.random_state))]),
-                             _grid(net, args.sparsities, args.random_state), cv=cv,
+    search = _ProgressSearch(Pipeline([("sparsify", grid[0]["sparsify"][0])]), grid, cv=cv,
                              n_jobs=args.n_jobs, out=out)
-    n_candidates = len(ParameterGrid(search.param_grid))
-    print(f"grid search: {n_candidates} candidates x {cv.get_n_splits()} folds = "
-          f"{n_candidates * cv.get_n_splits()} fits", file=out, flush=True)
+    n_candidates, n_splits = len(ParameterGrid(grid)), cv.get_n_splits()
+    print(f"grid search: {n_candidates} candidates x {n_splits} folds = "
+          f"{n_candidates * n_splits} fits", file=out, flush=True)
     search.fit(X_train, y_train)
 
     results = search.cv_results_
     rows = [dense_row]
     for i, params in enumerate(results["params"]):
+        epochs = float(results["mean_test_epochs"][i])
         rows.append({"method": _method_label(params), "sparsity": _sparsity(params),
                      "cv accuracy": f"{results['mean_test_score'][i]:.4f} "
                                     f"+- {results['std_test_score'][i]:.4f}",
-                     "epochs": _count(results["mean_test_epochs"][i]),
+                     "epochs": int(epochs) if epochs.is_integer() else round(epochs, 1),
                      "fit seconds": f"{results['mean_fit_time'][i]:.1f}"})
     best = search.best_estimator_[-1]
     rows.append({"method": f"best: {_method_label(search.best_params_)}",
@@ -167,9 +134,8 @@ def run_demo(args, out=sys.stdout, data=None):
 
 def _write_outputs(folder, search, rows, args, out):
     folder.mkdir(parents=True, exist_ok=True)
-    payload = {"dataset": args.dataset, "cell": args.cell, "hidden_size": args.hidden_size,
-               "epochs": args.epochs, "cv": args.cv, "random_state": args.random_state,
-               "rows": rows}
+    payload = {key: getattr(args, key) for key in ("dataset", "cell", "hidden_size", "epochs",
+                                                   "cv", "random_state")} | {"rows": rows}
     (folder / "results.json").write_text(json.dumps(payload, indent=2, default=str))
     written = [folder / "results.json"]
     try:
@@ -185,37 +151,20 @@ def _write_outputs(folder, search, rows, args, out):
 
 
 # -- arguments ---------------------------------------------------------------------------------
-def _number(kind, name, **bounds):
-    """An argparse ``type``: parse ``kind`` and check it with sklearn's ``check_scalar``."""
+def _checked(kind, name, check=None, **bounds):
+    """An argparse ``type``: ``kind(text)``, checked by ``check_scalar(**bounds)`` and ``check``."""
     def parse(text):
         try:
             value = kind(text)
             if value != value:  # NaN passes every comparison in check_scalar
-                raise ValueError
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
-        try:
+                raise ValueError(f"{name} must be a number, got {text!r}.")
             check_scalar(value, name, numbers.Real, **bounds)
+            if check is not None:
+                check(value)
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
         return value
     return parse
-
-
-def _n_jobs(text):
-    value = _number(int, "n_jobs")(text)
-    try:
-        effective_n_jobs(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{error}: give a positive number of jobs, or -1 for "
-                                         "all cores (-2 all but one, as joblib)") from None
-    return value
-
-
-def _folder(text):
-    if not Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"no such folder: {text!r}")
-    return text
 
 
 def build_parser():
@@ -223,61 +172,39 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="latticeprune",
                                      description="Sparsify recurrent neural networks.")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo", help="grid-search sparsity x method on the embedded digits data (or MNIST), "
-                     "print the results table, write a plot and a JSON",
-        description="Train a dense recurrent classifier, then grid-search sparsity x method "
-                    "(lattice pruning with binary and continuous adjacency, magnitude pruning, "
-                    "moduli regularisation on a torus) with cross-validation; print one line per "
-                    "candidate and a results table, write results.json and "
-                    "accuracy_vs_sparsity.png.")
+    text = "grid-search sparsity x method; print a table, write results.json and a plot"
+    demo = commands.add_parser("demo", help=text, description=text)
     demo.set_defaults(error=demo.error)
-    demo.add_argument("--dataset", choices=["digits", "mnist"], default="digits",
-                      help="digits: the embedded digits (rows as steps); mnist: an MNIST folder "
-                           "given by --data (default: %(default)s)")
-    demo.add_argument("--data", type=_folder, default=None, metavar="PATH",
-                      help="MNIST IDX folder (the four standard files, gzip or plain); only with "
-                           "--dataset mnist")
-    demo.add_argument("--cell", choices=["rnn_tanh", "rnn_relu", "lstm", "gru"], default="lstm",
-                      help="recurrent cell of the net (default: %(default)s)")
-    demo.add_argument("--hidden-size", type=_number(int, "hidden_size", min_val=1), default=32,
-                      help="hidden units of the net (default: %(default)s)")
-    demo.add_argument("--epochs", type=_number(int, "epochs", min_val=1), default=15,
-                      help="training epochs of the dense net and of every net in the search; "
-                           "the lattice pruners add their fine-tuning epochs (default: "
-                           "%(default)s)")
-    demo.add_argument("--sparsities", nargs="+", default=[0.5, 0.8, 0.9], metavar="S",
-                      type=_number(float, "sparsity", min_val=0, max_val=1,
-                                   include_boundaries="left"),
-                      help="target sparsities in [0, 1) searched for every method "
-                           "(default: 0.5 0.8 0.9)")
-    demo.add_argument("--cv", "--folds", dest="cv", type=_number(int, "folds", min_val=2),
-                      default=3, help="cross-validation folds, at least 2 (default: %(default)s)")
-    demo.add_argument("--n-jobs", type=_n_jobs, default=1,
-                      help="parallel fits in the grid search: a positive number, or -1 for all "
-                           "cores (default: %(default)s)")
-    demo.add_argument("--random-state", type=_number(int, "random_state", min_val=0,
-                                                     max_val=2**32 - 1), default=0,
-                      help="seed of the split, the nets and the sparsifiers; same seed, same "
-                           "results (default: %(default)s)")
-    demo.add_argument("--output", default="latticeprune-output", metavar="FOLDER",
-                      help="folder for results.json and accuracy_vs_sparsity.png, created if "
-                           "missing (default: %(default)s)")
+    add = demo.add_argument
+    add("--dataset", choices=["digits", "mnist"], default="digits",
+        help="embedded digits, or MNIST from --data (default: %(default)s)")
+    add("--data", metavar="PATH", help="MNIST IDX folder; only with --dataset mnist")
+    add("--cell", choices=["rnn_tanh", "rnn_relu", "lstm", "gru"], default="lstm",
+        help="recurrent cell (default: %(default)s)")
+    add("--hidden-size", type=_checked(int, "hidden_size", min_val=1), default=32,
+        help="hidden units (default: %(default)s)")
+    add("--epochs", type=_checked(int, "epochs", min_val=1), default=15,
+        help="training epochs of every net, before fine-tuning (default: %(default)s)")
+    add("--sparsities", nargs="+", default=[0.5, 0.8, 0.9], metavar="S",
+        type=_checked(float, "sparsity", min_val=0, max_val=1, include_boundaries="left"),
+        help="target sparsities in [0, 1) (default: 0.5 0.8 0.9)")
+    add("--cv", "--folds", dest="cv", type=_checked(int, "folds", min_val=2), default=3,
+        help="cross-validation folds (default: %(default)s)")
+    add("--n-jobs", type=_checked(int, "n_jobs", check=effective_n_jobs), default=1,
+        help="parallel fits; -1: all cores (default: %(default)s)")
+    add("--random-state", type=_checked(int, "random_state", min_val=0, max_val=2**32 - 1),
+        default=0, help="seed of the split, nets and sparsifiers (default: %(default)s)")
+    add("--output", default="latticeprune-output", metavar="FOLDER",
+        help="folder for the results, created if missing (default: %(default)s)")
     return parser
 
 
 def parse_and_load(argv=None):
-    """Parse and check the arguments, load the data; exit 2 with a usage error on a bad one.
-
-    Returns
-    -------
-    args, data : Namespace and ``load_data(args)``
-    """
+    """``(args, load_data(args))``; a bad argument exits with status 2 and a usage error."""
     args = build_parser().parse_args(argv)
-    if args.dataset == "mnist" and args.data is None:
-        args.error(f"argument --data: {NEEDS_DATA}")
-    if args.dataset != "mnist" and args.data is not None:
-        args.error("argument --data: only read with --dataset mnist")
+    if (args.dataset == "mnist") != (args.data is not None):
+        args.error("argument --data: " + (NEEDS_DATA if args.data is None
+                                          else "only read with --dataset mnist"))
     try:
         data = load_data(args)
     except (OSError, ValueError) as error:
@@ -286,10 +213,9 @@ def parse_and_load(argv=None):
         next(StratifiedKFold(args.cv).split(data[0], data[2]))
     except ValueError as error:
         args.error(f"argument --cv/--folds: {error}")
-    folder = Path(args.output)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=args.output).close()
     except OSError as error:
         args.error(f"argument --output: cannot write to folder {args.output!r}: "
                    f"{error.strerror}")

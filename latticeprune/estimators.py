@@ -1,10 +1,8 @@
-"""skorch estimators for sequence data: :class:`RNNClassifier`, :class:`RNNRegressor`, and
-:class:`SequenceNet`, the base of every sequence estimator of the package (these two and
-:class:`~latticeprune.tasks.PathIntegrator`, :class:`~latticeprune.tasks.LanguageModel`).
-
-The recurrent estimators accept ``X`` as ``(n_samples, n_steps, n_features)`` or, so that they
-follow 2-D sklearn transformers such as ``StandardScaler``, as ``(n_samples, n_steps *
-n_features)`` together with ``input_size=n_features``.
+"""skorch estimators for sequences: :class:`SequenceNet`, the base of every sequence estimator
+(also :class:`~latticeprune.tasks.PathIntegrator` and :class:`~latticeprune.tasks.LanguageModel`),
+and :class:`RNNClassifier`, :class:`RNNRegressor`, which read ``X`` as ``(n_samples, n_steps,
+n_features)`` or, after 2-D transformers, ``(n_samples, n_steps * n_features)`` with
+``input_size=n_features``.
 """
 
 import numbers
@@ -36,15 +34,13 @@ _SKORCH_ARGS = ("module", "criterion", "optimizer", "lr", "max_epochs", "batch_s
 class SequenceNet:
     """Base of the sequence estimators, mixed in before a skorch ``NeuralNet`` class.
 
-    A subclass lists its parameters in ``__init__`` (stored by :meth:`_init_params`) and in
+    A subclass lists its parameters in ``__init__`` (``self._init_params(locals())``) and
     ``_parameter_constraints``, and provides ``_check_X(X, reset)``, ``_check_y(X, y, reset)``
-    (``reset=True`` in ``fit`` records what the data fixes, at least ``n_features_in_``),
-    ``_net_class`` with ``_module_kwargs()`` and, optionally, ``_init_from_targets(y)``. It gets
-    ``fit`` / ``partial_fit`` (parameters checked once, training under
-    ``torch_seed(random_state)`` and ``torch_threads(n_threads)``: same seed, same net), a
-    :class:`~latticeprune.callbacks.DivergenceGuard` and, with a ``max_grad_norm``, gradient
-    clipping as default callbacks, the fitted and finite-output checks, :meth:`check_sequences`
-    and :meth:`transform` (the ``last`` of ``module_.encode(x) -> (outputs, last)``).
+    (``reset=True`` in ``fit`` records ``n_features_in_`` and what else the data fixes),
+    ``_net_class``, ``_module_kwargs()`` and optionally ``_init_from_targets(y)``. It gets
+    ``fit`` / ``partial_fit`` (parameters checked once; seeded, ``n_threads`` threads), a
+    ``DivergenceGuard`` and (with ``max_grad_norm``) gradient clipping as default callbacks,
+    :meth:`check_sequences` and :meth:`transform` (``last`` of ``module_.encode(x)``).
     """
 
     _parameter_constraints = {
@@ -59,11 +55,7 @@ class SequenceNet:
     _net_class = None
 
     def _init_params(self, args):
-        """The ``__init__`` of every subclass: ``self._init_params(locals())``.
-
-        Stores the subclass's own parameters unchanged (sklearn's rule for ``__init__``) and
-        passes skorch's arguments and ``**kwargs`` on to the skorch net class.
-        """
+        """Store the subclass's own parameters unchanged; pass skorch's on to the net class."""
         args = {key: value for key, value in args.items() if key != "self"}
         kwargs = args.pop("kwargs")
         skorch_args = {key: args.pop(key) for key in _SKORCH_ARGS}
@@ -73,9 +65,7 @@ class SequenceNet:
 
     # -- checks ------------------------------------------------------------------------------
     def _check_params(self):
-        """Check the parameters named in ``_parameter_constraints`` (sklearn's validator: a
-        ``ValueError`` naming the parameter and its valid choices); subclasses add the checks
-        that involve two parameters."""
+        """Check ``_parameter_constraints``; subclasses add checks involving two parameters."""
         params = {key: getattr(self, key) for key in self._parameter_constraints}
         validate_parameter_constraints(self._parameter_constraints, params,
                                        caller_name=type(self).__name__)
@@ -84,11 +74,8 @@ class SequenceNet:
         return bool(getattr(self, "initialized_", False)) and hasattr(self, "n_features_in_")
 
     def check_sequences(self, X):
-        """``X`` validated for the fitted estimator, in the layout its module reads.
-
-        Raises ``NotFittedError`` before ``fit`` and a ``ValueError`` naming the problem for
-        ``X`` the estimator cannot read.
-        """
+        """``X`` validated for the fitted estimator (``NotFittedError`` before ``fit``,
+        ``ValueError`` naming the problem), in the layout its module reads."""
         check_is_fitted(self)
         return self._check_X(X, reset=False)
 
@@ -245,11 +232,8 @@ _DOC_COMMON = """
         Seeds weight initialisation and batch shuffling (torch's generator is restored
         afterwards). Same value, same fitted net.
     n_threads : int or None, default=1
-        Torch intra-op threads during ``fit``, ``partial_fit`` and prediction
-        (``torch.set_num_threads`` for the call, the previous count restored after). Float sums
-        depend on how many threads share them, so a fixed count makes the fitted net the same
-        on every machine and in every joblib / Dask worker; 1 also keeps ``n_jobs`` parallel
-        fits from oversubscribing the cores. ``None`` uses torch's process-wide setting.
+        Torch intra-op threads during ``fit``, ``partial_fit`` and prediction; a fixed count
+        gives the same net on every machine and worker. None: torch's process-wide setting.
     module : torch.nn.Module class, default=RecurrentNet
         Any module works; the plain size parameters above are passed only to ``RecurrentNet``.
     lr, max_epochs, batch_size, optimizer, device, train_split, verbose, callbacks, **kwargs
@@ -371,8 +355,7 @@ class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
         return self.n_outputs_
 
     def _init_from_targets(self, y):
-        # Start the read-out bias at the mean target: Adam's bounded steps would otherwise spend
-        # most of a short fit moving the bias to targets far from zero.
+        # Start the read-out bias at the mean target (Adam's bounded steps would move it slowly).
         readout = getattr(self.module_, "readout", None)
         if isinstance(readout, torch.nn.Linear) and readout.bias is not None:
             with torch.no_grad():

@@ -86,7 +86,7 @@ class HierarchicalLayer(nn.Module):
     hidden_size : int
         Number of hidden units.
     cell : {"rnn_tanh", "rnn_relu", "lstm", "gru"}
-        Cell type; gate blocks are stacked in torch's order (LSTM ``i, f, g, o``; GRU ``r, z, n``).
+        Cell type (gate blocks in torch's order, see :class:`Cell`).
     top_down_size : int or None
         Hidden size of the layer above, or None for the top layer (no ``weight_td``).
     """

@@ -25,7 +25,7 @@ from torch.nn.utils import prune
 
 from sklearn.exceptions import NotFittedError
 
-from .nets import CELL_TABLE, HierarchicalRNN, cell_of
+from .nets import N_GATES, HierarchicalRNN, cell_of
 
 __all__ = ["NeuronGraph", "WeightTensor", "RecurrentLayer", "SCOPES", "HIDDEN_KINDS",
            "estimator_chain", "find_net", "find_module", "live_weight", "pruned_count"]
@@ -208,7 +208,7 @@ class NeuronGraph:
         self.tensors = []
         recurrent_modules = set()
         for name, sub in self.module.named_modules():
-            if any(sub is m or _is_submodule(sub, m) for m in recurrent_modules):
+            if any(_is_submodule(sub, m) for m in recurrent_modules):
                 continue
             if isinstance(sub, nn.RNNBase):
                 self._add_torch_rnn(name, sub)
@@ -228,17 +228,19 @@ class NeuronGraph:
         self.n_neurons = sum(layer.size for layer in self.layers)
 
     # -- discovery ---------------------------------------------------------------------------
-    def _new_layer(self, name, size, n_gates, cell="", owner=None, params=None):
-        offset = sum(layer.size for layer in self.layers)
-        self.layers.append(RecurrentLayer(name, size, n_gates, offset, cell, owner,
-                                          params or {}))
-        return len(self.layers) - 1
-
-    def _input_kind(self, input_size):
-        """A first layer fed by the previous recurrent layer is feed-forward, otherwise input."""
-        if self.layers and self.layers[-1].size == input_size:
-            return "feedforward", len(self.layers) - 1
-        return "input", None
+    def _add_layer(self, name, owner_name, owner, params, cell, size, input_size, first):
+        """Append a layer and its ``weight_ih`` / ``weight_hh`` tensors; the first layer of a
+        module is fed by the previous recurrent layer (feed-forward) if the sizes match."""
+        dst, n_gates = len(self.layers), N_GATES[cell]
+        if first and not (self.layers and self.layers[-1].size == input_size):
+            kind, below = "input", None
+        else:
+            kind, below = "feedforward", dst - 1
+        self.layers.append(RecurrentLayer(name, size, n_gates, sum(x.size for x in self.layers),
+                                          cell, owner, params))
+        for key, tensor_kind, src in (("weight_ih", kind, below), ("weight_hh", "recurrent", dst)):
+            self.tensors.append(WeightTensor(_join(owner_name, params[key]), owner, params[key],
+                                             tensor_kind, src, dst, n_gates))
 
     def _add_torch_rnn(self, name, rnn):
         if rnn.bidirectional:
@@ -246,36 +248,19 @@ class NeuronGraph:
                              "supported (their neurons see the future).")
         if getattr(rnn, "proj_size", 0):
             raise ValueError(f"{name or 'module'}: LSTMs with proj_size > 0 are not supported.")
-        cell = cell_of(rnn)
-        n_gates = CELL_TABLE[cell].n_gates
+        keys = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if rnn.bias else ())
         for k in range(rnn.num_layers):
-            kind, src = (self._input_kind(rnn.input_size) if k == 0
-                         else ("feedforward", len(self.layers) - 1))
-            params = {"weight_ih": f"weight_ih_l{k}", "weight_hh": f"weight_hh_l{k}"}
-            if rnn.bias:
-                params.update(bias_ih=f"bias_ih_l{k}", bias_hh=f"bias_hh_l{k}")
-            dst = self._new_layer(f"{_join(name, f'l{k}')}", rnn.hidden_size, n_gates, cell,
-                                  rnn, params)
-            self.tensors.append(WeightTensor(_join(name, f"weight_ih_l{k}"), rnn,
-                                             f"weight_ih_l{k}", kind, src, dst, n_gates))
-            self.tensors.append(WeightTensor(_join(name, f"weight_hh_l{k}"), rnn,
-                                             f"weight_hh_l{k}", "recurrent", dst, dst, n_gates))
+            self._add_layer(_join(name, f"l{k}"), name, rnn, {key: f"{key}_l{k}" for key in keys},
+                            cell_of(rnn), rnn.hidden_size, rnn.input_size, k == 0)
 
     def _add_hierarchical(self, name, net):
         first = len(self.layers)
         for k, layer in enumerate(net.layers):
             prefix = _join(name, f"layers.{k}")
-            kind, src = (self._input_kind(layer.input_size) if k == 0
-                         else ("feedforward", first + k - 1))
-            params = {key: key for key in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
-            if layer.weight_td is not None:
-                params["weight_td"] = "weight_td"
-            dst = self._new_layer(prefix, layer.hidden_size, layer.n_gates, layer.cell, layer,
-                                  params)
-            self.tensors.append(WeightTensor(f"{prefix}.weight_ih", layer, "weight_ih", kind,
-                                             src, dst, layer.n_gates))
-            self.tensors.append(WeightTensor(f"{prefix}.weight_hh", layer, "weight_hh",
-                                             "recurrent", dst, dst, layer.n_gates))
+            params = {key: key for key in ("weight_ih", "weight_hh", "weight_td", "bias_ih",
+                                           "bias_hh") if getattr(layer, key) is not None}
+            self._add_layer(prefix, prefix, layer, params, layer.cell, layer.hidden_size,
+                            layer.input_size, k == 0)
         for k, layer in enumerate(net.layers):
             if layer.weight_td is not None:
                 self.tensors.append(WeightTensor(_join(name, f"layers.{k}.weight_td"), layer,

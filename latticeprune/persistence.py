@@ -35,7 +35,7 @@ STATE_FILE = "latticeprune.json"
 _FORMAT_VERSION = 2
 #: What ``fit`` sets on a skorch net that ``initialize()`` needs to rebuild the module.
 _NET_FITTED = ("input_size_", "n_steps_", "n_features_in_", "n_outputs_", "_y_ndim",
-                          "classes_inferred_")
+               "classes_inferred_")
 #: Parameters that may differ between the saved and the loading configuration.
 _IGNORED_PARAMS = frozenset({"verbose", "device", "n_threads"})
 
@@ -115,14 +115,11 @@ def save_weights(estimator, directory):
 def load_weights(estimator, directory):
     """Fit ``estimator`` in place from a folder written by :func:`save_weights`; returns it.
 
-    ``estimator`` must be configured as the saved one (same classes and plain parameters,
-    except ``verbose``, ``device`` and ``n_threads``): each sparsifier level gets its seeded
-    clone as ``estimator_``, the net is initialised, masked and loaded, the fitted attributes
-    are set; it then predicts exactly as the saved object. A restored
-    :class:`~latticeprune.ModuliRegularizer` lacks its penalty callbacks, so only its net can
+    ``estimator`` must be configured as the saved one (same classes and plain parameters but
+    ``verbose``, ``device``, ``n_threads``); it then predicts exactly as the saved object. A
+    restored ``ModuliRegularizer`` lacks its penalty callbacks: only its net can
     ``partial_fit``. Raises FileNotFoundError without ``latticeprune.json``, ValueError naming
-    a class or parameter that differs from the saved one, and ``pickle.UnpicklingError`` if
-    ``arrays.npz`` holds object arrays (pickles: refused, never run).
+    a class or parameter that differs, ``pickle.UnpicklingError`` for object arrays.
     """
     directory = Path(directory)
     if not (directory / STATE_FILE).is_file():

@@ -22,91 +22,58 @@ _RULE_PARAMS = ("sparsity", "adjacency", "order", "backbone", "levels", "central
 class LatticePruner(BaseSparsifier):
     """Prune a recurrent net by its dependency lattice (or by a baseline rule).
 
-    The net's hidden units are the neurons of one graph (recurrent, layer-to-layer and
-    top-down connections, gate blocks aggregated by their RMS). On a backbone of its
-    strongest connections the neurons are ordered (concept lattice of the pre/postsynaptic
-    context, or the reachability poset's Dedekind-MacNeille completion); the connections of
-    meet-irreducible neurons are kept and the outgoing connections of the others are removed
-    first, lowest centrality x strength first, then, if the target asks for more, the rest by
-    strength. The method is fixed in ``docs/methods/lattice.md``; the rule itself is the
-    callback :class:`~latticeprune.callbacks.LatticePruning`, which validates the parameters
-    it takes (``sparsity`` ... ``scope``, ``n_rounds``).
-
-    ``fit`` clones ``estimator`` (or deep-copies it with ``prefit=True``) and fits it, attaches
-    the rule to the inner skorch net and trains ``n_rounds`` times ``fine_tune_epochs`` epochs
-    (each round seeded from ``random_state``); with ``fine_tune_epochs=0`` the rounds run
-    back to back without training.
+    The hidden units are the neurons of one graph (gate blocks aggregated by their RMS). On a
+    backbone of its strongest connections the neurons are ordered (concept lattice, or the
+    completed reachability poset); the connections of meet-irreducible neurons are kept and
+    the others' outgoing connections go first, lowest centrality x strength first, then the
+    rest by strength (``docs/methods/lattice.md``). The rule is the callback
+    :class:`~latticeprune.callbacks.LatticePruning`, which validates its parameters. ``fit``
+    fits the estimator, attaches the rule and trains ``n_rounds`` x ``fine_tune_epochs`` epochs.
+    Shared parameters and attributes: :class:`~latticeprune.base.BaseSparsifier`.
 
     Parameters
     ----------
-    estimator : estimator
-        A skorch net whose module contains ``nn.RNN``/``nn.LSTM``/``nn.GRU`` layers or a
-        :class:`~latticeprune.nets.HierarchicalRNN`, e.g. :class:`~latticeprune.RNNClassifier`,
-        or another sparsifier wrapping one (``ModuliRegularizer``). Never modified.
+    estimator, prefit, random_state
+        As in ``BaseSparsifier``; ``estimator`` may be another sparsifier, ``random_state``
+        also seeds fine-tuning and the random strategy.
     sparsity : float in [0, 1) or None, default=0.5
-        Fraction of weight entries in ``scope`` that are zero after pruning. ``None``: the
-        structure decides, removing exactly the outgoing connections of non-irreducible neurons
-        whose centrality is below ``centrality_quantile`` (once per round).
+        Fraction of weight entries in ``scope`` zero after pruning. None: each round removes
+        the outgoing connections of non-irreducible neurons below ``centrality_quantile``.
     adjacency : {"binary", "continuous"}, default="binary"
-        ``"binary"``: the verdict on the backbone ``backbone``. ``"continuous"``: the
-        irreducibility persistence over the filtration ``levels``; connections are removed by
-        (persistence, centrality, strength).
+        The verdict on ``backbone``, or the irreducibility persistence over ``levels``.
     order : {"context", "reachability"}, default="context"
-        The lattice: concept lattice of the connection context, or the completion of the
-        reachability poset.
+        Concept lattice of the connection context, or completion of the reachability poset.
     backbone : float in [0, 1), default=0.95
-        Quantile of the connection strengths below which connections are left out of the
-        binary adjacency (measured: see docs/experiments.md).
+        Strength quantile below which connections leave the binary adjacency (measured: see
+        docs/experiments.md).
     levels : array-like of float or None, default=None
-        Backbone quantiles of the continuous filtration; None:
-        :func:`~latticeprune.lattice.filtration_levels` (10 levels, 0.9 to 0.99).
+        Backbone quantiles of the filtration; None: :func:`~latticeprune.lattice.filtration_levels`.
     centrality : {"pagerank", "degree", "eigenvector"}, default="pagerank"
-        Ranks neurons (weighted, directed; defined on disconnected graphs).
+        Ranks the neurons.
     centrality_quantile : float in [0, 1], default=0.5
         Used by ``sparsity=None`` only.
     strategy : {"lattice", "magnitude", "random"}, default="lattice"
-        ``"magnitude"``: global smallest ``|w|`` entries; ``"random"``: uniformly random
-        entries. The paper's controls, one grid parameter away.
+        The lattice rule, or a control: smallest ``|w|`` entries, uniformly random entries.
     scope : {"recurrent", "all"}, default="recurrent"
-        ``"recurrent"``: recurrent and top-down weights. ``"all"``: also layer-to-layer,
-        input and read-out weights.
+        Recurrent and top-down weights; ``"all"``: also layer-to-layer, input and read-out.
     n_rounds : int, default=5
-        Iterative pruning: the sparsity rises linearly over the rounds to ``sparsity``; each
-        round rebuilds the lattice on the surviving weights and fine-tunes.
+        Rounds; the target rises linearly to ``sparsity``, each round on the surviving weights.
     fine_tune_epochs : int, default=1
-        Epochs of training with the masks frozen after each round (0: one-shot pruning;
-        measured: see docs/experiments.md).
-    prefit : bool, default=False
-        True: ``estimator`` is already fitted; it is deep-copied, not refitted.
-    random_state : int, RandomState or None, default=None
-        Seeds the inner estimator (when its own ``random_state`` is None), fine-tuning and the
-        random strategy. Same value, same masks and predictions.
+        Epochs trained with fixed masks after each round; 0: one-shot pruning (measured: see
+        docs/experiments.md).
 
     Attributes
     ----------
-    estimator_ : estimator
-        The fitted, pruned estimator.
-    masks_ : dict of str to ndarray of bool
-        Weight masks of the pruned tensors (False = pruned).
-    sparsity_ : dict
-        Achieved ``{"overall": float, "per_tensor": {name: float}}``, counted in weight entries;
-        ``overall`` over the tensors in ``scope``.
-    meet_irreducible_ : list of ndarray of bool
-        Per recurrent layer, the meet-irreducible neurons of the analysed graph: the last
-        round's for ``strategy="lattice"``, the pruned net's for the baselines (analysed once,
-        at the end of ``fit``).
-    persistence_ : list of ndarray of float or None
-        Per layer, the irreducibility persistence (``adjacency="continuous"``).
-    centrality_ : list of ndarray of float
-        Per layer, the neurons' centrality in the analysed graph.
+    estimator_, masks_, sparsity_, classes_, n_features_in_
+        As in ``BaseSparsifier``; ``sparsity_["overall"]`` counts the tensors in ``scope``.
+    meet_irreducible_, persistence_, centrality_ : list of ndarray
+        Per layer: meet-irreducible neurons, persistence (None unless continuous) and
+        centrality in the last analysed graph (the last round's; the baselines' final net).
     lattice_ : dict
-        For notebook analysis of the analysed graph: ``n_neurons``, ``backbone``,
-        ``irreducible_counts`` (backbone level -> number of meet-irreducible neurons),
-        ``n_components`` and ``component_labels`` of the backbone's reachability poset,
-        ``hasse_edges`` of that poset (pairs of components).
+        ``n_neurons``, ``backbone``, ``irreducible_counts`` (level -> count), and
+        ``n_components``, ``component_labels``, ``hasse_edges`` of the reachability poset.
     rounds_ : list of dict
-        Per round: target and achieved sparsity, connections removed, irreducible neurons
-        (:attr:`LatticePruning.rounds_ <latticeprune.callbacks.LatticePruning>`).
+        Per round, :attr:`LatticePruning.rounds_ <latticeprune.callbacks.LatticePruning>`.
 
     Examples
     --------
@@ -137,21 +104,8 @@ class LatticePruner(BaseSparsifier):
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, **fit_params):
-        """Fit the estimator (unless ``prefit``), prune it in ``n_rounds`` rounds, fine-tune.
-
-        Parameters
-        ----------
-        X : array-like
-            Sequences, as the wrapped estimator accepts them.
-        y : array-like
-            Targets.
-        **fit_params : dict
-            Passed to the wrapped estimator's ``fit``.
-
-        Returns
-        -------
-        self : LatticePruner
-        """
+        """Fit the estimator (unless ``prefit``; ``fit_params`` go to its ``fit``), prune it in
+        ``n_rounds`` rounds with fine-tuning; ``self``."""
         pruning = LatticePruning(epochs_per_round=max(self.fine_tune_epochs, 1),
                                  random_state=self._seed(),
                                  **{name: getattr(self, name) for name in _RULE_PARAMS})

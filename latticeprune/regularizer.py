@@ -36,32 +36,24 @@ _PRUNING_PARAMS = ("target_sparsity", "schedule", "prune_scope")
 class ModuliRegularizer(BaseSparsifier):
     """Sparsify a recurrent net by moduli regularisation and gradual magnitude pruning.
 
-    The hidden units of every recurrent layer are embedded at random points of a moduli
-    space (circle, sphere, torus, Klein bottle); the training loss gets the penalty
-    ``strength * sum over layers of mean(R * |W_hh|^norm)`` with ``R[i, j] = f(d(p_i, p_j))``
-    (``inhibitor``, inverted by default), while global magnitude pruning raises the sparsity
-    of the pruned tensors on a schedule to ``target_sparsity``. ``moduli="standard"`` is the
-    plain L1 / L2 control, ``permute=True`` the shuffled-geometry control and ``strength=0``
-    magnitude pruning alone.
-
-    ``fit`` clones ``estimator`` into ``estimator_`` and trains it for its ``max_epochs``,
-    pruning at the end of each of the first ``max_epochs - recovery_epochs`` epochs; the
-    remaining epochs train at the final sparsity with the masks fixed. With
-    ``lottery_ticket=True`` the weights are then re-initialised (a fresh seeded
-    initialisation), the final masks kept, and the net retrained for ``max_epochs`` with the
-    penalty but no schedule. Afterwards ``predict``, ``predict_proba``, ``score``,
-    ``transform`` (hidden states) ... delegate to the sparse ``estimator_``.
+    Each recurrent layer's hidden units get points in a moduli space; the loss gets the
+    penalty ``strength * sum over layers of mean(R * |W_hh|^norm)``, ``R[i, j] = f(d(p_i,
+    p_j))``, while global magnitude pruning raises the sparsity on a schedule. Controls:
+    ``moduli="standard"`` (plain L1 / L2), ``permute=True`` (shuffled geometry), ``strength=0``
+    (magnitude pruning alone). ``fit`` trains a clone for its ``max_epochs``, pruning at the
+    end of each of the first ``max_epochs - recovery_epochs``; with ``lottery_ticket=True`` it
+    then re-initialises the weights (seeded), keeps the masks and retrains ``max_epochs`` with
+    the penalty. Shared parameters and attributes: :class:`~latticeprune.base.BaseSparsifier`.
 
     Parameters
     ----------
-    estimator : skorch net
-        Unfitted (or, with ``prefit=True``, fitted) skorch net whose module contains
-        ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` layers or a ``HierarchicalRNN``, e.g.
-        :class:`~latticeprune.RNNClassifier`. Never modified: a clone is trained.
+    estimator, prefit, random_state
+        As in ``BaseSparsifier``; ``estimator`` is a skorch net. ``prefit=True`` continues
+        training it for ``max_epochs`` with the penalty and the schedule. ``random_state``
+        also seeds the embedding, the batch order and the lottery re-initialisation.
     moduli : str, default="torus"
-        Space of the embedding, one of ``latticeprune.moduli.SPACE_NAMES``: ``"circle"``,
-        ``"klein"``, ``"sphere"``, ``"standard"`` (all pairs weigh 1: plain L1 / L2),
-        ``"torus"`` (dimension ``space_params["dim"]``, default 2), ``"torus6"``.
+        Space of the embedding, one of ``latticeprune.moduli.SPACE_NAMES`` (``"standard"``:
+        all pairs weigh 1).
     inhibitor : {"DoG", "gauss", "ripple", "square"}, default="DoG"
         Distance-to-penalty function (docs/methods/moduli.md section 3).
     invert : bool, default=True
@@ -70,83 +62,48 @@ class ModuliRegularizer(BaseSparsifier):
         Weight of the penalty, >= 0 (measured: see docs/experiments.md).
     norm : {1, 2}, default=1
         Exponent k of ``|W|^k`` in the penalty.
-    target_sparsity : float, default=0.9
-        Fraction of zero entries in the pruned tensors at the end, in [0, 1).
-    schedule : {"linear", "cubic"}, default="linear"
-        Sparsity schedule over the pruning epochs (cubic: Zhu & Gupta 2017).
+    target_sparsity, schedule : default=0.9, "linear"
+        As in :class:`~latticeprune.callbacks.GradualMagnitudePruning`.
     prune_scope : {"recurrent", "all"}, default="recurrent"
-        Pruned tensors: recurrent and top-down weights, or also input, feed-forward and
-        read-out weights. The penalty covers recurrent and top-down weights in both cases.
+        Pruned tensors, as its ``scope``; the penalty covers recurrent and top-down weights.
     recovery_epochs : int, default=0
-        Final epochs of ``max_epochs`` trained at the target sparsity without further
-        pruning; must be smaller than the inner net's ``max_epochs``.
+        Final epochs of ``max_epochs`` trained at the target with fixed masks (< ``max_epochs``).
     permute : bool, default=False
         Control: shuffle the entries of every ``R`` (same values, no geometry).
     two_embeddings : bool, default=False
         Separate presynaptic and postsynaptic points per layer.
     train_embedding : bool, default=False
-        Make the points trainable: they move to lower the penalty (their own Adam optimiser,
-        one step per training batch, learning rate ``embedding_lr``). Not possible with
-        ``moduli="standard"`` or ``permute=True``.
+        Train the points (own Adam, one step per batch); not with ``"standard"`` or ``permute``.
     embedding_lr : float, default=0.01
-        Learning rate of the points; the flat spaces have side 10 and the round ones radius 5,
-        so 0.01 moves a point by about 0.1 % of the space per step.
+        Learning rate of the points (spaces have side 10 or radius 5).
     input_l1 : float, default=0.0
-        Weight of a plain L1 term, the mean absolute value of each input and read-out weight
-        tensor (these connect hidden units to units without points).
+        Weight of a plain L1 term, the mean ``|w|`` of each input and read-out tensor.
     lottery_ticket : bool, default=False
         After training, re-initialise the weights, keep the masks and retrain.
-    prefit : bool, default=False
-        ``estimator`` is already fitted: deep-copy it and continue training it for
-        ``max_epochs`` with the penalty and the schedule (instead of fitting from scratch).
     space_params : dict or None, default=None
-        Parameters of the space: ``{"dim": k}`` for the torus (k >= 1), ``side`` for the flat
-        spaces, ``radius`` for the round ones.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the embedding, an unseeded inner net (as sklearn's ensembles do), the batch
-        order and the re-initialisation of ``lottery_ticket``. Same value, same masks and
-        predictions.
+        Parameters of the space: ``dim`` (torus), ``side`` (flat), ``radius`` (round).
 
     Attributes
     ----------
-    estimator_ : skorch net
-        The trained sparse net.
+    estimator_, masks_, sparsity_, classes_, n_features_in_
+        As in ``BaseSparsifier``; ``sparsity_["overall"]`` counts ``prune_scope``.
     embedding_ : dict
-        ``{layer name: ndarray (n_units, point_dim)}``, the points of each recurrent layer
-        (``(pre, post)`` tuples with ``two_embeddings``).
+        ``{layer name: ndarray (n_units, point_dim)}`` (``(pre, post)`` with two embeddings).
     penalty_ : dict
-        ``{layer name: ndarray (n_units, n_units)}``, ``R`` of each layer; ``R[i, j]`` weighs
-        the connection from unit ``i`` to unit ``j``.
-    masks_ : dict
-        ``{tensor name: bool ndarray shaped like the weight}``, True where a weight is kept.
-    sparsity_ : dict
-        Achieved sparsity, ``{"overall": fraction of zero entries in prune_scope,
-        "per_tensor": {tensor name: fraction}}``.
+        ``{layer name: R}``; ``R[i, j]`` weighs the connection from unit ``i`` to unit ``j``.
     history_ : list of dict
-        One dict per trained epoch: ``epoch`` (counted over all phases), ``phase``
-        (``"prune"``, ``"recovery"``, ``"lottery"`` or ``"partial_fit"``), ``sparsity``,
-        ``train_loss`` (task loss), ``penalty`` (mean penalty added per batch), and ``score``:
-        ``estimator_.score`` on the training data at the end of each phase (None on other
-        epochs), so the score before the lottery re-initialisation stays available.
+        Per trained epoch: ``epoch``, ``phase`` (``"prune"``, ``"recovery"``, ``"lottery"``,
+        ``"partial_fit"``), ``sparsity``, ``train_loss``, ``penalty`` (mean per batch) and
+        ``score`` on the training data at each phase's end (None elsewhere).
     pruned_estimator_ : skorch net
-        With ``lottery_ticket=True`` only: a copy of the net as it was before the
-        re-initialisation, to evaluate both on held-out data.
-    classes_ : ndarray
-        Class labels (classifiers).
-    n_features_in_ : int
-        Columns of the 2-D ``X`` seen in ``fit``.
-
-    See Also
-    --------
-    latticeprune.callbacks.ModuliPenalty : The penalty, as a callback for any skorch net.
-    latticeprune.callbacks.GradualMagnitudePruning : The pruning schedule, as a callback.
+        With ``lottery_ticket=True``: the net before the re-initialisation.
 
     Notes
     -----
-    The callbacks are added to the clone's ``callbacks`` under the names
-    ``"moduli_penalty"`` and ``"gradual_magnitude_pruning"``; the user's callbacks stay.
-    Pruning starts at the end of the first epoch: for a task the dense net learns late, train
-    the net first and sparsify it with ``prefit=True`` (measured: see docs/experiments.md).
+    The callbacks join the clone's ``callbacks`` as ``"moduli_penalty"`` and
+    ``"gradual_magnitude_pruning"``. Pruning starts at the end of the first epoch: for a task
+    the dense net learns late, fit it first and use ``prefit=True`` (measured: see
+    docs/experiments.md).
 
     Examples
     --------
@@ -212,20 +169,9 @@ class ModuliRegularizer(BaseSparsifier):
     # -- fitting -------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, **fit_params):
-        """Train the net with the moduli penalty and the pruning schedule.
+        """Train the net with the moduli penalty and the pruning schedule; ``self``.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_steps, n_features) or (n_samples, n_features)
-            Training sequences, in any form the estimator accepts.
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            Targets.
-        **fit_params : dict
-            Passed to the estimator's ``fit`` (or ``partial_fit`` when ``prefit=True``).
-
-        Returns
-        -------
-        self : ModuliRegularizer
+        ``fit_params`` go to the estimator's ``fit`` (``partial_fit`` with ``prefit=True``).
         """
         self._check_estimator()
         for attribute in ("estimator_", "pruned_estimator_", "masks_"):
@@ -266,24 +212,8 @@ class ModuliRegularizer(BaseSparsifier):
         self._record_history(0, lambda epoch: "lottery", X, y)
 
     def partial_fit(self, X, y, classes=None, epochs=None, **fit_params):
-        """Train the fitted net further, with the penalty active and the masks fixed.
-
-        Parameters
-        ----------
-        X, y : array-like
-            Training data, as in ``fit``.
-        classes : ignored
-            For the sklearn ``partial_fit`` signature.
-        epochs : int or None, default=None
-            Epochs to train; None trains the estimator's ``max_epochs``.
-        **fit_params : dict
-            Passed to the estimator's ``partial_fit``.
-
-        Returns
-        -------
-        self : ModuliRegularizer
-            A first call on an unfitted regulariser runs ``fit``.
-        """
+        """Train the fitted net ``epochs`` more epochs (None: ``max_epochs``) with the penalty
+        and fixed masks; ``self``. ``classes`` is ignored; unfitted: ``fit``."""
         if not hasattr(self, "estimator_"):
             return self.fit(X, y, **fit_params)
         net = self.estimator_

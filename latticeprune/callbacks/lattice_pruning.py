@@ -1,12 +1,10 @@
 """The lattice rule as a skorch callback (docs/methods/lattice.md sections 2-5 and 7).
 
-Round ``k`` of ``n_rounds`` prunes the tensors in ``scope`` to ``sparsity * k / n_rounds``:
-the lattice strategy analyses the surviving neuron graph (:func:`analyse`) and removes whole
+A lattice round analyses the surviving neuron graph (:func:`analyse`) and removes whole
 connections in the rule's order (:func:`lattice_masks`); the baselines mask single entries
-(``pruning_schedule.global_magnitude_masks`` / ``random_masks``). Counts follow
-:func:`~latticeprune.neuron_graph.pruned_count`; masks go through ``NeuronGraph.apply_masks``.
-Cost of a lattice round: one irreducibility verdict per backbone level (``len(levels) + 1``,
-twice that for the continuous adjacency) on the neuron graph, and a sort of the connections.
+(``global_magnitude_masks`` / ``random_masks``). Counts follow ``pruned_count``. Cost of a
+lattice round: one irreducibility verdict per backbone level (``len(levels) + 1``, twice that
+for the continuous adjacency) on the neuron graph, and a sort of the connections.
 """
 
 import numbers
@@ -146,11 +144,9 @@ class _ConnectionNodes:
 class LatticePruning(Callback):
     """skorch callback: prune by the dependency lattice (or a baseline) in rounds.
 
-    Round ``k`` (``k = 1 .. n_rounds``) starts epoch ``start_epoch + (k - 1) *
-    epochs_per_round`` (1-based, counted in the net's history, so ``partial_fit`` calls
-    continue the count) by pruning the tensors in ``scope`` to ``sparsity * k / n_rounds``;
-    the epochs in between fine-tune with the masks fixed. :meth:`prune` runs one round
-    directly (one-shot pruning without training).
+    Round ``k = 1 .. n_rounds`` starts epoch ``start_epoch + (k - 1) * epochs_per_round``
+    (counted in the net's history) by pruning ``scope`` to ``sparsity * k / n_rounds``; the
+    epochs in between fine-tune with fixed masks. :meth:`prune` runs one round directly.
 
     Parameters
     ----------

@@ -30,23 +30,14 @@ HISTORY_KEY = "moduli_penalty"
 class ModuliPenalty(Callback):
     """skorch callback adding the moduli penalty of the recurrent weights to the training loss.
 
-    On the first ``on_train_begin`` after ``initialize`` it finds the net's recurrent layers
-    (:class:`~latticeprune.neuron_graph.NeuronGraph`), samples one embedding per layer
-    (``random_state``) and builds each layer's penalty matrix ``R`` (``R[i, j]`` weighs the
-    connection from unit ``i`` to unit ``j``; :func:`latticeprune.moduli.penalty_matrix`).
-    After every training batch's backward pass it back-propagates
-
-        ``strength * sum_t moduli_penalty(W_t, R_t, n_gates, norm)
-        + input_l1 * sum_u mean(|W_u|)``
-
-    where ``t`` runs over the hidden-to-hidden tensors in ``scope`` (``W_hh`` of every
-    layer with the layer's own ``R``; top-down and, for ``scope="all"``, feed-forward tensors
-    between layers with ``R`` from the source layer's points to the target layer's points)
-    and ``u`` over the input and read-out weights. The value is recorded per batch in the
-    history as ``"moduli_penalty"`` and its epoch mean under the same key.
-
-    Pruned tensors (``torch.nn.utils.prune``) are penalised through their effective weight
-    ``weight_orig * weight_mask``, so pruned entries get no gradient.
+    On the first ``on_train_begin`` after ``initialize`` it samples one embedding per recurrent
+    layer (:class:`~latticeprune.neuron_graph.NeuronGraph`) and builds each layer's ``R``
+    (:func:`latticeprune.moduli.penalty_matrix`). After every training batch's backward pass it
+    back-propagates ``strength * sum_t moduli_penalty(W_t, R_t, n_gates, norm) + input_l1 *
+    sum_u mean(|W_u|)``: ``t`` over the hidden-to-hidden tensors in ``scope`` (``R`` from the
+    source layer's points to the target layer's), ``u`` over input and read-out weights, each
+    read live (``weight_orig * weight_mask``: pruned entries get no gradient). The value is
+    recorded per batch as ``"moduli_penalty"`` in the history, with its epoch mean.
 
     Parameters
     ----------
@@ -54,8 +45,7 @@ class ModuliPenalty(Callback):
 embedding_lr, input_l1
         The penalty, as in :class:`~latticeprune.ModuliRegularizer` (same defaults).
     scope : {"recurrent", "all"}, default="recurrent"
-        ``"recurrent"``: recurrent and top-down weights; ``"all"``: also feed-forward weights
-        between stacked layers.
+        Penalised: recurrent and top-down weights; ``"all"``: also feed-forward ones.
     random_state : int, RandomState instance or None, default=None
         Seeds the embedding (and the shuffle of ``permute``).
     **space_params
@@ -63,11 +53,8 @@ embedding_lr, input_l1
 
     Attributes
     ----------
-    embedding_ : dict
-        ``{layer name: ndarray (n_units, point_dim)}``, the current points (a ``(pre, post)``
-        tuple with ``two_embeddings``). Available after the first ``on_train_begin``.
-    penalty_ : dict
-        ``{layer name: ndarray (n_units, n_units)}``, the layer's current ``R``.
+    embedding_, penalty_ : dict
+        As in ``ModuliRegularizer``: current points and ``R`` (after the first ``on_train_begin``).
 
     Examples
     --------

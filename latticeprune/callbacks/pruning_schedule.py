@@ -26,25 +26,11 @@ SCHEDULES = ("linear", "cubic")
 
 
 def scheduled_sparsity(step, n_steps, target_sparsity, schedule="linear"):
-    """Sparsity after pruning step ``step`` of ``n_steps``.
+    """Sparsity after pruning step ``step`` (1 = first) of ``n_steps`` towards ``target_sparsity``.
 
     ``linear``: ``target * step / n_steps``. ``cubic`` (Zhu & Gupta 2017, initial sparsity 0):
     ``target * (1 - (1 - step / n_steps) ** 3)``, fast at first and slow near the end.
-    Steps below 1 give 0 and steps from ``n_steps`` on give exactly ``target_sparsity``.
-
-    Parameters
-    ----------
-    step : int
-        Pruning step, 1 for the first pruning epoch.
-    n_steps : int
-        Number of pruning steps (>= 0; 0 means no pruning at all).
-    target_sparsity : float
-        Final sparsity in [0, 1).
-    schedule : {"linear", "cubic"}, default="linear"
-
-    Returns
-    -------
-    sparsity : float
+    Steps below 1 (or ``n_steps < 1``) give 0; steps from ``n_steps`` on give the target.
 
     Examples
     --------
@@ -65,23 +51,11 @@ def scheduled_sparsity(step, n_steps, target_sparsity, schedule="linear"):
 
 
 def global_magnitude_masks(tensors, sparsity):
-    """Masks that zero the ``pruned_count(sparsity, total)`` smallest entries of ``tensors``.
+    """``{tensor name: weight-shaped bool mask}`` zeroing the ``pruned_count(sparsity, total)``
+    smallest entries of ``tensors`` (``WeightTensor`` list), ranked together by live magnitude.
 
-    All entries of all tensors are ranked together by the magnitude of the effective (already
-    masked) weight; ties are broken by position (tensor order, then row-major), so the result
-    is deterministic. Entries already pruned are zero and therefore pruned again.
-
-    Parameters
-    ----------
-    tensors : list of WeightTensor
-        The tensors pruned together (e.g. ``NeuronGraph.tensors_in("recurrent")``).
-    sparsity : float
-        Fraction of entries to zero, in [0, 1].
-
-    Returns
-    -------
-    masks : dict
-        ``{tensor name: weight-shaped bool tensor}``, ready for :meth:`NeuronGraph.apply_masks`.
+    Ties are broken by position (tensor order, then row-major), so the result is deterministic;
+    entries already pruned are zero and therefore pruned again.
     """
     magnitudes = torch.cat([t.weight.detach().abs().reshape(-1).double().cpu() for t in tensors])
     keep = torch.ones(magnitudes.numel(), dtype=torch.bool)
@@ -91,11 +65,8 @@ def global_magnitude_masks(tensors, sparsity):
 
 
 def random_masks(tensors, sparsity, random_state=None):
-    """Masks that zero uniformly random non-zero entries of ``tensors`` until
-    ``pruned_count(sparsity, total)`` entries are zero (entries already zero stay zero).
-
-    Parameters are as in :func:`global_magnitude_masks`; ``random_state`` seeds the draw.
-    """
+    """As :func:`global_magnitude_masks`, zeroing uniformly random non-zero entries (seeded by
+    ``random_state``) until ``pruned_count(sparsity, total)`` entries are zero."""
     flat = torch.cat([t.weight.detach().reshape(-1).cpu() for t in tensors]).numpy()
     candidates = np.flatnonzero(flat)
     needed = pruned_count(sparsity, flat.size) - (flat.size - candidates.size)
@@ -117,28 +88,21 @@ def _split(keep, tensors):
 class GradualMagnitudePruning(Callback):
     """skorch callback: global magnitude pruning on a schedule, then fixed masks.
 
-    At the end of epoch ``start_epoch + k - 1`` (``k = 1 .. pruning_epochs``) the tensors in
-    ``scope`` are pruned together to sparsity ``scheduled_sparsity(k, pruning_epochs,
-    target_sparsity, schedule)``: exactly ``pruned_count(s, total)`` entries are zero afterwards
-    (ties broken by position). The target is reached exactly at the last pruning epoch; in
-    later epochs (recovery, fine-tuning) the masks stay as they are. Epochs count the net's
-    history (``len(net.history)``, 1 for the first epoch after ``initialize``), so
-    ``partial_fit`` calls continue the count. The achieved sparsity in ``scope`` is recorded
-    in the history as ``"sparsity"`` at the end of every epoch.
+    At the end of epoch ``start_epoch + k - 1`` (``k = 1 .. pruning_epochs``; epochs count the
+    net's history, so ``partial_fit`` continues the count) the tensors in ``scope`` are pruned
+    together to ``scheduled_sparsity(k, pruning_epochs, target_sparsity, schedule)``; later
+    epochs keep the masks. The achieved sparsity is recorded as ``"sparsity"`` every epoch.
 
     Parameters
     ----------
-    target_sparsity : float, default=0.9
-        Final fraction of zero entries in ``scope``, in [0, 1).
+    target_sparsity : float in [0, 1), default=0.9
+        Final fraction of zero entries in ``scope``.
     schedule : {"linear", "cubic"}, default="linear"
-        How the sparsity rises: evenly, or as Zhu & Gupta's cubic (large steps first).
+        How the sparsity rises (:func:`scheduled_sparsity`).
     pruning_epochs : int or None, default=None
-        Number of pruning epochs; None prunes through ``net.max_epochs`` (all epochs from
-        ``start_epoch`` on). 0 never prunes: the callback only records the sparsity (use it
-        to keep masks fixed, e.g. when retraining a lottery ticket).
+        Pruning epochs; None: through ``net.max_epochs``; 0: never prune, only record.
     scope : {"recurrent", "all"}, default="recurrent"
-        Tensors pruned: recurrent and top-down weights, or every weight tensor of the
-        recurrent net including input and read-out (see ``NeuronGraph.tensors_in``).
+        Recurrent and top-down weights, or every weight tensor (``NeuronGraph.tensors_in``).
     start_epoch : int, default=1
         Epoch (1-based, in the net's history) whose end is the first pruning step.
 

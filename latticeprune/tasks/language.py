@@ -162,19 +162,12 @@ class LanguageModel(SequenceNet, NeuralNet):
     dropout : float in [0, 1), default=0.0
         Dropout on embeddings and recurrent outputs during training.
     tie_weights : bool, default=False
-        Share the decoder's weight with the embedding (Press & Wolf 2017). Off by default
-        because it breaks read-out pruning: pruning the decoder (``scope="all"``,
-        ``prune_scope="all"``) would mask the decoder's view of the shared matrix while the
-        embedding keeps using and training the unmasked one, so "the read-out is X% sparse"
-        no longer describes the net. Recurrent-weight pruning (the default) is unaffected.
+        Share the decoder's weight with the embedding (Press & Wolf 2017). Pruning the
+        decoder (``scope="all"``) then masks only the decoder's view of the shared matrix.
     max_grad_norm : float or None, default=1.0
         Clip the gradient norm (skorch ``GradientNormClipping``); None: no clipping.
-    random_state : int, RandomState or None, default=None
-        Seeds initialisation, dropout and batch shuffling (torch's generator is restored
-        afterwards). Same value, same fitted net.
-    n_threads : int or None, default=1
-        Torch intra-op threads during ``fit``, ``partial_fit`` and evaluation, as in
-        :class:`~latticeprune.RNNClassifier`. ``None`` uses torch's process-wide setting.
+    random_state, n_threads
+        As in :class:`~latticeprune.RNNClassifier` (``random_state`` also seeds dropout).
     lr : float, default=3e-3
         Adam's learning rate.
     max_epochs, batch_size, optimizer, train_split, callbacks, device, verbose, **kwargs
@@ -184,10 +177,8 @@ class LanguageModel(SequenceNet, NeuralNet):
     ----------
     module_ : WordLanguageNet
         The fitted net (``embedding``, ``rnn``, ``decoder``).
-    vocab_size_ : int
-        Vocabulary size of the net.
-    n_features_in_ : int
-        Window length seen in ``fit``.
+    vocab_size_, n_features_in_ : int
+        Vocabulary size of the net; window length seen in ``fit``.
 
     Notes
     -----
@@ -265,12 +256,8 @@ class LanguageModel(SequenceNet, NeuralNet):
         return self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]), y_true.reshape(-1))
 
     def _init_from_targets(self, y):
-        """Start the decoder bias at the log unigram frequencies of ``y`` (smoothed).
-
-        The net then starts near the best context-free prediction instead of spending its
-        first updates learning word frequencies (Karpathy's "init well"). Ids absent from
-        ``y`` get a pseudo-count of ``_UNSEEN_PSEUDO_COUNT``.
-        """
+        """Start the decoder bias at the log unigram frequencies of ``y`` (the best
+        context-free prediction); absent ids get a pseudo-count ``_UNSEEN_PSEUDO_COUNT``."""
         decoder = getattr(self.module_, "decoder", None)
         if not isinstance(decoder, nn.Linear) or decoder.bias is None:
             return
@@ -280,18 +267,8 @@ class LanguageModel(SequenceNet, NeuralNet):
             decoder.bias.copy_(log_freq)
 
     def perplexity(self, X, y):
-        """``exp`` of the mean next-token cross-entropy over every token of ``y``.
-
-        Each window starts from a zero state (see the module docstring).
-
-        Parameters
-        ----------
-        X, y : array-like of int, shape (n_windows, bptt)
-
-        Returns
-        -------
-        perplexity : float
-        """
+        """``exp`` of the mean next-token cross-entropy over every token of ``y``
+        (``(n_windows, bptt)`` ids; each window starts from a zero state)."""
         X = self.check_sequences(X)
         y = self._check_y(X, y, reset=False)
         nll = self._map_batches(lambda x, yi: float(_cross_entropy_sum(self.module_(x), yi)),
@@ -307,20 +284,10 @@ class LanguageModel(SequenceNet, NeuralNet):
     def stream_perplexity(self, ids, batch_size=10, bptt=35):
         """Perplexity of a token stream with the hidden state carried through the text.
 
-        The usual evaluation of PyTorch's ``word_language_model``: the stream is cut into
-        ``batch_size`` parallel columns (:func:`~latticeprune.datasets.batchify`) read in
-        windows of ``bptt`` steps, each window starting from the previous one's final state.
-
-        Parameters
-        ----------
-        ids : 1-D array-like of int
-            Token ids, e.g. ``corpus.test``.
-        batch_size : int, default=10
-        bptt : int, default=35
-
-        Returns
-        -------
-        perplexity : float
+        The usual evaluation of PyTorch's ``word_language_model``: the token ids (e.g.
+        ``corpus.test``) are cut into ``batch_size`` parallel columns
+        (:func:`~latticeprune.datasets.batchify`) read in windows of ``bptt`` steps, each
+        starting from the previous one's final state.
         """
         check_is_fitted(self)
         ids = self._check_ids(np.asarray(ids).reshape(1, -1), "ids", reset=False)[0]

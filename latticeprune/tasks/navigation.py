@@ -105,24 +105,9 @@ def decoded_position_error_cm(y_true, y_pred, *, centres, k=3):
     mean centre of the ``k`` most active cells), so a perfect prediction scores 0. The
     paper's figure compares with the true positions instead
     (:func:`~latticeprune.datasets.position_error_cm`); the two differ by at most the
-    decoder's own error on true codes, about 4 cm for 512 cells of width 0.12 m in a 2.2 m
-    box, 6 cm for 256.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (..., n_place_cells)
-        Target place-cell codes.
-    y_pred : array-like of shape (..., n_place_cells)
-        Predicted codes or logits.
-    centres : array-like of shape (n_place_cells, 2)
-        Place-cell centres in metres.
-    k : int, default=3
-        Cells averaged by the decoder.
-
-    Returns
-    -------
-    error : float
-        Centimetres.
+    decoder's own error on true codes (measured: see docs/experiments.md).
+    ``y_true``, ``y_pred``: codes (or logits) ``(..., n_place_cells)``; ``centres``:
+    ``(n_place_cells, 2)`` in metres.
     """
     return position_error_cm(y_pred, decode_position(y_true, centres, k=k), centres, k=k)
 
@@ -131,17 +116,7 @@ def position_error_scorer(centres, k=3):
     """A GridSearchCV scorer: the negative :func:`decoded_position_error_cm` of ``predict``.
 
     Works with any estimator whose ``predict`` returns place-cell codes, including a
-    sparsifier wrapping a :class:`PathIntegrator`.
-
-    Parameters
-    ----------
-    centres, k
-        As in :func:`decoded_position_error_cm`.
-
-    Returns
-    -------
-    scorer : callable
-        ``scorer(estimator, X, y)``, greater is better (minus the error in cm).
+    sparsifier wrapping a :class:`PathIntegrator`; ``centres``, ``k`` as in that function.
 
     Examples
     --------
@@ -262,16 +237,10 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
     decode_k : int, default=3
         Most active cells averaged when decoding positions.
     max_grad_norm : float or None, default=0.1
-        Clip the norm of the task gradient (skorch ``GradientNormClipping``, a default
-        callback, so it runs before callbacks passed by the user or added by
-        :class:`~latticeprune.ModuliRegularizer`, whose penalty gradient is not clipped).
-        None: no clipping (measured: see docs/experiments.md).
-    random_state : int, RandomState or None, default=None
-        Seeds initialisation and batch shuffling (torch's generator is restored afterwards).
-        Same value, same fitted net.
-    n_threads : int or None, default=1
-        Torch intra-op threads during ``fit``, ``partial_fit`` and prediction, as in
-        :class:`~latticeprune.RNNClassifier`. ``None`` uses torch's process-wide setting.
+        Clip the task gradient's norm (a default callback: the moduli penalty's gradient is
+        not clipped); None: no clipping (measured: see docs/experiments.md).
+    random_state, n_threads
+        As in :class:`~latticeprune.RNNClassifier`.
     lr : float, default=5e-3
         Adam's learning rate (measured: see docs/experiments.md).
     max_epochs, batch_size, optimizer, train_split, callbacks, device, verbose, **kwargs
@@ -281,12 +250,8 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
     ----------
     module_ : PathIntegrationNet
         The fitted net (``initial_state``, ``rnn``, ``readout``).
-    n_place_cells_ : int
-        Np.
-    n_steps_ : int
-        Steps per trajectory seen in ``fit``.
-    n_features_in_ : int
-        Columns of ``X`` seen in ``fit``.
+    n_place_cells_, n_steps_, n_features_in_ : int
+        Np, steps per trajectory and columns of ``X`` seen in ``fit``.
 
     See Also
     --------
@@ -384,22 +349,10 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
     def score(self, X, y, sample_weight=None, positions=None):
         """Minus the decoded position error in cm (greater is better).
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_place_cells + n_steps * input_size)
-        y : array-like of shape (n_samples, n_steps, n_place_cells)
-            Target codes; the reference positions are decoded from them with the same
-            decoder (see :func:`decoded_position_error_cm`).
-        sample_weight : None
-            Not supported; for the sklearn signature.
-        positions : array-like of shape (n_samples, n_steps, 2) or None, default=None
-            True positions in metres. If given, the error is measured against them instead:
-            the paper's figure, :func:`~latticeprune.datasets.position_error_cm`.
-
-        Returns
-        -------
-        score : float
-            ``-error`` in centimetres.
+        The reference positions are decoded from the target codes ``y`` with the same decoder
+        (:func:`decoded_position_error_cm`) or, if given, are ``positions`` ``(n_samples,
+        n_steps, 2)`` in metres (the paper's figure, ``datasets.position_error_cm``).
+        ``sample_weight`` is not supported (sklearn signature).
         """
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported by PathIntegrator.score.")
