@@ -132,6 +132,6 @@ def plot_connectivity(sparsifier, *, before=None, order="lattice", show_before=T
                 line(layer.offset - 0.5, color="white", linewidth=1.2)
             for offset, k in closing:
                 line(offset + k - 0.5, color="cyan", linestyle="--", linewidth=1.0)
-    fig.colorbar(image, ax=list(axes), label="connection strength (L2 norm over gates)",
+    fig.colorbar(image, ax=list(axes), label="connection strength (RMS over gates)",
                  shrink=0.85)
     return fig
