@@ -417,8 +417,8 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
             except TypeError as exc:
                 raise ValueError(f"y mixes label types that cannot be ordered: {exc}") from None
             if len(self.classes_) < 2:
-                raise ValueError(f"y has a single class ({self.classes_[0]!r}); a classifier "
-                                 "needs at least two classes.")
+                raise ValueError(f"y has a single class, 1 class ({self.classes_[0]!r}); a "
+                                 "classifier needs at least two classes.")
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
             raise ValueError(f"y contains labels not in classes_ {self.classes_.tolist()[:10]}: "
@@ -542,8 +542,9 @@ class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
         return y
 
     def predict(self, X):
-        """Predicted targets, shaped like the ``y`` seen in ``fit``."""
-        y = self._outputs(X, "predictions")
+        """Predicted targets (float64, as sklearn's regressors), shaped like the ``y`` seen in
+        ``fit``."""
+        y = self._outputs(X, "predictions").astype(np.float64)
         # Give back the shape of the y seen in fit: (n,) or (n, T) when it had one target.
         if self._y_ndim == (2 if self.sequence_output else 1):
             return y[..., 0]

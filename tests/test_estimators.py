@@ -257,8 +257,8 @@ def test_get_params_and_repr_show_parameters_only():
     assert not [key for key in params if key.startswith("_")]
     assert repr(clf) == "RNNClassifier(hidden_size=8, max_epochs=3)"
     assert repr(RNNRegressor()) == "RNNRegressor()"
-    assert len(clf._repr_html_()) < len(RNNClassifier(hidden_size=8)._repr_html_()) + 2000
-    assert "object at 0x" not in clf._repr_html_()
+    html = clf._repr_html_()
+    assert html.count("<tr") <= 30 and "object at 0x" not in html  # no callbacks__* rows
 
 
 def test_feature_names_and_set_output(small_digits):

@@ -217,6 +217,11 @@ class LanguageModel(SequenceNet, NeuralNet):
                  **kwargs):
         self._init_params(locals())
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = []  # ids in, float32 hidden states out
+        return tags
+
     def _check_ids(self, ids, name, reset):
         vocab_size = self.vocab_size if reset else self.vocab_size_
         ids = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else ids

@@ -21,6 +21,7 @@ import numbers
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from skorch import NeuralNetRegressor
 from sklearn.metrics import make_scorer
 from sklearn.utils._param_validation import Interval
@@ -298,7 +299,7 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
                              "place cells.")
 
     def _check_X(self, X, reset):
-        if isinstance(X, dict):
+        if isinstance(X, dict) and not issparse(X):  # (a dok sparse matrix is a dict)
             raise ValueError("X must be one 2-D array [init_code | velocities]; build it from "
                              "the two parts with latticeprune.tasks.navigation_inputs.")
         X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
