@@ -32,8 +32,8 @@ SAMPLE_WEIGHT = {
 }
 # Checks that fit (or predict after fitting) on sklearn's generated data.
 _FITTING = (
-    "check_all_zero_sample_weights_error", "check_dict_unchanged", "check_dont_overwrite_parameters",
-    "check_dtype_object", "check_estimators_dtypes", "check_estimators_fit_returns_self",
+    "check_all_zero_sample_weights_error", "check_dict_unchanged",
+    "check_dont_overwrite_parameters", "check_dtype_object", "check_estimators_dtypes", "check_estimators_fit_returns_self",
     "check_estimators_nan_inf", "check_estimators_overwrite_params", "check_estimators_pickle",
     "check_f_contiguous_array_estimator", "check_fit2d_1feature", "check_fit2d_1sample",
     "check_fit2d_predict1d", "check_fit_check_is_fitted", "check_fit_idempotent",
