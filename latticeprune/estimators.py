@@ -20,8 +20,8 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions, valid
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (_check_sample_weight, check_array, check_consistent_length,
-                                      check_is_fitted, column_or_1d, validate_data)
+from sklearn.utils.validation import (check_array, check_consistent_length, check_is_fitted,
+                                      check_non_negative, column_or_1d, validate_data)
 from torch.utils.data import Dataset
 
 from .callbacks import DivergenceGuard
@@ -157,7 +157,13 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         ``class_weight``)."""
         if sample_weight is None:
             return None
-        return _check_sample_weight(sample_weight, X, dtype=np.float32, ensure_non_negative=True)
+        sample_weight = column_or_1d(check_array(sample_weight, ensure_2d=False, dtype=np.float32,
+                                                 input_name="sample_weight"))
+        check_consistent_length(X, sample_weight)
+        check_non_negative(sample_weight, "sample_weight")
+        if not sample_weight.any():
+            raise ValueError("Sample weights must contain at least one non-zero number.")
+        return sample_weight
 
     # -- skorch hooks ------------------------------------------------------------------------
     @property

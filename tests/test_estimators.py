@@ -295,8 +295,10 @@ def test_sample_weight_acts_like_repeating_or_dropping_samples(small_digits):
     plain = RNNRegressor(**_full_batch()).fit(X, y.astype(float))
     gap = np.abs(zeroed.predict(X) - dropped.predict(X)).max()
     assert gap < 0.1 * np.abs(plain.predict(X) - dropped.predict(X)).max()
-    with pytest.raises(ValueError, match="sample_weight"):
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         RNNClassifier(**TINY).fit(X, y, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="non-zero"):
+        RNNClassifier(**TINY).fit(X, y, sample_weight=np.zeros(len(X)))
     with pytest.raises(ValueError, match="(?i)negative"):
         RNNClassifier(**TINY).fit(X, y, sample_weight=-np.ones(len(X)))
 
