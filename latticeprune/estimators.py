@@ -5,21 +5,28 @@ n_features)`` or, after 2-D transformers, ``(n_samples, n_steps * n_features)`` 
 ``input_size=n_features``.
 """
 
+import inspect
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 import torch
-from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import GradientNormClipping
-from skorch.utils import to_numpy
+from skorch.utils import to_numpy, to_tensor
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, Options, StrOptions, validate_parameter_constraints
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, column_or_1d
+from sklearn.utils.validation import (check_array, check_consistent_length, check_is_fitted,
+                                      check_non_negative, column_or_1d, validate_data)
+from torch.utils.data import Dataset
 
 from .callbacks import DivergenceGuard
 from .nets import CELLS, RecurrentNet
+from .neuron_graph import NeuronGraph
 from .utils import torch_seed, torch_threads
 
 __all__ = ["SequenceNet", "RNNClassifier", "RNNRegressor"]
@@ -28,19 +35,47 @@ _POSITIVE_INT = Interval(numbers.Integral, 1, None, closed="left")
 
 #: Arguments of ``skorch.NeuralNet.__init__`` that every sequence estimator names explicitly.
 _SKORCH_ARGS = ("module", "criterion", "optimizer", "lr", "max_epochs", "batch_size",
-                "train_split", "device", "verbose")
+                "train_split", "device", "verbose", "iterator_train__shuffle")
 
 
-class SequenceNet:
+def _with_skorch_defaults(init, skorch_class):
+    """``init``'s signature extended by the keyword parameters (and defaults) that the skorch
+    class accepts through ``**kwargs``, so that sklearn's repr (``print_changed_only``), HTML
+    repr and checks see skorch's defaults as defaults."""
+    own = inspect.signature(init).parameters
+    inherited = {}
+    for base in reversed(skorch_class.__mro__):
+        if "__init__" in vars(base) and issubclass(base, NeuralNet):
+            inherited.update(inspect.signature(base.__init__).parameters)
+    extra = [param.replace(kind=param.KEYWORD_ONLY) for name, param in inherited.items()
+             if name not in own and param.default is not param.empty]
+    plain = [param for param in own.values() if param.kind is not param.VAR_KEYWORD]
+    return inspect.Signature(plain + extra + [own["kwargs"]])
+
+
+def _weighted(X, sample_weight):
+    """``X`` as skorch's dataset holds it: a dict ``{"X", "sample_weight"}`` if weighted."""
+    return X if sample_weight is None else {"X": X, "sample_weight": sample_weight}
+
+
+def _per_step(sample_weight, y):
+    """Weights of the rows of ``y.reshape(-1, y.shape[-1])`` (a sample's weight on each step)."""
+    return None if sample_weight is None else np.repeat(sample_weight, y[..., 0].size // len(y))
+
+
+class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     """Base of the sequence estimators, mixed in before a skorch ``NeuralNet`` class.
 
     A subclass lists its parameters in ``__init__`` (``self._init_params(locals())``) and
     ``_parameter_constraints``, and provides ``_check_X(X, reset)``, ``_check_y(X, y, reset)``
     (``reset=True`` in ``fit`` records ``n_features_in_`` and what else the data fixes),
     ``_net_class``, ``_module_kwargs()`` and optionally ``_init_from_targets(y)``. It gets
-    ``fit`` / ``partial_fit`` (parameters checked once; seeded, ``n_threads`` threads), a
-    ``DivergenceGuard`` and (with ``max_grad_norm``) gradient clipping as default callbacks,
-    :meth:`check_sequences` and :meth:`transform` (``last`` of ``module_.encode(x)``).
+    ``fit`` / ``partial_fit`` (parameters checked once; seeded, ``n_threads`` threads;
+    ``sample_weight`` weighs each sample's loss), a ``DivergenceGuard`` and (with
+    ``max_grad_norm``) gradient clipping as default callbacks, :meth:`check_sequences`,
+    :meth:`transform` (``last`` of ``module_.encode(x)``), ``fit_transform``, feature names and
+    ``set_output`` (sklearn's ``TransformerMixin``), and sklearn's repr of changed parameters.
+    skorch's own ``Dataset`` inputs (its validation split, scoring callbacks) pass unchecked.
     """
 
     _parameter_constraints = {
@@ -54,6 +89,13 @@ class SequenceNet:
     }
     _net_class = None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        skorch_class = next((base for base in cls.__mro__ if issubclass(base, NeuralNet)
+                             and not issubclass(base, SequenceNet)), None)
+        if "__init__" in vars(cls) and skorch_class is not None:
+            cls.__init__.__signature__ = _with_skorch_defaults(cls.__init__, skorch_class)
+
     def _init_params(self, args):
         """Store the subclass's own parameters unchanged; pass skorch's on to the net class."""
         args = {key: value for key, value in args.items() if key != "self"}
@@ -62,6 +104,30 @@ class SequenceNet:
         for key, value in args.items():
             setattr(self, key, value)
         super().__init__(**skorch_args, **kwargs)
+
+    # -- sklearn conventions -----------------------------------------------------------------
+    def _get_param_names(self):
+        # skorch lists every attribute not ending in "_", its private bookkeeping included.
+        return [name for name in super()._get_param_names() if not name.startswith("_")]
+
+    __repr__ = BaseEstimator.__repr__
+
+    def _get_params_html(self, deep=True, doc_link=""):
+        # skorch's deep parameters hold every callback's; the notebook shows the net's own.
+        return super()._get_params_html(False, doc_link)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.target_tags.required = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    @property
+    def _n_features_out(self):
+        """Columns of :meth:`transform` (``get_feature_names_out``): the top layer's units."""
+        check_is_fitted(self)
+        return NeuronGraph(self.module_).layers[-1].size
 
     # -- checks ------------------------------------------------------------------------------
     def _check_params(self):
@@ -75,15 +141,29 @@ class SequenceNet:
 
     def check_sequences(self, X):
         """``X`` validated for the fitted estimator (``NotFittedError`` before ``fit``,
-        ``ValueError`` naming the problem), in the layout its module reads."""
+        ``ValueError`` naming the problem), in the layout its module reads. A torch
+        ``Dataset`` (skorch's validation split) is returned as it is."""
         check_is_fitted(self)
-        return self._check_X(X, reset=False)
+        return X if isinstance(X, Dataset) else self._check_X(X, reset=False)
 
     def _check_finite_output(self, out, what):
         if not np.all(np.isfinite(out)):
             raise ValueError(f"The net produced non-finite {what} for this X (inputs far outside "
                              "the range seen in fit overflow the recurrent state).")
         return out
+
+    def _sample_weight(self, X, y, sample_weight):
+        """Per-sample loss weights, or None for equal weights (the classifier adds
+        ``class_weight``)."""
+        if sample_weight is None:
+            return None
+        sample_weight = column_or_1d(check_array(sample_weight, ensure_2d=False, dtype=np.float32,
+                                                 input_name="sample_weight"))
+        check_consistent_length(X, sample_weight)
+        check_non_negative(sample_weight, "sample_weight")
+        if not sample_weight.any():
+            raise ValueError("Sample weights must contain at least one non-zero number.")
+        return sample_weight
 
     # -- skorch hooks ------------------------------------------------------------------------
     @property
@@ -103,30 +183,60 @@ class SequenceNet:
         self.module_ = self.initialized_instance(self.module, kwargs)
         return self
 
+    def infer(self, x, **fit_params):
+        """skorch's ``infer``; a weighted batch ``{"X": x, "sample_weight": w}`` feeds ``x``."""
+        if isinstance(x, Mapping) and "sample_weight" in x:
+            x = x["X"]
+        return super().infer(x, **fit_params)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """skorch's loss; for a weighted batch, the mean of ``weight * loss`` per sample (the
+        criterion's elements averaged within each sample), as in skorch's FAQ."""
+        weight = X.get("sample_weight") if isinstance(X, Mapping) else None
+        if weight is None:
+            return super().get_loss(y_pred, y_true, X=X, training=training)
+        reduction, self.criterion_.reduction = self.criterion_.reduction, "none"
+        try:
+            loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        finally:
+            self.criterion_.reduction = reduction
+        weight = to_tensor(weight, device=loss.device).to(loss.dtype)
+        return (weight * loss.reshape(len(weight), -1).mean(dim=1)).mean()
+
     # -- training ----------------------------------------------------------------------------
-    def fit(self, X, y, **fit_params):
-        """Fit the net on ``X`` and ``y`` (re-initialising it unless ``warm_start``); ``self``."""
+    def fit(self, X, y=None, sample_weight=None, **fit_params):
+        """Fit the net on ``X`` and ``y`` (re-initialising it unless ``warm_start``), each
+        sample's loss weighted by ``sample_weight`` (default: equal); ``self``."""
+        return self._fit(X, y, sample_weight, fit_params)
+
+    def _fit(self, X, y, sample_weight, fit_params, **y_kwargs):
         self._check_params()
+        if y is None:
+            raise ValueError(f"This {type(self).__name__} estimator requires y to be passed, "
+                             "but the target y is None.")
         X = self._check_X(X, reset=True)
-        y = self._check_y(X, y, reset=True)
+        y = self._check_y(X, y, reset=True, **y_kwargs)
+        weight = self._sample_weight(X, y, sample_weight)
         with torch_seed(self.random_state), torch_threads(self.n_threads):
             if not self.warm_start or not self.initialized_:
                 self.initialize()
-                self._init_from_targets(y)
-            super().partial_fit(X, y, **fit_params)
+                self._init_from_targets(y, weight)
+            super().partial_fit(_weighted(X, weight), y, **fit_params)
         return self
 
-    def _init_from_targets(self, y):
-        """Hook run once after initialisation (e.g. to start a read-out bias from ``y``)."""
+    def _init_from_targets(self, y, sample_weight):
+        """Hook run once after initialisation (e.g. to start a read-out bias from ``y``,
+        weighted by ``sample_weight``, None for equal weights)."""
 
-    def partial_fit(self, X, y, classes=None, **fit_params):
+    def partial_fit(self, X, y=None, sample_weight=None, **fit_params):
         """Train a fitted net further (``epochs=k`` trains k epochs); unfitted: ``fit``."""
         if not self.__sklearn_is_fitted__():
-            return self.fit(X, y, **fit_params)
+            return self._fit(X, y, sample_weight, fit_params)
         X = self._check_X(X, reset=False)
         y = self._check_y(X, y, reset=False)
+        weight = self._sample_weight(X, y, sample_weight)
         with torch_threads(self.n_threads):
-            super().partial_fit(X, y, **fit_params)
+            super().partial_fit(_weighted(X, weight), y, **fit_params)
         return self
 
     # -- outputs -----------------------------------------------------------------------------
@@ -175,10 +285,14 @@ class _RecurrentEstimator(SequenceNet):
                              f"above it to feed back); got num_layers={self.num_layers}.")
 
     def _check_X(self, X, reset):
-        """Validate X and return it as a float32 array of shape (n_samples, n_steps, n_features)."""
+        """Validate X and return it as a float32 array of shape (n_samples, n_steps, n_features).
+
+        2-D X goes through sklearn's ``validate_data`` (``n_features_in_``, ``feature_names_in_``
+        and their messages); 3-D X may change its length, not its features per step."""
         X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
+        raw = X
         X = check_array(X, dtype=np.float32, allow_nd=True, ensure_all_finite=True,
-                        ensure_min_samples=1, input_name="X")
+                        ensure_min_samples=1, order="C", input_name="X")
         if X.ndim not in (2, 3):
             raise ValueError(
                 f"X must be 2-D (n_samples, n_steps * n_features) or 3-D (n_samples, n_steps, "
@@ -188,10 +302,17 @@ class _RecurrentEstimator(SequenceNet):
         n_features = (self.input_size if reset else self.input_size_)
         if X.ndim == 3:
             if n_features is not None and X.shape[2] != n_features:
-                what = "input_size" if reset else "the number of features per step seen in fit"
-                raise ValueError(f"X has {X.shape[2]} features per step but {what} is "
-                                 f"{n_features}.")
+                if reset:
+                    raise ValueError(f"X has {X.shape[2]} features per step but input_size is "
+                                     f"{n_features}.")
+                raise ValueError(f"X has {X.shape[2]} features per step, but "
+                                 f"{type(self).__name__} is expecting {n_features} features "
+                                 "per step as input.")
+            if reset:
+                vars(self).pop("feature_names_in_", None)
+                self.n_features_in_ = X.shape[1] * X.shape[2]
         else:
+            validate_data(self, raw, reset=reset, skip_check_array=True)
             n_features = 1 if n_features is None else n_features
             if X.shape[1] % n_features:
                 raise ValueError(
@@ -201,7 +322,6 @@ class _RecurrentEstimator(SequenceNet):
         if reset:
             self.input_size_ = X.shape[2]
             self.n_steps_ = X.shape[1]
-            self.n_features_in_ = X.shape[1] * X.shape[2]
         return X
 
     def _module_kwargs(self):
@@ -209,10 +329,6 @@ class _RecurrentEstimator(SequenceNet):
                 "sequence_output": getattr(self, "sequence_output", False),
                 "hidden_size": self.hidden_size, "num_layers": self.num_layers,
                 "cell": self.cell, "top_down": self.top_down}
-
-    def decision_function(self, X):
-        """Raw network outputs (logits for the classifier)."""
-        return self._outputs(X)
 
 
 _DOC_COMMON = """
@@ -236,6 +352,8 @@ _DOC_COMMON = """
         gives the same net on every machine and worker. None: torch's process-wide setting.
     module : torch.nn.Module class, default=RecurrentNet
         Any module works; the plain size parameters above are passed only to ``RecurrentNet``.
+    iterator_train__shuffle : bool, default=True
+        Shuffle the training batches every epoch (seeded by ``random_state``).
     lr, max_epochs, batch_size, optimizer, device, train_split, verbose, callbacks, **kwargs
         As in skorch. Defaults train well on a CPU; ``train_split=None`` uses all of X for training.
 """
@@ -245,13 +363,18 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
     __doc__ = """Recurrent sequence classifier, a skorch ``NeuralNetClassifier``.
 
     Parameters
-    ----------""" + _DOC_COMMON + """
+    ----------""" + _DOC_COMMON + """    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, as in sklearn's classifiers (``{label: weight}``;
+        ``"balanced"``: ``n_samples / (n_classes * counts)``), multiplying ``sample_weight``.
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels (any type ``LabelEncoder`` accepts).
     input_size_, n_steps_, n_features_in_ : int
         Features per step, steps and columns of the 2-D view seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names of a 2-D ``X`` given as a DataFrame with string column names.
     module_ : torch.nn.Module
         The fitted network.
 
@@ -265,11 +388,14 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
     (3,)
     """
 
+    _parameter_constraints = {**_RecurrentEstimator._parameter_constraints,
+                              "class_weight": [StrOptions({"balanced"}), dict, None]}
+
     def __init__(self, module=RecurrentNet, *, hidden_size=64, num_layers=1, cell="lstm",
-                 top_down=False, input_size=None, random_state=None, n_threads=1,
-                 criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=0.01,
-                 max_epochs=20, batch_size=64, train_split=None, device="cpu", verbose=0,
-                 **kwargs):
+                 top_down=False, input_size=None, class_weight=None, random_state=None,
+                 n_threads=1, criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam,
+                 lr=0.01, max_epochs=20, batch_size=64, iterator_train__shuffle=True,
+                 train_split=None, device="cpu", verbose=0, **kwargs):
         self._init_params(locals())
 
     @property
@@ -283,24 +409,45 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
     def _n_outputs(self):
         return len(self.classes_)
 
-    def _check_y(self, X, y, reset):
+    def _check_y(self, X, y, reset, classes=None):
+        """Labels encoded as 0 .. n_classes - 1; ``reset`` fixes ``classes_`` from ``classes``
+        (``partial_fit``), the ``classes`` parameter (skorch's) or ``y``."""
         y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
         if reset:
             check_classification_targets(y)
+            classes = self.classes if classes is None else classes
             try:
-                self.label_encoder_ = LabelEncoder().fit(y)
+                self.label_encoder_ = LabelEncoder().fit(y if classes is None else classes)
             except TypeError as exc:
                 raise ValueError(f"y mixes label types that cannot be ordered: {exc}") from None
             if len(self.classes_) < 2:
-                raise ValueError(f"y has a single class ({self.classes_[0]!r}); a classifier "
-                                 "needs at least two classes.")
-        else:
-            unknown = np.setdiff1d(y, self.classes_)
-            if unknown.size:
-                raise ValueError(f"y contains labels not seen in fit: {unknown[:5].tolist()}.")
+                raise ValueError(f"y has a single class, 1 class ({self.classes_[0]!r}); a "
+                                 "classifier needs at least two classes.")
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(f"y contains labels not in classes_ {self.classes_.tolist()[:10]}: "
+                             f"{unknown[:5].tolist()}.")
         return self.label_encoder_.transform(y).astype(np.int64)
+
+    def _sample_weight(self, X, y, sample_weight):
+        weight = super()._sample_weight(X, y, sample_weight)
+        if self.class_weight is None:
+            return weight
+        class_weight = compute_sample_weight(self.class_weight, self.classes_[y])
+        return class_weight.astype(np.float32) * (1 if weight is None else weight)
+
+    def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):
+        """As ``SequenceNet.partial_fit``; ``classes`` (on the first call) lists every label
+        later chunks may hold, as in sklearn's incremental classifiers."""
+        if classes is not None:
+            if not self.__sklearn_is_fitted__():
+                return self._fit(X, y, sample_weight, fit_params, classes=classes)
+            if not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(f"classes={np.unique(classes).tolist()} is not the same as "
+                                 f"classes_={self.classes_.tolist()} of the fitted net.")
+        return super().partial_fit(X, y, sample_weight=sample_weight, **fit_params)
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``."""
@@ -309,10 +456,17 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
             proba = super().predict_proba(X)
         return self._check_finite_output(proba, "probabilities")
 
+    def decision_function(self, X):
+        """Logits ``(n_samples, n_classes)``; for two classes the log-odds of ``classes_[1]``,
+        ``(n_samples,)``, as sklearn's binary classifiers."""
+        logits = self._outputs(X)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+
     def predict(self, X):
-        """Predicted class labels."""
+        """Predicted class labels (for skorch's own ``Dataset`` inputs, their encoded
+        indices, which is how its validation scoring holds ``y``)."""
         indices = self.predict_proba(X).argmax(axis=1)
-        return self.classes_[indices]
+        return indices if isinstance(X, Dataset) else self.classes_[indices]
 
 
 class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
@@ -347,19 +501,26 @@ class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
     def __init__(self, module=RecurrentNet, *, hidden_size=64, num_layers=1, cell="lstm",
                  top_down=False, input_size=None, sequence_output=False, random_state=None,
                  n_threads=1, criterion=torch.nn.MSELoss, optimizer=torch.optim.Adam, lr=0.005,
-                 max_epochs=20, batch_size=64, train_split=None, device="cpu", verbose=0,
-                 **kwargs):
+                 max_epochs=20, batch_size=64, iterator_train__shuffle=True, train_split=None,
+                 device="cpu", verbose=0, **kwargs):
         self._init_params(locals())
 
     def _n_outputs(self):
         return self.n_outputs_
 
-    def _init_from_targets(self, y):
+    def _init_from_targets(self, y, sample_weight):
         # Start the read-out bias at the mean target (Adam's bounded steps would move it slowly).
         readout = getattr(self.module_, "readout", None)
         if isinstance(readout, torch.nn.Linear) and readout.bias is not None:
+            mean = np.average(y.reshape(-1, y.shape[-1]), axis=0,
+                              weights=_per_step(sample_weight, y))
             with torch.no_grad():
-                readout.bias.copy_(torch.as_tensor(y.reshape(-1, y.shape[-1]).mean(axis=0)))
+                readout.bias.copy_(torch.as_tensor(mean, dtype=readout.bias.dtype))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     def _check_y(self, X, y, reset):
         y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
@@ -387,8 +548,9 @@ class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
         return y
 
     def predict(self, X):
-        """Predicted targets, shaped like the ``y`` seen in ``fit``."""
-        y = self._outputs(X, "predictions")
+        """Predicted targets (float64, as sklearn's regressors), shaped like the ``y`` seen in
+        ``fit``."""
+        y = self._outputs(X, "predictions").astype(np.float64)
         # Give back the shape of the y seen in fit: (n,) or (n, T) when it had one target.
         if self._y_ndim == (2 if self.sequence_output else 1):
             return y[..., 0]

@@ -153,3 +153,198 @@ def test_every_sequence_estimator_shares_the_base(small_digits):
     assert checked.shape == X.shape and checked.dtype == np.float32
     with pytest.raises(ValueError, match="features per step"):
         clf.check_sequences(X[:, :, :3])
+
+
+# -- issue 12: behave like a scikit-learn estimator ------------------------------------------
+TINY = dict(hidden_size=4, max_epochs=2, random_state=0)
+
+
+def _binary(small_digits):
+    X, y = small_digits
+    return X, (y >= 5).astype(int)
+
+
+def test_binary_decision_function_is_one_column_and_ranking_scores_work(small_digits):
+    from sklearn.model_selection import cross_val_score
+    X, y = _binary(small_digits)
+    clf = RNNClassifier(**TINY).fit(X, y)
+    scores = clf.decision_function(X)
+    assert scores.shape == (len(X),)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[(scores > 0).astype(int)])
+    np.testing.assert_allclose(scores, np.log(proba[:, 1]) - np.log(proba[:, 0]), atol=1e-4)
+    for scoring in ("roc_auc", "average_precision", "neg_log_loss"):
+        assert np.all(np.isfinite(cross_val_score(RNNClassifier(**TINY), X, y, cv=2,
+                                                  scoring=scoring)))
+    multi = RNNClassifier(**TINY).fit(*small_digits).decision_function(X[:5])
+    assert multi.shape == (5, 10)
+
+
+def test_n_features_in_is_enforced_at_prediction(small_digits):
+    X, y = small_digits
+    flat = RNNClassifier(**TINY).fit(X.reshape(len(X), 64), y)
+    for method in ("predict", "predict_proba", "decision_function", "transform"):
+        with pytest.raises(ValueError, match="X has 10 features, but RNNClassifier is "
+                                             "expecting 64 features as input"):
+            getattr(flat, method)(X.reshape(len(X), 64)[:, :10])
+    with pytest.raises(ValueError, match="X has 10 features"):
+        flat.score(X.reshape(len(X), 64)[:, :10], y)
+    steps = RNNClassifier(**TINY).fit(X, y)
+    with pytest.raises(ValueError, match="X has 5 features per step, but RNNClassifier is "
+                                         "expecting 8 features per step"):
+        steps.predict(X[:, :, :5])
+    with pytest.raises(ValueError, match="X has 10 features"):
+        steps.predict(X.reshape(len(X), 64)[:, :10])
+    reg = RNNRegressor(**TINY).fit(X, y.astype(float))
+    with pytest.raises(ValueError, match="features per step"):
+        reg.predict(X[:, :, :5])
+
+
+def test_transformer_and_regressor_conventions(small_digits):
+    from sklearn.utils import get_tags
+    X, y = small_digits
+    assert get_tags(RNNClassifier()).transformer_tags is not None
+    assert get_tags(RNNRegressor()).target_tags.multi_output
+    assert not hasattr(RNNRegressor(), "decision_function")
+    with pytest.raises(ValueError, match="requires y to be passed, but the target y is None"):
+        RNNRegressor(**TINY).fit(X, None)
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        RNNClassifier(**TINY).fit(X)
+    clf = RNNClassifier(**TINY)
+    hidden = clf.fit_transform(X, y)
+    np.testing.assert_allclose(hidden, clf.transform(X), rtol=1e-5, atol=1e-6)
+    flat = X.reshape(len(X), 64)
+    clf = RNNClassifier(**TINY).fit(flat, y)
+    with pytest.raises(ValueError, match="X has 63 features"):
+        clf.partial_fit(flat[:, :-1], y)
+
+
+def test_validation_split_and_early_stopping_work(small_digits):
+    from skorch.callbacks import EarlyStopping
+    from skorch.dataset import ValidSplit
+    X, y = small_digits
+    names = np.array(list("abcdefghij"))[y]
+    clf = RNNClassifier(hidden_size=8, max_epochs=8, lr=0.02, random_state=0,
+                        train_split=ValidSplit(0.2), callbacks=[EarlyStopping()])
+    clf.fit(X, names)
+    assert {"valid_acc", "valid_loss"} <= set(clf.history[-1])
+    # valid_acc compares labels in one space: here it is well above chance (0.1).
+    assert max(clf.history[:, "valid_acc"]) > 0.3
+    reg = RNNRegressor(train_split=ValidSplit(0.2), callbacks=[EarlyStopping(patience=1)],
+                       **{**TINY, "max_epochs": 20})
+    reg.fit(X, y.astype(float))
+    assert "valid_loss" in reg.history[-1]
+
+
+def test_partial_fit_honours_classes(small_digits):
+    X, y = small_digits
+    clf = RNNClassifier(**TINY)
+    first = y < 5
+    clf.partial_fit(X[first], y[first], classes=np.arange(10))
+    np.testing.assert_array_equal(clf.classes_, np.arange(10))
+    assert clf.predict_proba(X[:3]).shape == (3, 10)
+    clf.partial_fit(X[~first], y[~first])  # labels 5..9: in classes
+    with pytest.raises(ValueError, match="not in classes"):
+        clf.partial_fit(X[:3], np.array([1, 2, 11]))
+    with pytest.raises(ValueError, match="classes"):
+        clf.partial_fit(X[:3], y[:3], classes=np.arange(3))
+
+
+def test_get_params_and_repr_show_parameters_only():
+    clf = RNNClassifier(hidden_size=8, max_epochs=3)
+    params = clf.get_params()
+    assert not [key for key in params if key.startswith("_")]
+    assert repr(clf) == "RNNClassifier(hidden_size=8, max_epochs=3)"
+    assert repr(RNNRegressor()) == "RNNRegressor()"
+    html = clf._repr_html_()
+    assert html.count("<tr") <= 30 and "object at 0x" not in html  # no callbacks__* rows
+
+
+def test_feature_names_and_set_output(small_digits):
+    pd = pytest.importorskip("pandas")
+    X, y = small_digits
+    frame = pd.DataFrame(X.reshape(len(X), 64), columns=[f"px{i}" for i in range(64)])
+    clf = RNNClassifier(input_size=8, **TINY).fit(frame, y)
+    np.testing.assert_array_equal(clf.feature_names_in_, frame.columns)
+    names = clf.get_feature_names_out()
+    assert list(names) == [f"rnnclassifier{i}" for i in range(4)]
+    out = clf.set_output(transform="pandas").transform(frame)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == list(names)
+    assert isinstance(clf.fit_transform(frame, y), pd.DataFrame)
+
+
+def _full_batch(**kwargs):
+    return dict(hidden_size=6, max_epochs=5, batch_size=-1, lr=0.02, random_state=0, **kwargs)
+
+
+def test_sample_weight_acts_like_repeating_or_dropping_samples(small_digits):
+    X, y = small_digits[0][:120], small_digits[1][:120]
+    weight = np.ones(len(X))
+    weight[:30] = 2
+    doubled = RNNClassifier(**_full_batch()).fit(np.concatenate([X, X[:30]]),
+                                                 np.concatenate([y, y[:30]]))
+    weighted = RNNClassifier(**_full_batch()).fit(X, y, sample_weight=weight)
+    plain = RNNClassifier(**_full_batch()).fit(X, y)
+    gap = np.abs(weighted.predict_proba(X) - doubled.predict_proba(X)).max()
+    assert gap < 0.1 * np.abs(plain.predict_proba(X) - doubled.predict_proba(X)).max()
+    weight = np.ones(len(X))
+    weight[:40] = 0
+    dropped = RNNRegressor(**_full_batch()).fit(X[40:], y[40:].astype(float))
+    zeroed = RNNRegressor(**_full_batch()).fit(X, y.astype(float), sample_weight=weight)
+    plain = RNNRegressor(**_full_batch()).fit(X, y.astype(float))
+    gap = np.abs(zeroed.predict(X) - dropped.predict(X)).max()
+    assert gap < 0.1 * np.abs(plain.predict(X) - dropped.predict(X)).max()
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        RNNClassifier(**TINY).fit(X, y, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="non-zero"):
+        RNNClassifier(**TINY).fit(X, y, sample_weight=np.zeros(len(X)))
+    with pytest.raises(ValueError, match="(?i)negative"):
+        RNNClassifier(**TINY).fit(X, y, sample_weight=-np.ones(len(X)))
+
+
+def test_class_weight(small_digits):
+    from sklearn.utils.class_weight import compute_sample_weight
+    X, y = _binary(small_digits)
+    X, y = X[:150], np.where(np.arange(150) < 130, 0, 1)  # imbalanced
+    balanced = RNNClassifier(**_full_batch(class_weight="balanced")).fit(X, y)
+    by_hand = RNNClassifier(**_full_batch()).fit(
+        X, y, sample_weight=compute_sample_weight("balanced", y))
+    np.testing.assert_allclose(balanced.predict_proba(X), by_hand.predict_proba(X), atol=1e-5)
+    plain = RNNClassifier(**_full_batch()).fit(X, y)
+    assert balanced.predict_proba(X)[:, 1].mean() > plain.predict_proba(X)[:, 1].mean()
+    heavy = RNNClassifier(**_full_batch(class_weight={0: 1, 1: 20})).fit(X, y)
+    assert heavy.predict_proba(X)[:, 1].mean() > plain.predict_proba(X)[:, 1].mean()
+    with pytest.raises(ValueError, match="class_weight"):
+        RNNClassifier(**_full_batch(class_weight="heavy")).fit(X, y)
+
+
+def test_batches_are_shuffled_and_seeded(small_digits):
+    X, y = small_digits
+    order = np.argsort(y, kind="stable")  # sorted by class: unshuffled batches train badly
+    assert RNNClassifier().get_params()["iterator_train__shuffle"] is True
+    kwargs = dict(hidden_size=16, max_epochs=3, batch_size=32, lr=0.02, random_state=0)
+    shuffled = RNNClassifier(**kwargs).fit(X[order], y[order])
+    in_order = RNNClassifier(iterator_train__shuffle=False, **kwargs).fit(X[order], y[order])
+    assert shuffled.score(X, y) > in_order.score(X, y) + 0.1
+    again = RNNClassifier(**kwargs).fit(X[order], y[order])
+    np.testing.assert_array_equal(shuffled.predict_proba(X), again.predict_proba(X))
+
+
+def test_same_seed_same_net_under_joblib_workers(small_digits):
+    from sklearn.model_selection import cross_val_score
+    X, y = small_digits
+    clf = RNNClassifier(hidden_size=4, max_epochs=1, batch_size=32, random_state=0)
+    serial = cross_val_score(clf, X, y, cv=2)
+    parallel = cross_val_score(clf, X, y, cv=2, n_jobs=2)
+    np.testing.assert_array_equal(serial, parallel)
+
+
+def test_negative_stride_views(small_digits):
+    X, y = small_digits
+    reversed_steps = X[:, ::-1]
+    clf = RNNClassifier(**TINY).fit(reversed_steps, y)
+    np.testing.assert_array_equal(clf.predict(reversed_steps),
+                                  clf.predict(np.ascontiguousarray(reversed_steps)))
+    reg = RNNRegressor(**TINY).fit(X[::-1], y[::-1].astype(float))
+    assert reg.predict(X[:, :, ::-1]).shape == (len(X),)

@@ -170,8 +170,10 @@ class LanguageModel(SequenceNet, NeuralNet):
         As in :class:`~latticeprune.RNNClassifier` (``random_state`` also seeds dropout).
     lr : float, default=3e-3
         Adam's learning rate.
+    iterator_train__shuffle : bool, default=True
+        Shuffle the training batches every epoch (seeded by ``random_state``).
     max_epochs, batch_size, optimizer, train_split, callbacks, device, verbose, **kwargs
-        As in skorch; ``train_split=None`` trains on all windows; batches are shuffled.
+        As in skorch; ``train_split=None`` trains on all windows.
 
     Attributes
     ----------
@@ -211,14 +213,19 @@ class LanguageModel(SequenceNet, NeuralNet):
                  hidden_size=256, cell="rnn_tanh", dropout=0.0, tie_weights=False,
                  max_grad_norm=1.0, random_state=None, n_threads=1, criterion=nn.CrossEntropyLoss,
                  optimizer=torch.optim.Adam, lr=3e-3, max_epochs=5, batch_size=32,
-                 train_split=None, device="cpu", verbose=0, **kwargs):
-        kwargs.setdefault("iterator_train__shuffle", True)
+                 iterator_train__shuffle=True, train_split=None, device="cpu", verbose=0,
+                 **kwargs):
         self._init_params(locals())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = []  # ids in, float32 hidden states out
+        return tags
 
     def _check_ids(self, ids, name, reset):
         vocab_size = self.vocab_size if reset else self.vocab_size_
         ids = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else ids
-        ids = check_array(ids, dtype=None, input_name=name)
+        ids = check_array(ids, dtype=None, order="C", input_name=name)
         if not np.issubdtype(ids.dtype, np.integer):
             raise ValueError(f"{name} must hold integer token ids (n_windows, bptt); got dtype "
                              f"{ids.dtype}. Build X and y with "
@@ -252,16 +259,19 @@ class LanguageModel(SequenceNet, NeuralNet):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Mean next-token cross-entropy over all positions of the batch."""
-        y_true = y_true.to(y_pred.device)
-        return self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]), y_true.reshape(-1))
+        return super().get_loss(y_pred.reshape(-1, y_pred.shape[-1]),
+                                y_true.to(y_pred.device).reshape(-1), X=X, training=training)
 
-    def _init_from_targets(self, y):
+    def _init_from_targets(self, y, sample_weight):
         """Start the decoder bias at the log unigram frequencies of ``y`` (the best
-        context-free prediction); absent ids get a pseudo-count ``_UNSEEN_PSEUDO_COUNT``."""
+        context-free prediction, windows weighted by ``sample_weight``); absent ids get a
+        pseudo-count ``_UNSEEN_PSEUDO_COUNT``."""
         decoder = getattr(self.module_, "decoder", None)
         if not isinstance(decoder, nn.Linear) or decoder.bias is None:
             return
-        counts = np.bincount(y.ravel(), minlength=self.vocab_size_) + _UNSEEN_PSEUDO_COUNT
+        weights = None if sample_weight is None else np.repeat(sample_weight, y.shape[1])
+        counts = (np.bincount(y.ravel(), weights=weights, minlength=self.vocab_size_)
+                  + _UNSEEN_PSEUDO_COUNT)
         with torch.no_grad():
             log_freq = torch.as_tensor(np.log(counts / counts.sum()), dtype=decoder.bias.dtype)
             decoder.bias.copy_(log_freq)

@@ -21,6 +21,7 @@ import numbers
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from skorch import NeuralNetRegressor
 from sklearn.metrics import make_scorer
 from sklearn.utils._param_validation import Interval
@@ -243,8 +244,10 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
         As in :class:`~latticeprune.RNNClassifier`.
     lr : float, default=5e-3
         Adam's learning rate (measured: see docs/experiments.md).
+    iterator_train__shuffle : bool, default=True
+        Shuffle the training batches every epoch (seeded by ``random_state``).
     max_epochs, batch_size, optimizer, train_split, callbacks, device, verbose, **kwargs
-        As in skorch; ``train_split=None`` trains on all of ``X``; batches are shuffled.
+        As in skorch; ``train_split=None`` trains on all of ``X``.
 
     Attributes
     ----------
@@ -284,8 +287,8 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
                  cell="rnn_tanh", input_size=2, decode_k=3, max_grad_norm=0.1,
                  random_state=None, n_threads=1, criterion=nn.CrossEntropyLoss,
                  optimizer=torch.optim.Adam, lr=5e-3, max_epochs=10, batch_size=64,
-                 train_split=None, device="cpu", verbose=0, **kwargs):
-        kwargs.setdefault("iterator_train__shuffle", True)
+                 iterator_train__shuffle=True, train_split=None, device="cpu", verbose=0,
+                 **kwargs):
         self._init_params(locals())
 
     def _check_params(self):
@@ -296,11 +299,11 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
                              "place cells.")
 
     def _check_X(self, X, reset):
-        if isinstance(X, dict):
+        if isinstance(X, dict) and not issparse(X):  # (a dok sparse matrix is a dict)
             raise ValueError("X must be one 2-D array [init_code | velocities]; build it from "
                              "the two parts with latticeprune.tasks.navigation_inputs.")
         X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
-        X = check_array(X, dtype=np.float32, allow_nd=True, input_name="X")
+        X = check_array(X, dtype=np.float32, allow_nd=True, order="C", input_name="X")
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_place_cells + n_steps * input_size); "
                              f"got shape {X.shape}. Build it with "
@@ -334,9 +337,9 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Soft-target cross-entropy, averaged over trajectories and steps."""
-        y_true = y_true.to(y_pred.device)
-        return self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]),
-                               y_true.reshape(-1, y_true.shape[-1]))
+        return super().get_loss(y_pred.reshape(-1, y_pred.shape[-1]),
+                                y_true.to(y_pred.device).reshape(-1, y_true.shape[-1]), X=X,
+                                training=training)
 
     def predict(self, X):
         """Predicted place-cell codes (softmax of the logits), ``(n_samples, n_steps, Np)``."""
