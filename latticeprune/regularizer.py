@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from .base import BaseSparsifier
 from .callbacks import GradualMagnitudePruning, ModuliPenalty
 from .callbacks.moduli_penalty import HISTORY_KEY as PENALTY_KEY
+from .neuron_graph import NeuronGraph
 from .utils import torch_seed
 
 __all__ = ["ModuliRegularizer"]
@@ -24,6 +25,7 @@ __all__ = ["ModuliRegularizer"]
 #: Names under which the two callbacks join the inner net's ``callbacks``.
 PENALTY_CALLBACK = "moduli_penalty"
 PRUNING_CALLBACK = "gradual_magnitude_pruning"
+OUR_CALLBACKS = (PENALTY_CALLBACK, PRUNING_CALLBACK)
 
 #: Offsets of ``random_state`` for the sparsifier's own draws.
 _EMBEDDING_SEED, _TRAINING_SEED, _REINIT_SEED = 0, 1, 2
@@ -194,7 +196,8 @@ class ModuliRegularizer(BaseSparsifier):
         fit_params, tune_params = self._fit_params(fit_params)
         net = self._make_estimator(prefit=self.prefit)
         max_epochs = net.max_epochs
-        user_callbacks = list(net.callbacks or [])
+        user_callbacks = [cb for cb in net.callbacks or []  # ours from an earlier fit go
+                          if not (isinstance(cb, tuple) and cb[0] in OUR_CALLBACKS)]
         pruning_epochs = max_epochs - self.recovery_epochs
         start = len(net.history) + 1 if self.prefit else 1
         self._attach(net, user_callbacks, GradualMagnitudePruning(
@@ -207,7 +210,7 @@ class ModuliRegularizer(BaseSparsifier):
                 net.fit(X, y, **fit_params)
         trained = len(net.history) - (start - 1)
         if trained < pruning_epochs:
-            reached = net.history[-1].get("sparsity", 0.0) if trained else 0.0
+            reached = self._sparsity(net)
             raise ValueError(
                 f"Training stopped after {trained} of {max_epochs} epochs (a callback such as "
                 f"EarlyStopping ended it), before the pruning schedule reached "
@@ -231,7 +234,7 @@ class ModuliRegularizer(BaseSparsifier):
         self._attach(net, user_callbacks, GradualMagnitudePruning(
             self.target_sparsity, self.schedule, 0, self.prune_scope))
         self._say(f"lottery ticket: weights re-initialised, {max_epochs} epochs at sparsity "
-                  f"{self.neuron_graph().sparsity(self.prune_scope)['overall']:.2f}")
+                  f"{self._sparsity(net):.2f}")
         with torch_seed(self._seed(_REINIT_SEED)):
             net.initialize()
             self.neuron_graph().apply_masks(masks)
@@ -261,7 +264,7 @@ class ModuliRegularizer(BaseSparsifier):
         rows = self.estimator_.history[first:]
         if not rows:
             return
-        sparsity = self.neuron_graph().sparsity(self.prune_scope)["overall"]
+        sparsity = self._sparsity(self.estimator_)
         for row in rows:
             self.history_.append({
                 "epoch": len(self.history_) + 1, "phase": phase_of(row["epoch"]),
@@ -277,6 +280,9 @@ class ModuliRegularizer(BaseSparsifier):
         self.penalty_ = penalty.penalty_
         self.masks_ = {name: mask.cpu().numpy() for name, mask in graph.masks().items()}
         self.sparsity_ = graph.sparsity(self.prune_scope)
+
+    def _sparsity(self, net):
+        return NeuronGraph(net.module_).sparsity(self.prune_scope)["overall"]
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "estimator_") and hasattr(self, "masks_")
