@@ -30,9 +30,9 @@ def _has(name):
 
 def _delegate(name, doc):
     """A method calling ``estimator_.<name>``, present when the (fitted) estimator has one."""
-    def method(self, *args, **kwargs):
+    def method(self, X, *args, **kwargs):
         check_is_fitted(self, "estimator_")
-        return getattr(self.estimator_, name)(*args, **kwargs)
+        return getattr(self.estimator_, name)(X, *args, **kwargs)
     method.__name__, method.__qualname__, method.__doc__ = name, f"BaseSparsifier.{name}", doc
     return available_if(_has(name))(method)
 
@@ -153,10 +153,20 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
     predict = _delegate("predict", "Predict with the sparse ``estimator_``.")
     predict_proba = _delegate("predict_proba", "Class probabilities of the sparse ``estimator_``.")
     decision_function = _delegate("decision_function", "Raw outputs of the sparse ``estimator_``.")
-    score = _delegate("score", "``estimator_.score``: accuracy (classifiers), R^2 (regressors).")
     transform = _delegate("transform", "Hidden states of the sparse net, ``estimator_.transform``.")
-    get_feature_names_out = _delegate("get_feature_names_out",
-                                      "Names of the ``transform`` columns, as the estimator's.")
+
+    @available_if(_has("score"))
+    def score(self, X, y, sample_weight=None):
+        """``estimator_.score``: accuracy (classifiers), R^2 (regressors)."""
+        check_is_fitted(self, "estimator_")
+        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+        return self.estimator_.score(X, y, **weights)
+
+    @available_if(_has("get_feature_names_out"))
+    def get_feature_names_out(self, input_features=None):
+        """Names of the ``transform`` columns, as the estimator's."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.get_feature_names_out(input_features)
 
     @available_if(_has("transform"))
     def fit_transform(self, X, y=None, **fit_params):
