@@ -54,7 +54,7 @@ class ModuliRegularizer(BaseSparsifier):
         training it for ``max_epochs`` with the penalty and the schedule. ``random_state``
         also seeds the embedding, the batch order and the lottery re-initialisation.
         ``verbose`` prints one line per pruning epoch (``pruning step 3/10 (epoch 3): target
-        sparsity 0.27, achieved 0.27``) and one per phase.
+        sparsity 0.27, achieved 0.27``) and one when the lottery-ticket retraining starts.
     moduli : str, default="torus"
         Space of the embedding, one of ``latticeprune.moduli.SPACE_NAMES`` (``"standard"``:
         all pairs weigh 1).
