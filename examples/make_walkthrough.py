@@ -28,14 +28,16 @@ dense = Pipeline([("scale", StandardScaler()), ("net", net)]).fit(X_train, y_tra
 print("dense test accuracy", round(dense.score(X_test, y_test), 4))"""),
     new_markdown_cell("""## 2. Lattice pruning
 The neurons' backbone (strongest 5% of connections) is ordered as a concept lattice; the
-outgoing connections of neurons that are not meet-irreducible go first."""),
+outgoing connections of neurons that are not meet-irreducible go first. `verbose=1` prints
+one line per round."""),
     new_code_cell("""lattice_pipe = Pipeline([("scale", StandardScaler()),
-                         ("prune", LatticePruner(net, sparsity=0.8, n_rounds=3,
+                         ("prune", LatticePruner(net, sparsity=0.8, n_rounds=3, verbose=1,
                                                  random_state=0))]).fit(X_train, y_train)
 pruner = lattice_pipe[-1]
 print("test accuracy", round(lattice_pipe.score(X_test, y_test), 4),
       "sparsity", round(pruner.sparsity_["overall"], 3))
-print("meet-irreducible neurons:", pruner.meet_irreducible_[0].sum(), "of", 32)
+print("meet-irreducible neurons:", pruner.meet_irreducible_[0].sum(), "of",
+      pruner.lattice_["n_neurons"])
 print("irreducible count per backbone level:", pruner.lattice_["irreducible_counts"])
 [(r["round"], round(r["target"], 3), round(r["achieved"], 3)) for r in pruner.rounds_]"""),
     new_markdown_cell("## 3. Moduli regularisation\nHidden neurons on a torus; long-range recurrent weights cost more; magnitude pruning during training."),

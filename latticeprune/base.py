@@ -5,10 +5,12 @@ import copy
 import numbers
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
-from sklearn.utils._tags import get_tags
+from sklearn.utils._tags import TransformerTags, get_tags
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
@@ -17,18 +19,22 @@ from .neuron_graph import NeuronGraph, find_net
 __all__ = ["BaseSparsifier"]
 
 
-def _delegate(name, doc):
-    """A method calling ``estimator_.<name>``, present when the (fitted) estimator has one."""
+def _has(name):
+    """``available_if`` check: the (fitted) estimator has a method ``name``."""
     def check(self):
         inner = self.estimator_ if hasattr(self, "estimator_") else self.estimator
         getattr(inner, name)  # raises AttributeError, so the method hides itself
         return True
+    return check
 
+
+def _delegate(name, doc):
+    """A method calling ``estimator_.<name>``, present when the (fitted) estimator has one."""
     def method(self, X, *args, **kwargs):
         check_is_fitted(self, "estimator_")
         return getattr(self.estimator_, name)(X, *args, **kwargs)
     method.__name__, method.__qualname__, method.__doc__ = name, f"BaseSparsifier.{name}", doc
-    return available_if(check)(method)
+    return available_if(_has(name))(method)
 
 
 class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
@@ -38,8 +44,13 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
     fits and sparsifies it, then behaves like it: ``predict``, ``predict_proba``,
     ``decision_function``, ``score`` and ``transform`` delegate to the sparse ``estimator_``
     (present when it has them). Sparsifiers nest: ``LatticePruner(ModuliRegularizer(net))``.
-    Subclasses set ``estimator``, ``prefit`` and ``random_state`` in ``__init__`` and
-    implement ``fit``.
+    Subclasses set ``estimator``, ``prefit``, ``verbose`` and ``random_state`` in ``__init__``
+    and implement ``fit``. Tags (classifier or regressor, transformer, input and target) follow
+    the estimator's. ``fit``'s ``**fit_params`` (e.g. ``sample_weight``) reach the estimator's
+    ``fit`` and every ``partial_fit`` of the sparsification; with
+    ``sklearn.set_config(enable_metadata_routing=True)`` they are routed by sklearn's metadata
+    routing instead (request them on the estimator, e.g. ``set_fit_request(sample_weight=True)``
+    and ``set_partial_fit_request``).
 
     Parameters
     ----------
@@ -52,6 +63,9 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
     random_state : int, RandomState or None, default=None
         Seeds an unseeded inner estimator (as sklearn's ensembles do) and the sparsifier's own
         draws. Same value, same masks and predictions.
+    verbose : int, default=0
+        > 0: print one line per pruning step (round or epoch, target and achieved sparsity).
+        The estimator's own ``verbose`` controls its epoch table.
 
     Attributes
     ----------
@@ -83,6 +97,28 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
             estimator = clone(self.estimator)
             self._seed_estimator(estimator)
         return estimator
+
+    def _fit_params(self, fit_params, method="fit"):
+        """``(params of the estimator's fit, params of its partial_fit)`` from ``method``'s
+        ``**fit_params``: all of them to both, or as sklearn's metadata routing routes them."""
+        if not get_config()["enable_metadata_routing"]:
+            return fit_params, fit_params
+        routed = process_routing(self, method, **fit_params).estimator
+        return routed.get("fit", {}), routed.get("partial_fit", {})
+
+    def get_metadata_routing(self):
+        """sklearn's metadata routing: ``fit`` routes to the estimator's ``fit`` and
+        ``partial_fit`` (the fine-tuning), ``partial_fit`` to its ``partial_fit``."""
+        return MetadataRouter(owner=self).add(
+            estimator=self.estimator,
+            method_mapping=MethodMapping().add(caller="fit", callee="fit")
+            .add(caller="fit", callee="partial_fit")
+            .add(caller="partial_fit", callee="partial_fit"))
+
+    def _say(self, message):
+        """Print ``message`` when ``verbose > 0``."""
+        if self.verbose:
+            print(message, flush=True)
 
     def _seed_estimator(self, estimator):
         """Give an unseeded inner estimator a seed drawn from ``random_state`` (as sklearn's ensembles do)."""
@@ -117,8 +153,25 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
     predict = _delegate("predict", "Predict with the sparse ``estimator_``.")
     predict_proba = _delegate("predict_proba", "Class probabilities of the sparse ``estimator_``.")
     decision_function = _delegate("decision_function", "Raw outputs of the sparse ``estimator_``.")
-    score = _delegate("score", "``estimator_.score``: accuracy (classifiers), R^2 (regressors).")
     transform = _delegate("transform", "Hidden states of the sparse net, ``estimator_.transform``.")
+
+    @available_if(_has("score"))
+    def score(self, X, y, sample_weight=None):
+        """``estimator_.score``: accuracy (classifiers), R^2 (regressors)."""
+        check_is_fitted(self, "estimator_")
+        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+        return self.estimator_.score(X, y, **weights)
+
+    @available_if(_has("get_feature_names_out"))
+    def get_feature_names_out(self, input_features=None):
+        """Names of the ``transform`` columns, as the estimator's."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.get_feature_names_out(input_features)
+
+    @available_if(_has("transform"))
+    def fit_transform(self, X, y=None, **fit_params):
+        """``fit(X, y, **fit_params)``, then ``transform(X)``."""
+        return self.fit(X, y, **fit_params).transform(X)
 
     def to_inference(self, engine="auto"):
         """A prediction copy of the fitted skorch net (same class) whose ``module_`` is a
@@ -146,10 +199,11 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         inner = get_tags(self.estimator)
-        tags.estimator_type = inner.estimator_type
-        tags.classifier_tags = inner.classifier_tags
-        tags.regressor_tags = inner.regressor_tags
+        for name in ("estimator_type", "classifier_tags", "regressor_tags", "transformer_tags",
+                     "target_tags", "input_tags", "non_deterministic"):
+            setattr(tags, name, copy.deepcopy(getattr(inner, name)))
+        if tags.transformer_tags is None and hasattr(self.estimator, "transform"):
+            tags.transformer_tags = TransformerTags()  # as TransformerMixin sets it
         tags.target_tags.required = True
-        tags.input_tags = inner.input_tags
         return tags
 

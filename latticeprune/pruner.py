@@ -12,8 +12,6 @@ from .utils import torch_seed
 
 __all__ = ["LatticePruner", "STRATEGIES"]
 
-#: Name under which the rule joins the inner net's callbacks while it fine-tunes.
-PRUNING_CALLBACK = "lattice_pruning"
 #: The parameters :class:`LatticePruning` takes (and validates) as they are.
 _RULE_PARAMS = ("sparsity", "adjacency", "order", "backbone", "levels", "centrality",
                 "centrality_quantile", "strategy", "scope", "n_rounds")
@@ -26,16 +24,21 @@ class LatticePruner(BaseSparsifier):
     backbone of its strongest connections the neurons are ordered (concept lattice, or the
     completed reachability poset); the connections of meet-irreducible neurons are kept and
     the others' outgoing connections go first, lowest centrality x strength first, then the
-    rest by strength (``docs/methods/lattice.md``). The rule is the callback
-    :class:`~latticeprune.callbacks.LatticePruning`, which validates its parameters. ``fit``
-    fits the estimator, attaches the rule and trains ``n_rounds`` x ``fine_tune_epochs`` epochs.
-    Shared parameters and attributes: :class:`~latticeprune.base.BaseSparsifier`.
+    rest by strength (``docs/methods/lattice.md``); with ``scope="all"`` an input connection
+    is ranked by the neuron it feeds, a read-out connection by the neuron it reads. The rule
+    is :class:`~latticeprune.callbacks.LatticePruning`, which validates its parameters. ``fit``
+    fits the estimator, then runs ``n_rounds`` rounds, each pruning and then fine-tuning
+    ``fine_tune_epochs`` epochs (``partial_fit``, with ``fit``'s ``fit_params``). No rule may
+    cut the net off from its input or read-out: a round that leaves no path of non-zero
+    weights from the input to the read-out raises ``ValueError``. Shared parameters and
+    attributes: :class:`~latticeprune.base.BaseSparsifier`.
 
     Parameters
     ----------
-    estimator, prefit, random_state
+    estimator, prefit, random_state, verbose
         As in ``BaseSparsifier``; ``estimator`` may be another sparsifier, ``random_state``
-        also seeds fine-tuning and the random strategy.
+        also seeds fine-tuning and the random strategy; ``verbose`` prints one line per round
+        (``round 2/5: target sparsity 0.32, achieved 0.32, fine-tuning 1 epoch``).
     sparsity : float in [0, 1) or None, default=0.5
         Fraction of weight entries in ``scope`` zero after pruning. None: each round removes
         the outgoing connections of non-irreducible neurons below ``centrality_quantile``.
@@ -93,39 +96,40 @@ class LatticePruner(BaseSparsifier):
         **dict.fromkeys(_RULE_PARAMS, "no_validation"),  # LatticePruning.initialize checks
         "fine_tune_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
         "prefit": ["boolean"],
+        "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
 
     def __init__(self, estimator, *, sparsity=0.5, adjacency="binary", order="context",
                  backbone=0.95, levels=None, centrality="pagerank", centrality_quantile=0.5,
                  strategy="lattice", scope="recurrent", n_rounds=5, fine_tune_epochs=1,
-                 prefit=False, random_state=None):
+                 prefit=False, verbose=0, random_state=None):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, **fit_params):
-        """Fit the estimator (unless ``prefit``; ``fit_params`` go to its ``fit``), prune it in
-        ``n_rounds`` rounds with fine-tuning; ``self``."""
-        pruning = LatticePruning(epochs_per_round=max(self.fine_tune_epochs, 1),
-                                 random_state=self._seed(),
+        """Fit the estimator (unless ``prefit``), prune it in ``n_rounds`` rounds with
+        fine-tuning; ``self``. ``fit_params`` (e.g. ``sample_weight``) go to the estimator's
+        ``fit`` and to every fine-tuning ``partial_fit``."""
+        pruning = LatticePruning(random_state=self._seed(),
                                  **{name: getattr(self, name) for name in _RULE_PARAMS})
         pruning.initialize()
+        fit_params, tune_params = self._fit_params(fit_params)
         self.estimator_ = self._make_estimator(self.prefit)
         if not self.prefit:
             self.estimator_.fit(X, y, **fit_params)
         net = find_net(self.estimator_)
         if not NeuronGraph(net.module_).tensors_in(self.scope):
             raise ValueError(f"The net has no weights in scope={self.scope!r}.")
-        if self.fine_tune_epochs:
-            pruning.set_params(start_epoch=len(net.history) + 1)
-            net.callbacks_.append((PRUNING_CALLBACK, pruning))
-            for round_index in range(1, self.n_rounds + 1):
-                with torch_seed(self._seed(round_index)):
-                    self.estimator_.partial_fit(X, y, epochs=self.fine_tune_epochs)
-            net.callbacks_.remove((PRUNING_CALLBACK, pruning))
-        else:
-            for _ in range(self.n_rounds):
-                pruning.prune(net.module_)
+        epochs = self.fine_tune_epochs
+        for k in range(1, self.n_rounds + 1):
+            record = pruning.prune(net.module_)
+            target = "structural" if record["target"] is None else f"{record['target']:.2f}"
+            self._say(f"round {k}/{self.n_rounds}: target sparsity {target}, achieved "
+                      f"{record['achieved']:.2f}, fine-tuning {epochs} epoch{'s' * (epochs != 1)}")
+            if epochs:
+                with torch_seed(self._seed(k)):
+                    self.estimator_.partial_fit(X, y, epochs=epochs, **tune_params)
         self.rounds_ = pruning.rounds_
         graph = NeuronGraph(net.module_).freeze()
         self.masks_ = {name: mask.numpy() for name, mask in graph.masks().items()}

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from .base import BaseSparsifier
 from .callbacks import GradualMagnitudePruning, ModuliPenalty
 from .callbacks.moduli_penalty import HISTORY_KEY as PENALTY_KEY
+from .neuron_graph import NeuronGraph
 from .utils import torch_seed
 
 __all__ = ["ModuliRegularizer"]
@@ -24,6 +25,7 @@ __all__ = ["ModuliRegularizer"]
 #: Names under which the two callbacks join the inner net's ``callbacks``.
 PENALTY_CALLBACK = "moduli_penalty"
 PRUNING_CALLBACK = "gradual_magnitude_pruning"
+OUR_CALLBACKS = (PENALTY_CALLBACK, PRUNING_CALLBACK)
 
 #: Offsets of ``random_state`` for the sparsifier's own draws.
 _EMBEDDING_SEED, _TRAINING_SEED, _REINIT_SEED = 0, 1, 2
@@ -47,10 +49,12 @@ class ModuliRegularizer(BaseSparsifier):
 
     Parameters
     ----------
-    estimator, prefit, random_state
+    estimator, prefit, random_state, verbose
         As in ``BaseSparsifier``; ``estimator`` is a skorch net. ``prefit=True`` continues
         training it for ``max_epochs`` with the penalty and the schedule. ``random_state``
         also seeds the embedding, the batch order and the lottery re-initialisation.
+        ``verbose`` prints one line per pruning epoch (``pruning step 3/10 (epoch 3): target
+        sparsity 0.27, achieved 0.27``) and one when the lottery-ticket retraining starts.
     moduli : str, default="torus"
         Space of the embedding, one of ``latticeprune.moduli.SPACE_NAMES`` (``"standard"``:
         all pairs weigh 1).
@@ -100,6 +104,15 @@ class ModuliRegularizer(BaseSparsifier):
 
     Notes
     -----
+    Early stopping: a callback that ends training before the schedule reaches
+    ``target_sparsity`` (e.g. skorch's ``EarlyStopping`` during the first ``max_epochs -
+    recovery_epochs`` epochs) makes ``fit`` raise ``ValueError`` naming the sparsity reached;
+    the schedule is never shortened and the sparsity never jumps. Early stopping may end the
+    recovery epochs: give it a ``patience`` longer than the pruning epochs.
+
+    ``fit_params`` (e.g. ``sample_weight``) go to the estimator's ``fit`` (``partial_fit``
+    with ``prefit=True``) and to the lottery-ticket retraining.
+
     The callbacks join the clone's ``callbacks`` as ``"moduli_penalty"`` and
     ``"gradual_magnitude_pruning"``. Pruning starts at the end of the first epoch: for a task
     the dense net learns late, fit it first and use ``prefit=True`` (measured: see
@@ -128,6 +141,7 @@ class ModuliRegularizer(BaseSparsifier):
         "lottery_ticket": ["boolean"],
         "prefit": ["boolean"],
         "space_params": [dict, None],
+        "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
 
@@ -135,7 +149,7 @@ class ModuliRegularizer(BaseSparsifier):
                  norm=1, target_sparsity=0.9, schedule="linear", prune_scope="recurrent",
                  recovery_epochs=0, permute=False, two_embeddings=False, train_embedding=False,
                  embedding_lr=0.01, input_l1=0.0, lottery_ticket=False, prefit=False,
-                 space_params=None, random_state=None):
+                 space_params=None, verbose=0, random_state=None):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     # -- checks --------------------------------------------------------------------------------
@@ -171,30 +185,44 @@ class ModuliRegularizer(BaseSparsifier):
     def fit(self, X, y, **fit_params):
         """Train the net with the moduli penalty and the pruning schedule; ``self``.
 
-        ``fit_params`` go to the estimator's ``fit`` (``partial_fit`` with ``prefit=True``).
+        ``fit_params`` go to the estimator's ``fit`` (``partial_fit`` with ``prefit=True``)
+        and to the lottery-ticket retraining. Raises ``ValueError`` if training stops before
+        the schedule reaches ``target_sparsity`` (see Notes).
         """
         self._check_estimator()
         for attribute in ("estimator_", "pruned_estimator_", "masks_"):
             if hasattr(self, attribute):  # a previous fit's results
                 delattr(self, attribute)
+        fit_params, tune_params = self._fit_params(fit_params)
         net = self._make_estimator(prefit=self.prefit)
         max_epochs = net.max_epochs
-        user_callbacks = list(net.callbacks or [])
+        user_callbacks = [cb for cb in net.callbacks or []  # ours from an earlier fit go
+                          if not (isinstance(cb, tuple) and cb[0] in OUR_CALLBACKS)]
         pruning_epochs = max_epochs - self.recovery_epochs
         start = len(net.history) + 1 if self.prefit else 1
         self._attach(net, user_callbacks, GradualMagnitudePruning(
-            self.target_sparsity, self.schedule, pruning_epochs, self.prune_scope, start))
+            self.target_sparsity, self.schedule, pruning_epochs, self.prune_scope, start,
+            verbose=self.verbose))
         with torch_seed(self._seed(_TRAINING_SEED)):
             if self.prefit:
-                net.partial_fit(X, y, epochs=max_epochs, **fit_params)
+                net.partial_fit(X, y, epochs=max_epochs, **tune_params)
             else:
                 net.fit(X, y, **fit_params)
+        trained = len(net.history) - (start - 1)
+        if trained < pruning_epochs:
+            reached = self._sparsity(net)
+            raise ValueError(
+                f"Training stopped after {trained} of {max_epochs} epochs (a callback such as "
+                f"EarlyStopping ended it), before the pruning schedule reached "
+                f"target_sparsity={self.target_sparsity} at epoch {pruning_epochs}: the sparsity "
+                f"is {reached:.3f}. Early stopping may only end the recovery epochs: give it a "
+                f"patience longer than the {pruning_epochs} pruning epochs, or remove it.")
         self.estimator_ = net
         self.history_ = []
         self._record_history(start - 1, lambda epoch: ("prune" if epoch < start + pruning_epochs
                                                        else "recovery"), X, y)
         if self.lottery_ticket:
-            self._retrain_lottery_ticket(net, user_callbacks, max_epochs, X, y, fit_params)
+            self._retrain_lottery_ticket(net, user_callbacks, max_epochs, X, y, tune_params)
         self._store_results()
         return self
 
@@ -205,6 +233,8 @@ class ModuliRegularizer(BaseSparsifier):
         masks = {name: mask.float() for name, mask in graph.masks().items()}
         self._attach(net, user_callbacks, GradualMagnitudePruning(
             self.target_sparsity, self.schedule, 0, self.prune_scope))
+        self._say(f"lottery ticket: weights re-initialised, {max_epochs} epochs at sparsity "
+                  f"{self._sparsity(net):.2f}")
         with torch_seed(self._seed(_REINIT_SEED)):
             net.initialize()
             self.neuron_graph().apply_masks(masks)
@@ -213,9 +243,11 @@ class ModuliRegularizer(BaseSparsifier):
 
     def partial_fit(self, X, y, classes=None, epochs=None, **fit_params):
         """Train the fitted net ``epochs`` more epochs (None: ``max_epochs``) with the penalty
-        and fixed masks; ``self``. ``classes`` is ignored; unfitted: ``fit``."""
+        and fixed masks; ``self``. ``classes`` is ignored; unfitted: ``fit``. ``fit_params``
+        go to the net's ``partial_fit``."""
         if not hasattr(self, "estimator_"):
             return self.fit(X, y, **fit_params)
+        fit_params = dict(self._fit_params(fit_params, "partial_fit")[1])
         net = self.estimator_
         start = len(net.history)
         if epochs is not None:
@@ -232,7 +264,7 @@ class ModuliRegularizer(BaseSparsifier):
         rows = self.estimator_.history[first:]
         if not rows:
             return
-        sparsity = self.neuron_graph().sparsity(self.prune_scope)["overall"]
+        sparsity = self._sparsity(self.estimator_)
         for row in rows:
             self.history_.append({
                 "epoch": len(self.history_) + 1, "phase": phase_of(row["epoch"]),
@@ -248,6 +280,9 @@ class ModuliRegularizer(BaseSparsifier):
         self.penalty_ = penalty.penalty_
         self.masks_ = {name: mask.cpu().numpy() for name, mask in graph.masks().items()}
         self.sparsity_ = graph.sparsity(self.prune_scope)
+
+    def _sparsity(self, net):
+        return NeuronGraph(net.module_).sparsity(self.prune_scope)["overall"]
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "estimator_") and hasattr(self, "masks_")

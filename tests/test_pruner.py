@@ -1,6 +1,7 @@
 """LatticePruner: the sklearn meta-transformer around the lattice engine."""
 
 import copy
+import inspect
 import pickle
 
 import numpy as np
@@ -11,11 +12,13 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import get_tags
 from skorch import NeuralNetClassifier
 from torch import nn
 
 from latticeprune import LatticePruner, RNNClassifier, RNNRegressor
 from latticeprune.callbacks import LatticePruning
+from latticeprune.callbacks.connectivity import input_reaches_readout
 from latticeprune.callbacks.lattice_pruning import analyse, lattice_masks
 from latticeprune.callbacks.pruning_schedule import global_magnitude_masks, random_masks
 from latticeprune.datasets import make_adding_problem
@@ -262,3 +265,116 @@ def test_mask_functions_count_with_the_one_rounding_rule(fitted_net):
     graph.apply_masks(masks)
     assert removed > 0
     assert pruned_count(0.3, total) / total <= graph.sparsity("all")["overall"] <= 0.3 + 4 / total
+
+
+# -- issue 12 --------------------------------------------------------------------------------
+def test_scope_all_continuous_lstm_keeps_its_input_and_read_out(digits):
+    """Issue 12 item 14: input connections used to go first within the top tier (persistence
+    1, centrality 0), so the LSTM lost its input and scored at chance level."""
+    X, y = digits
+    pruner = LatticePruner(RNNClassifier(cell="lstm", hidden_size=16, max_epochs=8,
+                                         random_state=0),
+                           scope="all", adjacency="continuous", sparsity=0.9,
+                           random_state=0).fit(X[:500], y[:500])
+    assert pruner.sparsity_["overall"] == pytest.approx(0.9, abs=4 / 1696)
+    assert input_reaches_readout(pruner.neuron_graph())
+    assert max(pruner.sparsity_["per_tensor"].values()) < 0.95
+    assert pruner.score(X[:500], y[:500]) > 0.15  # chance: 0.1
+
+
+def test_input_reaches_readout_follows_the_non_zero_weights(fitted_net):
+    def cut(kind, rows=slice(None)):
+        graph = NeuronGraph(copy.deepcopy(fitted_net))
+        masks = {}
+        for t in graph.tensors:
+            mask = torch.ones_like(t.weight)
+            if t.kind == kind:
+                mask[rows] = 0
+            masks[t.name] = mask
+        return input_reaches_readout(graph.apply_masks(masks))
+
+    assert input_reaches_readout(NeuronGraph(fitted_net))
+    assert not cut("input") and not cut("readout")
+    assert cut("recurrent")  # a one-layer net reads its input straight out
+    assert cut("input", slice(0, 47))  # one neuron still fed (its gate block's last rows)
+    two_layers = RNNClassifier(cell="gru", num_layers=2, hidden_size=4, max_epochs=1,
+                               random_state=0).fit(np.zeros((4, 2, 8), np.float32), [0, 1] * 2)
+    graph = NeuronGraph(two_layers)
+    graph.apply_masks({t.name: torch.zeros_like(t.weight) for t in graph.tensors
+                       if t.kind == "feedforward"})
+    assert not input_reaches_readout(graph)
+
+
+def test_a_round_that_cuts_the_input_off_raises(fitted_net, small_digits):
+    X, y = small_digits
+    with pytest.raises(ValueError, match="cut the net off from its input or read-out"):
+        LatticePruner(fitted_net, prefit=True, strategy="random", scope="all", sparsity=0.999,
+                      random_state=0, **ONE_SHOT).fit(X, y)
+    with pytest.raises(ValueError, match="Round 1 of the magnitude rule"):
+        graph = NeuronGraph(copy.deepcopy(fitted_net))
+        readout = next(t for t in graph.tensors if t.kind == "readout")
+        graph.apply_masks({readout.name: torch.zeros_like(readout.weight)})
+        LatticePruning(strategy="magnitude", sparsity=0.1).initialize().prune(graph.module)
+
+
+def test_verbose_says_round_and_sparsity(small_digits, capsys):
+    X, y = small_digits
+    LatticePruner(RNNClassifier(**NET), sparsity=0.5, n_rounds=2, random_state=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+    LatticePruner(RNNClassifier(**NET), sparsity=0.5, n_rounds=2, verbose=1,
+                  random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["round 1/2: target sparsity 0.25, achieved 0.25, fine-tuning 1 epoch",
+                     "round 2/2: target sparsity 0.50, achieved 0.50, fine-tuning 1 epoch"]
+
+
+#: (method, sample_weight) of every fit and partial_fit of WeightSpy instances.
+SEEN = []
+
+
+class WeightSpy(RNNClassifier):
+    """Records the sample_weight its fit / partial_fit receive (and trains without it)."""
+
+    def fit(self, X, y, **fit_params):
+        SEEN.append(("fit", fit_params.pop("sample_weight", None)))
+        return super().fit(X, y, **fit_params)
+
+    def partial_fit(self, X, y, classes=None, **fit_params):
+        SEEN.append(("partial_fit", fit_params.pop("sample_weight", None)))
+        return super().partial_fit(X, y, classes=classes, **fit_params)
+
+
+def test_sample_weight_reaches_fit_and_every_fine_tuning_round(small_digits):
+    X, y = small_digits
+    weight = np.linspace(0.5, 1.5, len(y))
+    SEEN.clear()
+    LatticePruner(WeightSpy(**NET), sparsity=0.5, n_rounds=3).fit(X, y, sample_weight=weight)
+    assert [method for method, _ in SEEN] == ["fit"] + ["partial_fit"] * 3
+    assert all(w is weight for _, w in SEEN)
+
+
+@pytest.mark.skipif("sample_weight" not in inspect.signature(RNNClassifier.fit).parameters,
+                    reason="the estimators' fit takes sample_weight (issue 12, estimators)")
+def test_sample_weight_changes_the_sparse_fit_as_sklearn_does(small_digits):
+    X, y = small_digits
+    make = lambda: LatticePruner(RNNClassifier(**NET), sparsity=0.5, n_rounds=2,  # noqa: E731
+                                 random_state=0)
+    plain = make().fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(make().fit(X, y, sample_weight=np.ones(len(y))).predict_proba(X),
+                               plain, atol=1e-6)
+    weighted = make().fit(X, y, sample_weight=np.where(y < 5, 0.0, 1.0)).predict_proba(X)
+    assert weighted[:, 5:].sum() > plain[:, 5:].sum()
+
+
+def test_fit_transform_and_tags_follow_the_estimator(small_digits):
+    X, y = small_digits
+    pruner = LatticePruner(RNNClassifier(**NET), sparsity=0.5, random_state=0, **ONE_SHOT)
+    Z = pruner.fit_transform(X, y)
+    np.testing.assert_array_equal(Z, pruner.transform(X))
+    assert Z.shape == (len(X), 12) and pruner.n_features_in_ == 64
+    tags = get_tags(pruner)
+    assert tags.estimator_type == "classifier" and tags.transformer_tags is not None
+    assert get_tags(LatticePruner(RNNRegressor())).estimator_type == "regressor"
+    gru_head = NeuralNetClassifier(nn.GRU, max_epochs=1)
+    assert not hasattr(LatticePruner(gru_head), "fit_transform")
+    assert get_tags(LatticePruner(gru_head)).transformer_tags is None

@@ -1,12 +1,13 @@
 """ModuliRegularizer and its skorch callbacks: schedule, masks, penalty gradients, sklearn API."""
 
+import inspect
 import pickle
 
 import numpy as np
 import pytest
 import torch
 from skorch import NeuralNetClassifier
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
@@ -413,3 +414,86 @@ def test_unfitted_regularizer_raises_not_fitted(data):
     X, _ = data
     with pytest.raises(NotFittedError):
         ModuliRegularizer(RNNClassifier(**TINY)).predict(X)
+
+
+# -- issue 12 --------------------------------------------------------------------------------
+def never_improves(patience):
+    """skorch's EarlyStopping on the training loss, stopping after ``patience`` epochs (no
+    epoch improves on the first by 1.0)."""
+    return EarlyStopping(monitor="train_loss", patience=patience, threshold=1.0,
+                         threshold_mode="abs")
+
+
+def test_early_stopping_before_the_target_raises(data):
+    """Issue 12 item 3: an early stop used to end at a third of the target, silently."""
+    X, y = data
+    net = RNNClassifier(callbacks=[never_improves(1)], **{**TINY, "max_epochs": 6})
+    with pytest.raises(ValueError, match=r"after 2 of 6 epochs.*target_sparsity=0.9.*is 0\.148"):
+        ModuliRegularizer(net, target_sparsity=0.9, random_state=0).fit(X, y)
+    # stopping in the recovery epochs is fine: the target was reached
+    net.set_params(callbacks=[never_improves(3)])
+    reg = ModuliRegularizer(net, target_sparsity=0.9, recovery_epochs=3, random_state=0)
+    reg.fit(X, y)
+    assert [row["phase"] for row in reg.history_] == ["prune"] * 3 + ["recovery"]
+    assert reg.sparsity_["overall"] == pytest.approx(0.9, abs=1 / 256)
+
+
+def test_verbose_says_each_pruning_step(data, capsys):
+    X, y = data
+    ModuliRegularizer(RNNClassifier(**TINY), target_sparsity=0.6, lottery_ticket=True,
+                      verbose=1, random_state=0).fit(X, y)
+    assert capsys.readouterr().out.splitlines() == [
+        "pruning step 1/3 (epoch 1): target sparsity 0.20, achieved 0.20",
+        "pruning step 2/3 (epoch 2): target sparsity 0.40, achieved 0.40",
+        "pruning step 3/3 (epoch 3): target sparsity 0.60, achieved 0.60",
+        "lottery ticket: weights re-initialised, 3 epochs at sparsity 0.60"]
+    ModuliRegularizer(RNNClassifier(**TINY), random_state=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+
+
+#: (method, sample_weight) of every fit and partial_fit of WeightSpy instances.
+SEEN = []
+
+
+class WeightSpy(RNNClassifier):
+    """Records the sample_weight its fit / partial_fit receive (and trains without it)."""
+
+    def fit(self, X, y, **fit_params):
+        SEEN.append(("fit", fit_params.pop("sample_weight", None)))
+        return super().fit(X, y, **fit_params)
+
+    def partial_fit(self, X, y, classes=None, **fit_params):
+        SEEN.append(("partial_fit", fit_params.pop("sample_weight", None)))
+        return super().partial_fit(X, y, classes=classes, **fit_params)
+
+
+def test_sample_weight_reaches_every_fit_of_the_net(data):
+    X, y = data
+    weight = np.linspace(0.5, 1.5, len(y))
+    SEEN.clear()
+    reg = ModuliRegularizer(WeightSpy(**TINY), lottery_ticket=True, random_state=0)
+    reg.fit(X, y, sample_weight=weight)
+    reg.partial_fit(X, y, epochs=1, sample_weight=weight)
+    prefit = ModuliRegularizer(reg.estimator_, prefit=True, random_state=0)
+    prefit.fit(X, y, sample_weight=weight)
+    assert [m for m, _ in SEEN] == ["fit", "partial_fit", "partial_fit", "partial_fit"]
+    assert all(w is weight for _, w in SEEN)
+
+
+@pytest.mark.skipif("sample_weight" not in inspect.signature(RNNClassifier.fit).parameters,
+                    reason="the estimators' fit takes sample_weight (issue 12, estimators)")
+def test_sample_weight_changes_the_sparse_fit_as_sklearn_does(data):
+    X, y = data
+    make = lambda: ModuliRegularizer(RNNClassifier(**TINY), random_state=0)  # noqa: E731
+    plain = make().fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(make().fit(X, y, sample_weight=np.ones(len(y))).predict_proba(X),
+                               plain, atol=1e-6)
+    weighted = make().fit(X, y, sample_weight=np.where(y < 5, 0.0, 1.0)).predict_proba(X)
+    assert weighted[:, 5:].sum() > plain[:, 5:].sum()
+
+
+def test_prune_scope_all_never_cuts_the_input_silently(data):
+    X, y = data
+    with pytest.raises(ValueError, match="cut the net off"):
+        ModuliRegularizer(RNNClassifier(**TINY), prune_scope="all", target_sparsity=0.999,
+                          random_state=0).fit(X, y)

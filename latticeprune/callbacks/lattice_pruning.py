@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 
 from .. import lattice
 from ..neuron_graph import HIDDEN_KINDS, SCOPES, NeuronGraph, pruned_count
+from .connectivity import check_input_reaches_readout
 from .pruning_schedule import global_magnitude_masks, random_masks
 
 __all__ = ["LatticePruning", "LatticeAnalysis", "STRATEGIES", "analyse", "lattice_masks"]
@@ -85,7 +86,7 @@ def lattice_masks(graph, tensors, sparsity, analysis, centrality_quantile=0.5):
     else:
         safe = np.ones(nodes.size) if graded else np.ones(nodes.size, dtype=bool)
         safe[:n] = analysis.protected
-        rank = np.zeros(nodes.size)
+        rank = np.full(nodes.size, analysis.rank.max(initial=0.0))  # nodes not neurons: last
         rank[:n] = analysis.rank
         order = lattice.removal_order(strength, safe, rank, graded=graded)
         total = sum(t.weight.numel() for t in tensors)
@@ -100,11 +101,15 @@ class _ConnectionNodes:
 
     Hidden neurons come first (indices ``0 .. n_neurons - 1``); input features, read-out
     outputs and the inputs of read-out layers that do not read the top layer get nodes of
-    their own after them. Strengths are :meth:`WeightTensor.strengths` (gate-block RMS).
+    their own after them. The rule ranks a connection by its source node, so a connection
+    from an input feature into neuron ``j`` is stored reversed (``j -> feature``): it is
+    ranked by the neuron it feeds, as a read-out connection is by the neuron it reads, and
+    input and read-out go with their neuron instead of ahead of every neuron. Strengths are
+    :meth:`WeightTensor.strengths` (gate-block RMS).
     """
 
     def __init__(self, graph, tensors):
-        self.blocks = []  # (tensor, src slice, dst slice)
+        self.blocks = []  # (tensor, src slice, dst slice, stored reversed)
         size = graph.n_neurons
         for t in tensors:
             n_dst, n_src = t.weight.shape[0] // t.n_gates, t.weight.shape[1]
@@ -116,21 +121,32 @@ class _ConnectionNodes:
                 dst = graph.layer_slice(t.dst)
             else:
                 dst, size = slice(size, size + n_dst), size + n_dst
-            self.blocks.append((t, src, dst))
+            self.blocks.append((t, src, dst, src.start >= graph.n_neurons and t.dst is not None))
         self.size = size
+
+    def _place(self, matrix, block, values):
+        t, src, dst, reversed_ = block
+        if reversed_:
+            matrix[dst, src] = values.T
+        else:
+            matrix[src, dst] = values
+
+    def _take(self, matrix, block):
+        t, src, dst, reversed_ = block
+        return matrix[dst, src].T if reversed_ else matrix[src, dst]
 
     def strength_matrix(self):
         strength = np.zeros((self.size, self.size))
-        for t, src, dst in self.blocks:
-            strength[src, dst] = t.strengths()
+        for block in self.blocks:
+            self._place(strength, block, block[0].strengths())
         return strength
 
     def nonzero_entries(self, flat_indices):
         """Weight entries still non-zero in each listed connection (what removing it zeroes)."""
         counts = np.zeros((self.size, self.size), dtype=np.int64)
-        for t, src, dst in self.blocks:
-            w = t.weight.detach().cpu().numpy() != 0
-            counts[src, dst] = w.reshape(t.n_gates, -1, w.shape[1]).sum(axis=0).T
+        for block in self.blocks:
+            w = block[0].weight.detach().cpu().numpy() != 0
+            self._place(counts, block, w.reshape(block[0].n_gates, -1, w.shape[1]).sum(axis=0).T)
         return counts.ravel()[flat_indices]
 
     def masks_without(self, flat_indices):
@@ -138,7 +154,8 @@ class _ConnectionNodes:
         keep = np.ones(self.size * self.size, dtype=bool)
         keep[np.asarray(flat_indices, dtype=np.int64)] = False
         keep = keep.reshape(self.size, self.size)
-        return {t.name: t.weight_mask(keep[src, dst]) for t, src, dst in self.blocks}
+        return {block[0].name: block[0].weight_mask(self._take(keep, block))
+                for block in self.blocks}
 
 
 class LatticePruning(Callback):
@@ -237,6 +254,8 @@ centrality_quantile, scope
             masks, removed = random_masks(tensors, target, seed + k if isinstance(
                 seed, numbers.Integral) else seed), None
         graph.apply_masks(masks)
+        check_input_reaches_readout(graph, f"Round {k} of the {self.strategy} rule (sparsity "
+                                           f"{target} of scope={self.scope!r})")
         if removed is None:  # entries newly zeroed
             removed = sum(int((t.weight == 0).sum()) for t in tensors) - zeros
         self.rounds_.append({

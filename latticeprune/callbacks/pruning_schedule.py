@@ -17,6 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
 from ..neuron_graph import SCOPES, NeuronGraph, pruned_count
+from .connectivity import check_input_reaches_readout
 
 __all__ = ["GradualMagnitudePruning", "SCHEDULES", "scheduled_sparsity", "global_magnitude_masks",
            "random_masks"]
@@ -105,6 +106,8 @@ class GradualMagnitudePruning(Callback):
         Recurrent and top-down weights, or every weight tensor (``NeuronGraph.tensors_in``).
     start_epoch : int, default=1
         Epoch (1-based, in the net's history) whose end is the first pruning step.
+    verbose : int, default=0
+        > 0: print one line per pruning step (step, epoch, target and achieved sparsity).
 
     Examples
     --------
@@ -122,10 +125,11 @@ class GradualMagnitudePruning(Callback):
         "pruning_epochs": [Interval(numbers.Integral, 0, None, closed="left"), None],
         "scope": [StrOptions(set(SCOPES))],
         "start_epoch": [Interval(numbers.Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
     }
 
     def __init__(self, target_sparsity=0.9, schedule="linear", pruning_epochs=None,
-                 scope="recurrent", start_epoch=1):
+                 scope="recurrent", start_epoch=1, verbose=0):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     def initialize(self):
@@ -142,4 +146,10 @@ class GradualMagnitudePruning(Callback):
             graph.freeze()  # magnitudes of the weights after the epoch's last optimiser step
             sparsity = scheduled_sparsity(step, n_steps, self.target_sparsity, self.schedule)
             graph.apply_masks(global_magnitude_masks(graph.tensors_in(self.scope), sparsity))
-        net.history.record("sparsity", graph.sparsity(self.scope)["overall"])
+            check_input_reaches_readout(graph, f"Magnitude pruning to sparsity {sparsity:.3g} of "
+                                               f"scope={self.scope!r} at epoch {len(net.history)}")
+        achieved = graph.sparsity(self.scope)["overall"]
+        net.history.record("sparsity", achieved)
+        if self.verbose and 1 <= step <= n_steps:
+            print(f"pruning step {step}/{n_steps} (epoch {len(net.history)}): target sparsity "
+                  f"{sparsity:.2f}, achieved {achieved:.2f}", flush=True)
