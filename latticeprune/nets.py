@@ -119,17 +119,21 @@ class HierarchicalLayer(nn.Module):
 
     def forward(self, x, state, above=None):
         """Advance one step from ``state`` given bottom-up ``x`` and the layer above's previous ``h``."""
-        h = state[0]
         gi = nn.functional.linear(x, self.weight_ih, self.bias_ih)
         if above is not None and self.weight_td is not None:
             gi = gi + nn.functional.linear(above, self.weight_td)
-        gh = nn.functional.linear(h, self.weight_hh, self.bias_hh)
+        return self.update(gi, nn.functional.linear(state[0], self.weight_hh, self.bias_hh), state)
+
+    def update(self, gi, gh, state):
+        """The new state from the input-side gates ``gi`` (bottom-up and top-down) and the
+        recurrent gates ``gh``; for all cells but GRU ``gh`` may be None (summed into ``gi``)."""
+        gates = gi if gh is None else gi + gh
         if self.cell == "rnn_tanh":
-            return (torch.tanh(gi + gh),)
+            return (torch.tanh(gates),)
         if self.cell == "rnn_relu":
-            return (torch.relu(gi + gh),)
+            return (torch.relu(gates),)
         if self.cell == "lstm":
-            i, f, g, o = (gi + gh).chunk(4, dim=1)
+            i, f, g, o = gates.chunk(4, dim=1)
             c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
             return (torch.sigmoid(o) * torch.tanh(c), c)
         # GRU, torch's formulation: the reset gate scales the recurrent part of the candidate.
@@ -138,7 +142,7 @@ class HierarchicalLayer(nn.Module):
         r = torch.sigmoid(ir + hr)
         z = torch.sigmoid(iz + hz)
         n = torch.tanh(in_ + r * hn)
-        return ((1 - z) * n + z * h,)
+        return ((1 - z) * n + z * state[0],)
 
 
 class HierarchicalRNN(nn.Module):
@@ -169,21 +173,56 @@ def run_top_down(layers, x):
     """Top-layer states ``(batch, steps, hidden)`` of layers stepped jointly over batch-first
     ``x``: layer ``l`` reads layer ``l - 1`` at ``t`` and layer ``l + 1`` at ``t - 1``.
 
-    Each layer has ``init_state(batch, dtype, device)`` and is called as
-    ``layer(below, state, above)``, returning its new state (``h`` first).
+    Each layer is a :class:`HierarchicalLayer` (or has its weights, ``init_state`` and
+    ``update``). Step 0 calls each layer, so forward pre-hooks (``torch.nn.utils.prune``
+    masks) refresh its weights; the later steps reuse them with one GEMM per layer and step
+    over the concatenated inputs ``[below, h, above]`` (two for GRU, whose candidate needs
+    the recurrent part apart), and the bottom layer's input projection is one GEMM over
+    all steps.
     """
     batch, steps, _ = x.shape
     states = [layer.init_state(batch, x.dtype, x.device) for layer in layers]
-    outputs = []
-    for t in range(steps):
+    below, outputs = x[:, 0], []
+    for index, layer in enumerate(layers):  # step 0: the above states are zero
+        above = states[index + 1][0] if index + 1 < len(layers) else None
+        states[index] = layer(below, states[index], above)
+        below = states[index][0]
+    outputs.append(below)
+    plans = [_step_plan(layer, index == 0, index + 1 < len(layers), x[:, 1:])
+             for index, layer in enumerate(layers)]
+    for t in range(steps - 1):
         previous = [state[0] for state in states]
-        below = x[:, t]
-        for index, layer in enumerate(layers):
-            above = previous[index + 1] if index + 1 < len(layers) else None
-            states[index] = layer(below, states[index], above)
+        below = None
+        for index, (layer, plan) in enumerate(zip(layers, plans)):
+            weight, bias, projected, hidden, reads_above = plan
+            inputs = ([] if index == 0 else [below]) + ([] if hidden else [previous[index]])
+            inputs += [previous[index + 1]] if reads_above else []
+            start = projected[t] if index == 0 else bias
+            gi = torch.addmm(start, torch.cat(inputs, dim=1), weight.t()) if inputs else start
+            gh = None if hidden is None else torch.addmm(hidden[1], previous[index],
+                                                          hidden[0].t())
+            states[index] = layer.update(gi, gh, states[index])
             below = states[index][0]
         outputs.append(below)
     return torch.stack(outputs, dim=1)
+
+
+def _step_plan(layer, bottom, has_above, x):
+    """``(weight, bias, projected, hidden, reads_above)`` of one layer's later steps:
+    ``weight`` spans ``[below (not for the bottom layer), h (not for GRU), above]``,
+    ``projected`` is the bottom layer's input projection of every step (unbound: one
+    backward for all steps), ``hidden`` GRU's
+    ``(weight_hh, bias_hh)``."""
+    gru = layer.cell == "gru"
+    reads_above = has_above and layer.weight_td is not None
+    parts = [] if bottom else [layer.weight_ih]
+    parts += [] if gru else [layer.weight_hh]
+    parts += [layer.weight_td] if reads_above else []
+    bias = layer.bias_ih if gru else layer.bias_ih + layer.bias_hh
+    projected = nn.functional.linear(x, layer.weight_ih, bias).unbind(1) if bottom else None
+    weight = torch.cat(parts, dim=1) if parts else layer.weight_ih[:, :0]
+    hidden = (layer.weight_hh, layer.bias_hh) if gru else None
+    return weight, bias, projected, hidden, reads_above
 
 
 class RecurrentNet(nn.Module):

@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
@@ -153,6 +154,40 @@ def test_every_sequence_estimator_shares_the_base(small_digits):
     assert checked.shape == X.shape and checked.dtype == np.float32
     with pytest.raises(ValueError, match="features per step"):
         clf.check_sequences(X[:, :, :3])
+
+
+def stepwise_top_down(layers, x):
+    """The former top-down loop: every layer called once per step."""
+    states = [layer.init_state(x.shape[0], x.dtype, x.device) for layer in layers]
+    outputs = []
+    for t in range(x.shape[1]):
+        previous, below = [state[0] for state in states], x[:, t]
+        for index, layer in enumerate(layers):
+            above = previous[index + 1] if index + 1 < len(layers) else None
+            states[index] = layer(below, states[index], above)
+            below = states[index][0]
+        outputs.append(below)
+    return torch.stack(outputs, dim=1)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("num_layers", [2, 3])
+def test_top_down_net_equals_the_stepwise_loop(cell, num_layers):
+    torch.manual_seed(0)
+    net = HierarchicalRNN(5, 7, num_layers, cell)
+    torch.nn.utils.prune.random_unstructured(net.layers[0], "weight_hh", amount=0.5)
+    x = torch.randn(4, 6, 5)
+    got, want = net(x)[0], stepwise_top_down(net.layers, x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    grads = [torch.autograd.grad(out.square().sum(), list(net.parameters()))
+             for out in (got, want)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # After a change of the unpruned weights the masks still apply (hooks refresh them).
+    with torch.no_grad():
+        net.layers[0].weight_hh_orig.add_(1.0)
+    torch.testing.assert_close(net(x)[0], stepwise_top_down(net.layers, x), rtol=1e-5,
+                               atol=1e-6)
 
 
 # -- issue 12: behave like a scikit-learn estimator ------------------------------------------

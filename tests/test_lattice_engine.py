@@ -109,6 +109,49 @@ def test_medium_reachability_dual_of_reversed_graph():
     )
 
 
+def dense_context_meet_irreducible(adjacency):
+    """The former dense verdict (two BLAS products over the distinct extents)."""
+    extents = np.asarray(adjacency, dtype=bool)
+    _, first, inverse = np.unique(extents, axis=0, return_index=True, return_inverse=True)
+    E = extents[first].astype(np.float32)
+    size = E.sum(axis=1)
+    strict = (E @ E.T == size[:, None]) & (size[:, None] < size[None, :])
+    verdict = size < extents.shape[1]
+    rows = np.flatnonzero(strict.any(axis=1))
+    missing = strict[rows].astype(np.float32) @ (1 - E)
+    verdict[rows] = np.count_nonzero(missing == 0, axis=1) > size[rows]
+    return verdict[inverse.reshape(-1)]
+
+
+@pytest.mark.parametrize("n, density", [(300, 0.3), (700, 0.05), (1000, 0.6), (2048, 0.05)])
+def test_sparse_context_verdict_equals_the_dense_products(n, density):
+    rng = np.random.default_rng(n)
+    for adjacency in (rng.random((n, n)) < density,
+                      np.triu(rng.random((n, n)) < 2 * density, 1)[rng.permutation(n)]):
+        adjacency[:4] = adjacency[4]  # duplicate extents
+        adjacency[7] = False  # an empty extent
+        adjacency[9, : n // 2] = adjacency[11, n // 3 :] = True  # large nested extents
+        adjacency[10] = adjacency[9] | adjacency[11]
+        np.testing.assert_array_equal(meet_irreducible(adjacency),
+                                      dense_context_meet_irreducible(adjacency))
+        np.testing.assert_array_equal(join_irreducible(adjacency),
+                                      dense_context_meet_irreducible(adjacency.T))
+
+
+def test_context_verdict_does_not_depend_on_block_sizes(monkeypatch):
+    from latticeprune.lattice import context
+
+    rng = np.random.default_rng(5)
+    adjacency = rng.random((200, 200)) < 0.08
+    adjacency[3] = False
+    adjacency[5, :120] = adjacency[6, :60] = True
+    want = dense_context_meet_irreducible(adjacency)
+    for pairs, block_bytes in ((7, 40), (1, 1), (1 << 22, 1 << 26)):
+        monkeypatch.setattr(context, "_PAIRS", pairs)
+        monkeypatch.setattr(context, "_BLOCK_BYTES", block_bytes)
+        np.testing.assert_array_equal(meet_irreducible(adjacency), want)
+
+
 # ----------------------------------------------------------------------- explicit cases
 
 

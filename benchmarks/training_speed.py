@@ -1,0 +1,89 @@
+"""Training and inference time of the top-down (hierarchical) net against the stacked LSTM.
+
+Usage::
+
+    python benchmarks/training_speed.py [--repeats 3] [--output FILE]
+
+Set-up (issue 15): random data, 2,000 sequences of 28 steps x 28 features, 10 classes,
+``RNNClassifier(cell="lstm", num_layers=2, hidden_size=H, max_epochs=2, n_threads=1)``
+with ``top_down=False`` (torch's fused ``nn.LSTM``) and ``top_down=True``
+(:class:`~latticeprune.nets.HierarchicalRNN`), for ``H`` in 128 and 512. The two nets are
+trained in turn (``repeats`` rounds, so a change in the load of the shared machine hits both
+alike); each sample is the wall time of one ``fit`` (2 epochs) and of one ``predict`` on the
+2,000 sequences. The table gives medians and the ratio top-down / stacked.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+from latticeprune import RNNClassifier
+from latticeprune.utils import format_table
+
+SIZES = (128, 512)
+N_SEQUENCES, STEPS, FEATURES, CLASSES = 2000, 28, 28, 10
+COLUMNS = ["hidden", "task", "stacked (s)", "top-down (s)", "ratio"]
+OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "training_speed.txt")
+
+
+def timed(func):
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", default=OUTPUT)
+    args = parser.parse_args(argv)
+    load_at_start = os.getloadavg()[0]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((N_SEQUENCES, STEPS * FEATURES)).astype(np.float32)
+    y = rng.integers(0, CLASSES, N_SEQUENCES)
+    rows = []
+    for hidden in SIZES:
+        samples = {}
+        for _ in range(args.repeats):
+            for top_down in (False, True):
+                clf = RNNClassifier(cell="lstm", hidden_size=hidden, num_layers=2,
+                                    top_down=top_down, input_size=FEATURES, max_epochs=2,
+                                    n_threads=1, random_state=0)
+                fit = timed(lambda: clf.fit(X, y))
+                with torch.inference_mode():
+                    predict = timed(lambda: clf.predict(X))
+                samples.setdefault(top_down, []).append((fit, predict))
+        medians = {key: np.median(np.array(value), axis=0) for key, value in samples.items()}
+        for task, column in (("train (2 epochs)", 0), ("inference", 1)):
+            stacked, top = medians[False][column], medians[True][column]
+            rows.append(dict(zip(COLUMNS, (hidden, task, f"{stacked:.2f}", f"{top:.2f}",
+                                           f"{top / stacked:.2f}x"))))
+        print(rows[-2], rows[-1], flush=True)
+    lines = [
+        "python " + " ".join(sys.argv),
+        "# Stacked fused LSTM vs top-down HierarchicalRNN, 2 layers: median wall time (s) of "
+        f"{args.repeats} alternated runs, one thread",
+        f"# Data: {N_SEQUENCES} random sequences of {STEPS} x {FEATURES}, {CLASSES} classes; "
+        "fit = 2 epochs (batch 64), inference = predict on all sequences",
+        f"# Machine: {platform.machine()}, {os.cpu_count()} CPUs; Python "
+        f"{platform.python_version()}, torch {torch.__version__}",
+        f"# 1-min load average at start / end: {load_at_start:.2f} / {os.getloadavg()[0]:.2f}"
+        " (the machine is shared; timings are medians)",
+        "",
+        format_table(rows, COLUMNS),
+    ]
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print("\n".join(lines[1:]))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
