@@ -2,10 +2,13 @@
 
 import numbers
 
+import numpy as np
+
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval
 
 from .base import BaseSparsifier
+from . import units
 from .callbacks.lattice_pruning import STRATEGIES, LatticePruning, analyse
 from .neuron_graph import NeuronGraph, find_net
 from .utils import torch_seed
@@ -16,7 +19,7 @@ __all__ = ["LatticePruner", "STRATEGIES"]
 PRUNING_CALLBACK = "lattice_pruning"
 #: The parameters :class:`LatticePruning` takes (and validates) as they are.
 _RULE_PARAMS = ("sparsity", "adjacency", "order", "backbone", "levels", "centrality",
-                "centrality_quantile", "strategy", "scope", "n_rounds")
+                "centrality_quantile", "strategy", "granularity", "scope", "n_rounds")
 
 
 class LatticePruner(BaseSparsifier):
@@ -44,7 +47,8 @@ class LatticePruner(BaseSparsifier):
         :class:`~latticeprune.nets.HierarchicalRNN`, e.g. :class:`~latticeprune.RNNClassifier`,
         or another sparsifier wrapping one (``ModuliRegularizer``). Never modified.
     sparsity : float in [0, 1) or None, default=0.5
-        Fraction of weight entries in ``scope`` that are zero after pruning. ``None``: the
+        Fraction of weight entries in ``scope`` that are zero after pruning (with
+        ``granularity="unit"``: fraction of the hidden units of every layer removed). ``None``: the
         structure decides, removing exactly the outgoing connections of non-irreducible neurons
         whose centrality is below ``centrality_quantile`` (once per round).
     adjacency : {"binary", "continuous"}, default="binary"
@@ -67,6 +71,14 @@ class LatticePruner(BaseSparsifier):
     strategy : {"lattice", "magnitude", "random"}, default="lattice"
         ``"magnitude"``: global smallest ``|w|`` entries; ``"random"``: uniformly random
         entries. The paper's controls, one grid parameter away.
+    granularity : {"weight", "connection", "unit"} or None, default=None
+        What is removed. ``"weight"``: single entries (magnitude and random only);
+        ``"connection"``: every gate entry of a connection ``i -> j`` (magnitude: by its RMS
+        strength); ``"unit"``: whole hidden units (lattice: not meet-irreducible first, lowest
+        centrality first; magnitude: the L2 norm of the unit's weights; random), after which
+        the net is physically smaller (see :mod:`latticeprune.units`). None: the behaviour
+        before this parameter, ``"connection"`` for the lattice rule, ``"weight"`` for the
+        baselines.
     scope : {"recurrent", "all"}, default="recurrent"
         ``"recurrent"``: recurrent and top-down weights. ``"all"``: also layer-to-layer,
         input and read-out weights.
@@ -85,12 +97,19 @@ class LatticePruner(BaseSparsifier):
     Attributes
     ----------
     estimator_ : estimator
-        The fitted, pruned estimator.
+        The fitted, pruned estimator. With ``granularity="unit"`` its skorch net is an ordinary
+        estimator with a smaller :class:`~latticeprune.nets.RecurrentNet` (``hidden_size`` the
+        kept units), no masks: it trains further, pickles and can be wrapped again.
     masks_ : dict of str to ndarray of bool
-        Weight masks of the pruned tensors (False = pruned).
+        Weight masks of the pruned tensors (False = pruned); empty for ``granularity="unit"``.
     sparsity_ : dict
         Achieved ``{"overall": float, "per_tensor": {name: float}}``, counted in weight entries;
-        ``overall`` over the tensors in ``scope``.
+        ``overall`` over the tensors in ``scope``. ``granularity="unit"``: ``"overall"`` and
+        ``"units"`` are the fraction of units removed, ``"per_layer"`` per layer name,
+        ``"weights"`` the fraction of weight entries in ``scope`` removed, ``"hidden_sizes"``
+        the sizes left.
+    units_ : list of ndarray of int
+        ``granularity="unit"``: per layer, the original indices of the units kept.
     meet_irreducible_ : list of ndarray of bool
         Per recurrent layer, the meet-irreducible neurons of the analysed graph: the last
         round's for ``strategy="lattice"``, the pruned net's for the baselines (analysed once,
@@ -131,8 +150,8 @@ class LatticePruner(BaseSparsifier):
 
     def __init__(self, estimator, *, sparsity=0.5, adjacency="binary", order="context",
                  backbone=0.95, levels=None, centrality="pagerank", centrality_quantile=0.5,
-                 strategy="lattice", scope="recurrent", n_rounds=5, fine_tune_epochs=1,
-                 prefit=False, random_state=None):
+                 strategy="lattice", granularity=None, scope="recurrent", n_rounds=5,
+                 fine_tune_epochs=1, prefit=False, random_state=None):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     @_fit_context(prefer_skip_nested_validation=False)
@@ -160,6 +179,9 @@ class LatticePruner(BaseSparsifier):
         if not self.prefit:
             self.estimator_.fit(X, y, **fit_params)
         net = find_net(self.estimator_)
+        if pruning.granularity_ == "unit":
+            units.check_removable(net.module_)
+            units.check_unit_fraction(NeuronGraph(net.module_), self.sparsity)
         if not NeuronGraph(net.module_).tensors_in(self.scope):
             raise ValueError(f"The net has no weights in scope={self.scope!r}.")
         if self.fine_tune_epochs:
@@ -176,6 +198,12 @@ class LatticePruner(BaseSparsifier):
         graph = NeuronGraph(net.module_).freeze()
         self.masks_ = {name: mask.numpy() for name, mask in graph.masks().items()}
         self.sparsity_ = graph.sparsity(self.scope)
+        if pruning.granularity_ == "unit":
+            self.units_ = [np.flatnonzero(~pruning.removed_units_[graph.layer_slice(i)])
+                           for i in range(len(graph.layers))]
+            self.estimator_, self.masks_ = units.replace_net(self.estimator_, self.units_), {}
+            self.sparsity_ = units.unit_sparsity(graph, find_net(self.estimator_).module_,
+                                                 self.scope)
         self._store_analysis(graph, pruning.analysis_ or analyse(
             graph, self.backbone, self.order, self.centrality, self.levels,
             graded=self.adjacency == "continuous"))
