@@ -3,7 +3,9 @@
 Round ``k`` of ``n_rounds`` prunes the tensors in ``scope`` to ``sparsity * k / n_rounds``:
 the lattice strategy analyses the surviving neuron graph (:func:`analyse`) and removes whole
 connections in the rule's order (:func:`lattice_masks`); the baselines mask single entries
-(``pruning_schedule.global_magnitude_masks`` / ``random_masks``). Counts follow
+(``pruning_schedule.global_magnitude_masks`` / ``random_masks``) or, at
+``granularity="connection"``, whole connections (:func:`connection_masks`). At
+``granularity="unit"`` every strategy ranks hidden units instead (:mod:`latticeprune.units`). Counts follow
 :func:`~latticeprune.neuron_graph.pruned_count`; masks go through ``NeuronGraph.apply_masks``.
 Cost of a lattice round: one irreducibility verdict per backbone level (``len(levels) + 1``,
 twice that for the continuous adjacency) on the neuron graph, and a sort of the connections.
@@ -193,7 +195,7 @@ centrality_quantile, scope
     ----------
     rounds_ : list of dict
         Per round: ``round``, ``target`` and ``achieved`` sparsity, ``removed`` (connections,
-        or entries for the baselines), ``meet_irreducible`` (count; None for the baselines).
+        entries for the baselines at ``granularity="weight"``, units at ``"unit"``), ``meet_irreducible`` (count; None for the baselines).
     analysis_ : LatticeAnalysis or None
         The lattice strategy's analysis of the last round's graph.
     removed_units_ : ndarray of bool or None
