@@ -15,9 +15,8 @@ Every pruned model starts from a fitted dense net (``prefit=True``) and is prune
   ``to_inference()``;
 - the dense net.
 
-Seeds: every row on dense initialisation 0; the other two initialisations for the rows within
-one point of another row of the same granularity and target (and for the dense net then).
-Accuracy is the mean over the initialisations run (``n`` column). Parameters: non-zero entries
+Seeds: every row on three dense initialisations (``--seeds``), each pruned with its own
+``random_state``; accuracy is their mean, the ``per init`` column lists them. Parameters: non-zero entries
 of all the model's tensors. Latency: the initialisation-0 models, 100 steps of random input at
 batch 1 and 256, one thread, every form interleaved in one loop; medians. Last section: an
 LSTM-1024 with random weights against the same net with 50% and 75% of its units removed.
@@ -140,18 +139,6 @@ def run_one(net_name, config, seed, data, cache, args):
     return result
 
 
-def close_rows(net_name, configs, cache):
-    """Rows within one point (seed 0) of another row of the same granularity and target."""
-    accuracy = {c: cache.results[key_of(net_name, c, 0)]["accuracy"] for c in configs}
-    close = set()
-    for a in configs:
-        for b in configs:
-            if a != b and a[0] == b[0] != "dense" and a[2] == b[2] \
-                    and abs(accuracy[a] - accuracy[b]) < 0.01:
-                close |= {a, b}
-    return [c for c in configs if c in close]
-
-
 def timing_forms(net_name, configs, cache):
     """``{label: torch module}`` of the initialisation-0 models, as they would be deployed."""
     forms = {}
@@ -226,24 +213,17 @@ def main(argv=None):
                 "n_train": len(data[0])}
     cache = Cache(args.cache, settings)
     configs = configurations(args.quick)
-    for net_name in NETS:  # pass 1: initialisation 0 for every row
-        for config in configs:
-            run_one(net_name, config, 0, data, cache, args)
-    seeds_of = {}
-    for net_name in NETS:  # pass 2: the other initialisations where rows are close
-        again = close_rows(net_name, configs, cache)
-        again = ([configs[0]] + again) if again else []
-        for seed in range(1, args.seeds):
-            for config in again:
+    for seed in range(args.seeds):
+        for net_name in NETS:
+            for config in configs:
                 run_one(net_name, config, seed, data, cache, args)
-        seeds_of[net_name] = {c: range(args.seeds) if c in again else range(1) for c in configs}
 
     lines = [f"# command: python benchmarks/unit_pruning.py"
              + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
              f"# data: {args.data} ({len(data[0])} train / {len(data[1])} test), rows as steps",
              f"# dense nets: {args.epochs} epochs; pruning: {args.rounds} rounds x 1 epoch of "
              f"fine-tuning; n_threads=1; torch {torch.__version__}",
-             "# accuracy: mean over the dense initialisations run (n); params: non-zero entries; "
+             f"# accuracy: mean over {args.seeds} dense initialisations; params: non-zero entries; "
              f"latency: {STEPS} steps, 1 thread, medians of {args.repeats} interleaved repeats, "
              "initialisation-0 models; speed-up = dense time / time (median of paired ratios)", ""]
     plot_rows = []
@@ -252,12 +232,12 @@ def main(argv=None):
         timed = {batch: latencies(forms, batch, args.repeats) for batch in (1, 256)}
         rows = []
         for config in configs:
-            runs = [cache.results[key_of(net_name, config, s)] for s in seeds_of[net_name][config]]
+            runs = [cache.results[key_of(net_name, config, s)] for s in range(args.seeds)]
             acc = [r["accuracy"] for r in runs]
             row = {"granularity": config[0], "ranker": config[1],
                    "target": "-" if config[0] == "dense" else f"{config[2]:g}",
                    "accuracy %": f"{100 * np.mean(acc):.2f}",
-                   "per init": " / ".join(f"{100 * a:.1f}" for a in acc), "n": len(acc),
+                   "per init": " / ".join(f"{100 * a:.1f}" for a in acc),
                    "hidden": str(runs[0].get("hidden_sizes", "")) or "-",
                    "params": runs[0]["params"]}
             for batch in (1, 256):
@@ -266,7 +246,7 @@ def main(argv=None):
                 row[f"b{batch} x"] = f"{ratio:.2f}"
             rows.append(row)
             plot_rows.append((net_name, config, 100 * np.mean(acc), timed[1][config][0],
-                              runs[0]["params"]))
+                              timed[256][config][0]))
         lines += [f"## {net_name}", "", format_table(rows, list(rows[0])), ""]
     lines += ["## LSTM-1024 speed check (random weights, batch 1)", "",
               format_table(*(lambda r: (r, list(r[0])))(speed_check(args.repeats))), ""]
@@ -277,38 +257,48 @@ def main(argv=None):
 
 
 def plot(rows, path):
-    """Accuracy against batch-1 latency, one panel per net, one curve per method."""
+    """Accuracy against latency (batch 1, batch 256), one panel per net and batch, one curve
+    per method; unit points are labelled with the fraction of units removed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
     nets = list(dict.fromkeys(r[0] for r in rows))
-    fig, axes = plt.subplots(1, len(nets), figsize=(6.5 * len(nets), 5))
+    fig, axes = plt.subplots(len(nets), 2, figsize=(13, 5 * len(nets)), squeeze=False)
     styles = {("unit", "lattice"): ("C0", "o-"), ("unit", "magnitude"): ("C1", "s-"),
               ("unit", "random"): ("C2", "^-"), ("weight", "magnitude"): ("C3", "D--"),
               ("connection", "lattice"): ("C4", "v:"), ("connection", "magnitude"): ("C5", "P:")}
-    for ax, net_name in zip(np.atleast_1d(axes), nets):
+    for row_axes, net_name in zip(axes, nets):
         mine = [r for r in rows if r[0] == net_name]
-        for (granularity, strategy), (colour, style) in styles.items():
-            points = sorted((r[3], r[2], r[1][2]) for r in mine
-                            if r[1][:2] == (granularity, strategy))
-            if points:
+        for ax, column, batch in zip(row_axes, (3, 4), (1, 256)):
+            for (granularity, strategy), (colour, style) in styles.items():
+                points = sorted((r[column], r[2], r[1][2]) for r in mine
+                                if r[1][:2] == (granularity, strategy))
+                if not points:
+                    continue
+                targets = sorted(p[2] for p in points)
+                what = ("units removed" if granularity == "unit" else "sparsity") + \
+                    f" {targets[0]:g}-{targets[-1]:g}"
                 ax.plot([p[0] for p in points], [p[1] for p in points], style, color=colour,
-                        label=f"{granularity} {strategy}")
-                for ms, acc, target in points:
+                        label=f"{granularity} {strategy} ({what})")
+                for ms, acc, target in points if granularity == "unit" else ():
                     ax.annotate(f"{target:g}", (ms, acc), fontsize=7, xytext=(3, 3),
                                 textcoords="offset points", color=colour)
-        dense = [r for r in mine if r[1][0] == "dense"][0]
-        ax.plot([dense[3]], [dense[2]], "k*", markersize=14, label="dense")
-        ax.set_xscale("log")
-        ax.set_ylim(max(min(r[2] for r in mine) - 2, 0), 100)
-        ax.set_xlabel("batch-1 latency, 100 steps, 1 thread (ms, log scale)")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{net_name} on MNIST rows (labels: target)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+            dense = [r for r in mine if r[1][0] == "dense"][0]
+            ax.plot([dense[column]], [dense[2]], "k*", markersize=14, label="dense")
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(ScalarFormatter())
+            ax.tick_params(axis="x", which="both", labelsize=7)
+            ax.set_ylim(max(min(r[2] for r in mine) - 1, 0), 100)
+            ax.set_xlabel(f"latency at batch {batch}, 100 steps, 1 thread (ms, log scale)")
+            ax.set_ylabel("test accuracy (%), mean of 3 initialisations")
+            ax.set_title(f"{net_name}, MNIST rows: accuracy vs batch-{batch} latency")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     print(f"wrote {path}")
 
 
