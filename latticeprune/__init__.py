@@ -6,7 +6,8 @@ Public estimators: :class:`RNNClassifier`, :class:`RNNRegressor`.
 from .estimators import RNNClassifier, RNNRegressor
 from .regularizer import ModuliRegularizer
 from .pruner import LatticePruner
+from .export import export_onnx
 
 __version__ = "0.1.0"
 
-__all__ = ["LatticePruner", "ModuliRegularizer", "RNNClassifier", "RNNRegressor"]
+__all__ = ["LatticePruner", "ModuliRegularizer", "RNNClassifier", "RNNRegressor", "export_onnx"]

@@ -10,6 +10,7 @@ tensors so that each can be analysed and pruned on its own.
 """
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -70,10 +71,38 @@ def fused_rnn(cell, input_size, hidden_size, num_layers=1, batch_first=True):
 
 def _check_module_args(cell, hidden_size, num_layers, input_size, output_size):
     check_cell(cell)
-    for name, value in [("hidden_size", hidden_size), ("num_layers", num_layers),
-                        ("input_size", input_size), ("output_size", output_size)]:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    for name, value in [("num_layers", num_layers), ("input_size", input_size),
+                        ("output_size", output_size), *(("hidden_size", size) for size
+                                                        in layer_sizes(hidden_size, num_layers))]:
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def layer_sizes(hidden_size, num_layers):
+    """Units per layer: ``hidden_size`` repeated, or the sequence itself (one size per layer)."""
+    if isinstance(hidden_size, numbers.Integral):
+        return [hidden_size] * num_layers
+    sizes = list(hidden_size)
+    if len(sizes) != num_layers:
+        raise ValueError(f"hidden_size has {len(sizes)} sizes for num_layers={num_layers}.")
+    return sizes
+
+
+class StackedRNN(nn.ModuleList):
+    """torch's fused one-layer modules of different sizes, stacked bottom to top.
+
+    ``forward(x)`` on batch-first ``x`` returns ``(outputs, None)`` like a fused module.
+    """
+
+    def __init__(self, cell, input_size, hidden_sizes):
+        super().__init__(fused_rnn(cell, below, size) for below, size
+                         in zip([input_size, *hidden_sizes[:-1]], hidden_sizes))
+        self.input_size = input_size
+
+    def forward(self, x):
+        for rnn in self:
+            x = rnn(x)[0]
+        return x, None
 
 
 class HierarchicalLayer(nn.Module):
@@ -155,14 +184,14 @@ class HierarchicalRNN(nn.Module):
 
     def __init__(self, input_size, hidden_size, num_layers=2, cell="lstm"):
         super().__init__()
+        sizes = layer_sizes(hidden_size, num_layers)
         self.input_size = input_size
-        self.hidden_size = hidden_size
+        self.hidden_size = sizes[-1]
         self.num_layers = num_layers
         self.cell = cell
         self.layers = nn.ModuleList(
-            HierarchicalLayer(input_size if layer == 0 else hidden_size, hidden_size, cell,
-                              top_down_size=hidden_size if layer < num_layers - 1 else None)
-            for layer in range(num_layers))
+            HierarchicalLayer(below, size, cell, top_down_size=above) for below, size, above
+            in zip([input_size, *sizes[:-1]], sizes, [*sizes[1:], None]))
 
     def forward(self, x):
         outputs = run_top_down(self.layers, x)
@@ -234,8 +263,9 @@ class RecurrentNet(nn.Module):
         Features per time step.
     output_size : int
         Read-out size (number of classes, or regression targets per output).
-    hidden_size : int, default=64
-        Units per recurrent layer.
+    hidden_size : int or sequence of int, default=64
+        Units per recurrent layer, or one size per layer (layers of different sizes run as
+        one fused torch module each, :class:`StackedRNN`).
     num_layers : int, default=1
         Stacked recurrent layers.
     cell : {"rnn_tanh", "rnn_relu", "lstm", "gru"}, default="lstm"
@@ -261,11 +291,14 @@ class RecurrentNet(nn.Module):
             raise ValueError("top_down=True needs num_layers >= 2: a single layer has no layer "
                              f"above it to feed back; got num_layers={num_layers}.")
         self.sequence_output = sequence_output
+        sizes = layer_sizes(hidden_size, num_layers)
         if top_down:
-            self.encoder = HierarchicalRNN(input_size, hidden_size, num_layers, cell)
+            self.encoder = HierarchicalRNN(input_size, sizes, num_layers, cell)
+        elif len(set(sizes)) == 1:
+            self.encoder = fused_rnn(cell, input_size, sizes[0], num_layers)
         else:
-            self.encoder = fused_rnn(cell, input_size, hidden_size, num_layers)
-        self.readout = nn.Linear(hidden_size, output_size)
+            self.encoder = StackedRNN(cell, input_size, sizes)
+        self.readout = nn.Linear(sizes[-1], output_size)
 
     def encode(self, x):
         """Hidden states of the top layer: ``(outputs (batch, steps, hidden), last (batch, hidden))``."""
