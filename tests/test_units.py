@@ -191,3 +191,18 @@ def test_export_onnx_matches_torch(data, tmp_path):
     assert NeuronGraph(masked.net_.module_).masks()  # the fitted net keeps its masks
     with pytest.raises(ValueError, match="n_steps"):
         export_onnx(RecurrentNet(3, 2, hidden_size=4), tmp_path / "m.onnx")
+
+
+def test_unit_pruned_pruner_saves_and_loads_weights_without_pickle(data, tmp_path):
+    from sklearn.base import clone
+
+    from latticeprune.persistence import load_weights, save_weights
+
+    X, y = data
+    pruner = LatticePruner(RNNClassifier(hidden_size=8, num_layers=2, max_epochs=1),
+                           sparsity=0.5, granularity="unit", n_rounds=1,
+                           random_state=0).fit(X, y)
+    restored = load_weights(clone(pruner), save_weights(pruner, tmp_path / "w"))
+    assert restored.estimator_.hidden_size == pruner.estimator_.hidden_size
+    np.testing.assert_array_equal(restored.predict_proba(X), pruner.predict_proba(X))
+    assert restored.sparsity_["hidden_sizes"] == [4, 4]
