@@ -178,7 +178,10 @@ def run_top_down(layers, x):
     masks) refresh its weights; the later steps reuse them with one GEMM per layer and step
     over the concatenated inputs ``[below, h, above]`` (two for GRU, whose candidate needs
     the recurrent part apart), and the bottom layer's input projection is one GEMM over
-    all steps.
+    all steps. Without autograd on a float32 CPU tensor (see ``_onednn_steps``) the step
+    GEMMs run on oneDNN (``nn.functional.linear`` of ``to_mkldnn`` tensors, the library
+    behind torch's fused ``nn.LSTM``), with each weight converted once per call; else they
+    are ``torch.addmm`` (MKL).
     """
     batch, steps, _ = x.shape
     states = [layer.init_state(batch, x.dtype, x.device) for layer in layers]
@@ -190,6 +193,11 @@ def run_top_down(layers, x):
     outputs.append(below)
     plans = [_step_plan(layer, index == 0, index + 1 < len(layers), x[:, 1:])
              for index, layer in enumerate(layers)]
+    linear = _onednn_linear if _onednn_steps(x, layers) else _mkl_linear
+    if linear is _onednn_linear:
+        plans = [(weight.to_mkldnn(), bias, projected,
+                  None if hidden is None else (hidden[0].to_mkldnn(), hidden[1]), reads_above)
+                 for weight, bias, projected, hidden, reads_above in plans]
     for t in range(steps - 1):
         previous = [state[0] for state in states]
         below = None
@@ -198,13 +206,36 @@ def run_top_down(layers, x):
             inputs = ([] if index == 0 else [below]) + ([] if hidden else [previous[index]])
             inputs += [previous[index + 1]] if reads_above else []
             start = projected[t] if index == 0 else bias
-            gi = torch.addmm(start, torch.cat(inputs, dim=1), weight.t()) if inputs else start
-            gh = None if hidden is None else torch.addmm(hidden[1], previous[index],
-                                                          hidden[0].t())
+            gi = linear(start, torch.cat(inputs, dim=1), weight) if inputs else start
+            gh = None if hidden is None else linear(hidden[1], previous[index], hidden[0])
             states[index] = layer.update(gi, gh, states[index])
             below = states[index][0]
         outputs.append(below)
     return torch.stack(outputs, dim=1)
+
+
+def _onednn_steps(x, layers):
+    """Whether :func:`run_top_down` runs its step GEMMs on oneDNN: float32 CPU input, oneDNN
+    available and enabled, and no gradient to record (oneDNN tensors have no autograd).
+    There oneDNN's GEMM beats ``torch.addmm`` at the step's shapes (measured: see
+    docs/experiments.md).
+    """
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or any(p.requires_grad for layer in layers for p in layer.parameters()))
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and not needs_grad
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+
+
+def _mkl_linear(start, inputs, weight):
+    """``start + inputs @ weight.T`` (``torch.addmm``)."""
+    return torch.addmm(start, inputs, weight.t())
+
+
+def _onednn_linear(start, inputs, weight):
+    """``start + inputs @ weight.T`` with ``weight`` a oneDNN (``to_mkldnn``) tensor."""
+    if start.dim() == 1:
+        return nn.functional.linear(inputs.to_mkldnn(), weight, start).to_dense()
+    return nn.functional.linear(inputs.to_mkldnn(), weight).to_dense().add_(start)
 
 
 def _step_plan(layer, bottom, has_above, x):
