@@ -178,9 +178,10 @@ def run_top_down(layers, x):
     masks) refresh its weights; the later steps reuse them with one GEMM per layer and step
     over the concatenated inputs ``[below, h, above]`` (two for GRU, whose candidate needs
     the recurrent part apart), and the bottom layer's input projection is one GEMM over
-    all steps. On a float32 CPU tensor the step GEMMs, forward and backward, run on oneDNN
-    (``nn.functional.linear`` of ``to_mkldnn`` tensors, the library behind torch's fused
-    ``nn.LSTM``), each weight converted once per call; elsewhere they are ``torch.addmm``.
+    all steps. On a float32 CPU tensor the step GEMMs of at least :data:`ONEDNN_MIN_MACS`
+    multiply-adds, forward and backward, run on oneDNN (``nn.functional.linear`` of
+    ``to_mkldnn`` tensors, the library behind torch's fused ``nn.LSTM``), each weight
+    converted once per call; the others are ``torch.addmm``.
     """
     batch, steps, _ = x.shape
     states = [layer.init_state(batch, x.dtype, x.device) for layer in layers]
@@ -193,8 +194,8 @@ def run_top_down(layers, x):
     plans = [_step_plan(layer, index == 0, index + 1 < len(layers), x[:, 1:])
              for index, layer in enumerate(layers)]
     if _onednn_steps(x):
-        plans = [(_OneDNNWeight(weight) if weight.numel() else weight, bias, projected,
-                  None if hidden is None else (_OneDNNWeight(hidden[0]), hidden[1]), reads_above)
+        plans = [(_onednn(weight, batch), bias, projected,
+                  None if hidden is None else (_onednn(hidden[0], batch), hidden[1]), reads_above)
                  for weight, bias, projected, hidden, reads_above in plans]
     for t in range(steps - 1):
         previous = [state[0] for state in states]
@@ -218,6 +219,18 @@ def _onednn_steps(x):
     shapes, forward and backward (measured: see docs/experiments.md)."""
     return (x.device.type == "cpu" and x.dtype == torch.float32
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+
+
+#: Multiply-adds of a step GEMM (batch x weight size) from which it runs on oneDNN: below, its
+#: fixed cost per call (about 30 us, converting to and from oneDNN tensors) loses to
+#: ``torch.addmm`` (measured: see docs/experiments.md).
+ONEDNN_MIN_MACS = 4_000_000
+
+
+def _onednn(weight, batch):
+    """``weight`` as a :class:`_OneDNNWeight` if its step GEMM pays on oneDNN, else itself."""
+    pays = weight.numel() and batch * weight.numel() >= ONEDNN_MIN_MACS
+    return _OneDNNWeight(weight) if pays else weight
 
 
 class _OneDNNWeight:
