@@ -264,6 +264,7 @@ class _OneDNNLinear(torch.autograd.Function):
         return out if bias is not None else out.add_(start)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         (inputs,) = ctx.saved_tensors
         grad = grad.contiguous()
