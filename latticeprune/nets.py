@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .sequences import run_packed, sequence_ends
+
 @dataclass(frozen=True)
 class Cell:
     """A recurrent cell: its gate count and the torch module that runs it fused.
@@ -150,7 +152,8 @@ class HierarchicalRNN(nn.Module):
 
     Input and output are batch-first: ``forward(x)`` with ``x`` of shape
     ``(batch, steps, input_size)`` returns ``(outputs, h_last)``: the top layer's hidden states
-    ``(batch, steps, hidden_size)`` and its final state ``(batch, hidden_size)``.
+    ``(batch, steps, hidden_size)`` and its final state ``(batch, hidden_size)``; with
+    ``lengths`` (padded ``x``), the states at each sequence's end, zeros after it.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=2, cell="lstm"):
@@ -164,9 +167,9 @@ class HierarchicalRNN(nn.Module):
                               top_down_size=hidden_size if layer < num_layers - 1 else None)
             for layer in range(num_layers))
 
-    def forward(self, x):
+    def forward(self, x, lengths=None):
         outputs = run_top_down(self.layers, x)
-        return outputs, outputs[:, -1]
+        return (outputs, outputs[:, -1]) if lengths is None else sequence_ends(outputs, lengths)
 
 
 def run_top_down(layers, x):
@@ -267,11 +270,17 @@ class RecurrentNet(nn.Module):
             self.encoder = fused_rnn(cell, input_size, hidden_size, num_layers)
         self.readout = nn.Linear(hidden_size, output_size)
 
-    def encode(self, x):
-        """Hidden states of the top layer: ``(outputs (batch, steps, hidden), last (batch, hidden))``."""
-        outputs = self.encoder(x)[0]
-        return outputs, outputs[:, -1]
+    def encode(self, x, lengths=None):
+        """Hidden states of the top layer: ``(outputs (batch, steps, hidden), last (batch, hidden))``;
+        for padded ``x`` with ``lengths`` (tensor, one per sequence), zeros after each end and
+        the state at each end (stacked nets run on a packed sequence)."""
+        if lengths is None:
+            outputs = self.encoder(x)[0]
+            return outputs, outputs[:, -1]
+        if isinstance(self.encoder, HierarchicalRNN):
+            return self.encoder(x, lengths)
+        return run_packed(self.encoder, x, lengths)
 
-    def forward(self, x):
-        outputs, last = self.encode(x)
+    def forward(self, x, lengths=None):
+        outputs, last = self.encode(x, lengths)
         return self.readout(outputs if self.sequence_output else last)
