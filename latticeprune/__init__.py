@@ -6,7 +6,9 @@ Public estimators: :class:`RNNClassifier`, :class:`RNNRegressor`.
 from .estimators import RNNClassifier, RNNRegressor
 from .regularizer import ModuliRegularizer
 from .pruner import LatticePruner
+from .sequences import PaddedSequences
 
 __version__ = "0.1.0"
 
-__all__ = ["LatticePruner", "ModuliRegularizer", "RNNClassifier", "RNNRegressor"]
+__all__ = ["LatticePruner", "ModuliRegularizer", "PaddedSequences", "RNNClassifier",
+           "RNNRegressor"]
