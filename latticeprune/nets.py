@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .sequences import run_packed, sequence_ends
+from .sequences import sequence_ends
 
 @dataclass(frozen=True)
 class Cell:
@@ -273,13 +273,9 @@ class RecurrentNet(nn.Module):
     def encode(self, x, lengths=None):
         """Hidden states of the top layer: ``(outputs (batch, steps, hidden), last (batch, hidden))``;
         for padded ``x`` with ``lengths`` (tensor, one per sequence), zeros after each end and
-        the state at each end (stacked nets run on a packed sequence)."""
-        if lengths is None:
-            outputs = self.encoder(x)[0]
-            return outputs, outputs[:, -1]
-        if isinstance(self.encoder, HierarchicalRNN):
-            return self.encoder(x, lengths)
-        return run_packed(self.encoder, x, lengths)
+        the state at each end (:func:`~latticeprune.sequences.sequence_ends`)."""
+        outputs = self.encoder(x)[0]
+        return (outputs, outputs[:, -1]) if lengths is None else sequence_ends(outputs, lengths)
 
     def forward(self, x, lengths=None):
         outputs, last = self.encode(x, lengths)

@@ -13,13 +13,16 @@ The sequence estimators read, besides equal-length ``(n_samples, n_steps, n_feat
 
 :func:`check_padded` turns any of them into ``(padded, lengths)``: float32, zeros after each end
 (``torch.nn.utils.rnn.pad_sequence``), ``lengths`` None when every sequence has the full length
-(the estimators then run exactly as for a plain 3-D array). Inside the nets,
-:func:`run_packed` runs torch's fused ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` on a
-``pack_padded_sequence`` (``enforce_sorted=False``), so padding never reaches the state, and
-:func:`sequence_ends` takes a step loop's states at each true end: a recurrent net is causal,
-so the states up to a sequence's end do not depend on what follows it, and a sequence gives
-the same output alone as inside a padded batch. :func:`from_aeon` converts aeon's collection
-layouts (channels first). Cost: O(total steps x features) to validate and pad.
+(the estimators then run exactly as for a plain 3-D array). Inside, each batch is cut to
+its longest sequence and the nets (torch's fused ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``, the
+top-down step loop, the compact and CSR inference forms) run over it; :func:`sequence_ends`
+then takes the state at each true end and zeros the states after it. A recurrent net is
+causal: its states up to a sequence's end do not depend on what follows, so padding never
+reaches a result or a gradient, and a sequence gives the same output alone as inside a padded
+batch. This masking replaces ``torch.nn.utils.rnn.pack_padded_sequence``, whose packed
+batches torch runs on the CPU step by step without its fused kernel, several times slower
+(measured: see docs/experiments.md). :func:`from_aeon` converts aeon's collection layouts
+(channels first). Cost: O(total steps x features) to validate and pad.
 """
 
 import numbers
@@ -27,10 +30,10 @@ import numbers
 import numpy as np
 import torch
 from sklearn.utils.validation import check_array
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
+from torch.nn.utils.rnn import pad_sequence
 
-__all__ = ["PaddedSequences", "is_ragged", "check_padded", "nan_lengths", "run_packed",
-           "sequence_ends", "from_aeon"]
+__all__ = ["PaddedSequences", "is_ragged", "check_padded", "nan_lengths", "sequence_ends",
+           "from_aeon"]
 
 
 class PaddedSequences:
@@ -194,19 +197,6 @@ def check_padded(X):
     if lengths is not None and (lengths == data.shape[1]).all():
         lengths = None
     return np.ascontiguousarray(data), lengths
-
-
-def run_packed(rnn, x, lengths):
-    """Batch-first states ``(batch, steps, hidden)`` (zeros after each end) and the final state
-    ``(batch, hidden)`` at each end, of torch's fused recurrent module ``rnn`` (batch-first or
-    not) on batch-first padded ``x``, through ``pack_padded_sequence(enforce_sorted=False)``."""
-    batch_first = getattr(rnn, "batch_first", True)
-    packed = pack_padded_sequence(x if batch_first else x.transpose(0, 1), lengths.cpu(),
-                                  batch_first=batch_first, enforce_sorted=False)
-    output, hidden = rnn(packed)
-    outputs = pad_packed_sequence(output, batch_first=True, total_length=x.shape[1])[0]
-    hidden = hidden[0] if isinstance(hidden, tuple) else hidden  # LSTM: (h, c)
-    return outputs, hidden[-1]
 
 
 def sequence_ends(outputs, lengths):
