@@ -551,16 +551,6 @@ class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
     def _n_outputs(self):
         return self.n_outputs_
 
-    def _fit_input(self, X, sample_weight):
-        """:func:`_net_input`; ``ValueError`` for variable-length ``X`` and a module whose
-        ``forward`` takes no ``lengths``."""
-        if isinstance(X, PaddedSequences) and "lengths" not in inspect.signature(
-                self.module_.forward).parameters:
-            raise ValueError(f"X holds sequences of different lengths, but the module "
-                             f"{type(self.module_).__name__} has no forward(x, lengths) to "
-                             "read them; pad them to one length or use RecurrentNet.")
-        return _net_input(X, sample_weight)
-
     def _init_from_targets(self, y, sample_weight):
         # Start the read-out bias at the mean target (Adam's bounded steps would move it slowly).
         readout = getattr(self.module_, "readout", None)
