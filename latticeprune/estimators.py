@@ -308,6 +308,7 @@ class _RecurrentEstimator(SequenceNet):
 
     _parameter_constraints = {
         **SequenceNet._parameter_constraints,
+        "hidden_size": [_POSITIVE_INT, "array-like"],  # one size per layer
         "num_layers": [_POSITIVE_INT],
         "top_down": ["boolean"],
         "input_size": [_POSITIVE_INT, None],
@@ -375,8 +376,8 @@ class _RecurrentEstimator(SequenceNet):
 
 
 _DOC_COMMON = """
-    hidden_size : int, default=64
-        Units per recurrent layer.
+    hidden_size : int or sequence of int, default=64
+        Units per recurrent layer, or one size per layer.
     num_layers : int, default=1
         Stacked recurrent layers.
     cell : {"rnn_tanh", "rnn_relu", "lstm", "gru"}, default="lstm"

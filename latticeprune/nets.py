@@ -10,6 +10,7 @@ tensors so that each can be analysed and pruned on its own.
 """
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -72,10 +73,38 @@ def fused_rnn(cell, input_size, hidden_size, num_layers=1, batch_first=True):
 
 def _check_module_args(cell, hidden_size, num_layers, input_size, output_size):
     check_cell(cell)
-    for name, value in [("hidden_size", hidden_size), ("num_layers", num_layers),
-                        ("input_size", input_size), ("output_size", output_size)]:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    for name, value in [("num_layers", num_layers), ("input_size", input_size),
+                        ("output_size", output_size), *(("hidden_size", size) for size
+                                                        in layer_sizes(hidden_size, num_layers))]:
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def layer_sizes(hidden_size, num_layers):
+    """Units per layer: ``hidden_size`` repeated, or the sequence itself (one size per layer)."""
+    if isinstance(hidden_size, numbers.Integral):
+        return [hidden_size] * num_layers
+    sizes = list(hidden_size)
+    if len(sizes) != num_layers:
+        raise ValueError(f"hidden_size has {len(sizes)} sizes for num_layers={num_layers}.")
+    return sizes
+
+
+class StackedRNN(nn.ModuleList):
+    """torch's fused one-layer modules of different sizes, stacked bottom to top.
+
+    ``forward(x)`` on batch-first ``x`` returns ``(outputs, None)`` like a fused module.
+    """
+
+    def __init__(self, cell, input_size, hidden_sizes):
+        super().__init__(fused_rnn(cell, below, size) for below, size
+                         in zip([input_size, *hidden_sizes[:-1]], hidden_sizes))
+        self.input_size = input_size
+
+    def forward(self, x):
+        for rnn in self:
+            x = rnn(x)[0]
+        return x, None
 
 
 class HierarchicalLayer(nn.Module):
@@ -158,14 +187,14 @@ class HierarchicalRNN(nn.Module):
 
     def __init__(self, input_size, hidden_size, num_layers=2, cell="lstm"):
         super().__init__()
+        sizes = layer_sizes(hidden_size, num_layers)
         self.input_size = input_size
-        self.hidden_size = hidden_size
+        self.hidden_size = sizes[-1]
         self.num_layers = num_layers
         self.cell = cell
         self.layers = nn.ModuleList(
-            HierarchicalLayer(input_size if layer == 0 else hidden_size, hidden_size, cell,
-                              top_down_size=hidden_size if layer < num_layers - 1 else None)
-            for layer in range(num_layers))
+            HierarchicalLayer(below, size, cell, top_down_size=above) for below, size, above
+            in zip([input_size, *sizes[:-1]], sizes, [*sizes[1:], None]))
 
     def forward(self, x, lengths=None):
         outputs = run_top_down(self.layers, x)
@@ -181,7 +210,10 @@ def run_top_down(layers, x):
     masks) refresh its weights; the later steps reuse them with one GEMM per layer and step
     over the concatenated inputs ``[below, h, above]`` (two for GRU, whose candidate needs
     the recurrent part apart), and the bottom layer's input projection is one GEMM over
-    all steps.
+    all steps. On a float32 CPU tensor the step GEMMs of at least :data:`ONEDNN_MIN_MACS`
+    multiply-adds, forward and backward, run on oneDNN (``nn.functional.linear`` of
+    ``to_mkldnn`` tensors, the library behind torch's fused ``nn.LSTM``), each weight
+    converted once per call; the others are ``torch.addmm``.
     """
     batch, steps, _ = x.shape
     states = [layer.init_state(batch, x.dtype, x.device) for layer in layers]
@@ -193,6 +225,10 @@ def run_top_down(layers, x):
     outputs.append(below)
     plans = [_step_plan(layer, index == 0, index + 1 < len(layers), x[:, 1:])
              for index, layer in enumerate(layers)]
+    if _onednn_steps(x):
+        plans = [(_onednn(weight, batch), bias, projected,
+                  None if hidden is None else (_onednn(hidden[0], batch), hidden[1]), reads_above)
+                 for weight, bias, projected, hidden, reads_above in plans]
     for t in range(steps - 1):
         previous = [state[0] for state in states]
         below = None
@@ -201,13 +237,77 @@ def run_top_down(layers, x):
             inputs = ([] if index == 0 else [below]) + ([] if hidden else [previous[index]])
             inputs += [previous[index + 1]] if reads_above else []
             start = projected[t] if index == 0 else bias
-            gi = torch.addmm(start, torch.cat(inputs, dim=1), weight.t()) if inputs else start
-            gh = None if hidden is None else torch.addmm(hidden[1], previous[index],
-                                                          hidden[0].t())
+            gi = _linear(start, torch.cat(inputs, dim=1), weight) if inputs else start
+            gh = None if hidden is None else _linear(hidden[1], previous[index], hidden[0])
             states[index] = layer.update(gi, gh, states[index])
             below = states[index][0]
         outputs.append(below)
     return torch.stack(outputs, dim=1)
+
+
+def _onednn_steps(x):
+    """Whether :func:`run_top_down` runs its step GEMMs on oneDNN: float32 CPU input, oneDNN
+    available and enabled. There oneDNN's GEMM beats ``torch.addmm`` (MKL) at the step's
+    shapes, forward and backward (measured: see docs/experiments.md)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+
+
+#: Multiply-adds of a step GEMM (batch x weight size) from which it runs on oneDNN: below, its
+#: fixed cost per call (about 30 us, converting to and from oneDNN tensors) loses to
+#: ``torch.addmm`` (measured: see docs/experiments.md).
+ONEDNN_MIN_MACS = 4_000_000
+
+
+def _onednn(weight, batch):
+    """``weight`` as a :class:`_OneDNNWeight` if its step GEMM pays on oneDNN, else itself."""
+    pays = weight.numel() and batch * weight.numel() >= ONEDNN_MIN_MACS
+    return _OneDNNWeight(weight) if pays else weight
+
+
+class _OneDNNWeight:
+    """A step weight, and itself and its transpose as oneDNN tensors (converted once per
+    sequence; the transpose only if a gradient may flow back through the inputs)."""
+
+    def __init__(self, weight):
+        self.weight = weight
+        self.packed = weight.detach().to_mkldnn()
+        self.packed_t = (weight.detach().t().contiguous().to_mkldnn()
+                         if torch.is_grad_enabled() else None)
+
+
+def _linear(start, inputs, weight):
+    """``start + inputs @ weight.T``: ``torch.addmm``, or oneDNN for a :class:`_OneDNNWeight`."""
+    if isinstance(weight, _OneDNNWeight):
+        return _OneDNNLinear.apply(start, inputs, weight.weight, weight)
+    return torch.addmm(start, inputs, weight.t())
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """``start + inputs @ weight.T`` with all three GEMMs (forward, input and weight
+    gradients) on oneDNN, through ``nn.functional.linear`` of ``to_mkldnn`` tensors."""
+
+    @staticmethod
+    def forward(ctx, start, inputs, weight, onednn):
+        ctx.save_for_backward(inputs)
+        ctx.onednn, ctx.start_dim = onednn, start.dim()
+        bias = start if start.dim() == 1 else None
+        out = nn.functional.linear(inputs.to_mkldnn(), onednn.packed, bias).to_dense()
+        return out if bias is not None else out.add_(start)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        (inputs,) = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_start = grad.sum(0) if ctx.start_dim == 1 else grad
+        grad_inputs = grad_weight = None
+        if ctx.needs_input_grad[1]:
+            grad_inputs = nn.functional.linear(grad.to_mkldnn(), ctx.onednn.packed_t).to_dense()
+        if ctx.needs_input_grad[2]:
+            grad_weight = nn.functional.linear(grad.t().contiguous().to_mkldnn(),
+                                               inputs.t().contiguous().to_mkldnn()).to_dense()
+        return grad_start, grad_inputs, grad_weight, None
 
 
 def _step_plan(layer, bottom, has_above, x):
@@ -237,8 +337,9 @@ class RecurrentNet(nn.Module):
         Features per time step.
     output_size : int
         Read-out size (number of classes, or regression targets per output).
-    hidden_size : int, default=64
-        Units per recurrent layer.
+    hidden_size : int or sequence of int, default=64
+        Units per recurrent layer, or one size per layer (layers of different sizes run as
+        one fused torch module each, :class:`StackedRNN`).
     num_layers : int, default=1
         Stacked recurrent layers.
     cell : {"rnn_tanh", "rnn_relu", "lstm", "gru"}, default="lstm"
@@ -264,11 +365,14 @@ class RecurrentNet(nn.Module):
             raise ValueError("top_down=True needs num_layers >= 2: a single layer has no layer "
                              f"above it to feed back; got num_layers={num_layers}.")
         self.sequence_output = sequence_output
+        sizes = layer_sizes(hidden_size, num_layers)
         if top_down:
-            self.encoder = HierarchicalRNN(input_size, hidden_size, num_layers, cell)
+            self.encoder = HierarchicalRNN(input_size, sizes, num_layers, cell)
+        elif len(set(sizes)) == 1:
+            self.encoder = fused_rnn(cell, input_size, sizes[0], num_layers)
         else:
-            self.encoder = fused_rnn(cell, input_size, hidden_size, num_layers)
-        self.readout = nn.Linear(hidden_size, output_size)
+            self.encoder = StackedRNN(cell, input_size, sizes)
+        self.readout = nn.Linear(sizes[-1], output_size)
 
     def encode(self, x, lengths=None):
         """Hidden states of the top layer: ``(outputs (batch, steps, hidden), last (batch, hidden))``;

@@ -116,7 +116,9 @@ def load_weights(estimator, directory):
     """Fit ``estimator`` in place from a folder written by :func:`save_weights`; returns it.
 
     ``estimator`` must be configured as the saved one (same classes and plain parameters but
-    ``verbose``, ``device``, ``n_threads``); it then predicts exactly as the saved object. A
+    ``verbose``, ``device``, ``n_threads``); it then predicts exactly as the saved object. Below
+    a ``LatticePruner(granularity="unit")`` the net's ``hidden_size`` comes from the files (the
+    fit made it smaller). A
     restored ``ModuliRegularizer`` lacks its penalty callbacks: only its net can
     ``partial_fit``. Raises FileNotFoundError without ``latticeprune.json``, ValueError naming
     a class or parameter that differs, ``pickle.UnpicklingError`` for object arrays.
@@ -140,6 +142,9 @@ def load_weights(estimator, directory):
     while isinstance(chain[-1], BaseSparsifier) and len(chain) < len(saved):
         chain[-1].estimator_ = chain[-1]._make_estimator()  # as fit does: cloned and seeded
         chain.append(chain[-1].estimator_)
+    for parent, level, saved_level in zip(chain, chain[1:], saved[1:]):
+        if getattr(parent, "granularity", None) == "unit":  # fit made the net smaller
+            level.set_params(hidden_size=saved_level["params"]["hidden_size"])
     _check_configuration(chain, saved)
     net = chain[-1]
     for level, saved_level in zip(chain, saved):
@@ -166,9 +171,13 @@ def _class_path(obj):
 
 def _plain_params(obj):
     """The parameters that are plain values (numbers, strings, None), for the consistency check."""
-    return {name: value.item() if isinstance(value, np.generic) else value
+    scalar = (bool, int, float, str, type(None), np.integer, np.floating)
+    return {name: value.item() if isinstance(value, np.generic) else
+            [v.item() if isinstance(v, np.generic) else v for v in value]
+            if isinstance(value, (list, tuple)) else value
             for name, value in obj.get_params(deep=False).items()
-            if isinstance(value, (bool, int, float, str, type(None), np.integer, np.floating))}
+            if isinstance(value, scalar) or (isinstance(value, (list, tuple))
+                                              and all(isinstance(v, scalar) for v in value))}
 
 
 def _check_configuration(chain, saved):

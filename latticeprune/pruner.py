@@ -2,10 +2,13 @@
 
 import numbers
 
+import numpy as np
+
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval
 
 from .base import BaseSparsifier
+from . import units
 from .callbacks.lattice_pruning import STRATEGIES, LatticePruning, analyse
 from .neuron_graph import NeuronGraph, find_net
 from .utils import torch_seed
@@ -14,7 +17,7 @@ __all__ = ["LatticePruner", "STRATEGIES"]
 
 #: The parameters :class:`LatticePruning` takes (and validates) as they are.
 _RULE_PARAMS = ("sparsity", "adjacency", "order", "backbone", "levels", "centrality",
-                "centrality_quantile", "strategy", "scope", "n_rounds")
+                "centrality_quantile", "strategy", "granularity", "scope", "n_rounds")
 
 
 class LatticePruner(BaseSparsifier):
@@ -40,8 +43,9 @@ class LatticePruner(BaseSparsifier):
         also seeds fine-tuning and the random strategy; ``verbose`` prints one line per round
         (``round 2/5: target sparsity 0.32, achieved 0.32, fine-tuning 1 epoch``).
     sparsity : float in [0, 1) or None, default=0.5
-        Fraction of weight entries in ``scope`` zero after pruning. None: each round removes
-        the outgoing connections of non-irreducible neurons below ``centrality_quantile``.
+        Fraction of weight entries in ``scope`` zero after pruning (``granularity="unit"``:
+        fraction of every layer's hidden units removed). None: each round removes the outgoing
+        connections of non-irreducible neurons below ``centrality_quantile``.
     adjacency : {"binary", "continuous"}, default="binary"
         The verdict on ``backbone``, or the irreducibility persistence over ``levels``.
     order : {"context", "reachability"}, default="context"
@@ -57,6 +61,13 @@ class LatticePruner(BaseSparsifier):
         Used by ``sparsity=None`` only.
     strategy : {"lattice", "magnitude", "random"}, default="lattice"
         The lattice rule, or a control: smallest ``|w|`` entries, uniformly random entries.
+    granularity : {"weight", "connection", "unit"} or None, default=None
+        What is removed. ``"weight"``: single entries (magnitude and random only);
+        ``"connection"``: every gate entry of a connection ``i -> j`` (magnitude: by its RMS
+        strength); ``"unit"``: whole hidden units (lattice: not meet-irreducible first, lowest
+        centrality first; magnitude: the L2 norm of the unit's weights; random), after which
+        the net is physically smaller (:mod:`latticeprune.units`). None: ``"connection"`` for
+        the lattice rule, ``"weight"`` for the baselines.
     scope : {"recurrent", "all"}, default="recurrent"
         Recurrent and top-down weights; ``"all"``: also layer-to-layer, input and read-out.
     n_rounds : int, default=5
@@ -69,6 +80,13 @@ class LatticePruner(BaseSparsifier):
     ----------
     estimator_, masks_, sparsity_, classes_, n_features_in_
         As in ``BaseSparsifier``; ``sparsity_["overall"]`` counts the tensors in ``scope``.
+        With ``granularity="unit"``, ``estimator_`` is an ordinary estimator with a smaller
+        :class:`~latticeprune.nets.RecurrentNet` and no masks (``masks_`` is empty): it trains
+        further, pickles and can be wrapped again; ``sparsity_`` then has ``"overall"`` and
+        ``"units"`` (fraction of units removed), ``"per_layer"``, ``"weights"`` (fraction of
+        weight entries in ``scope`` removed) and ``"hidden_sizes"``.
+    units_ : list of ndarray of int
+        ``granularity="unit"``: per layer, the original indices of the units kept.
     meet_irreducible_, persistence_, centrality_ : list of ndarray
         Per layer: meet-irreducible neurons, persistence (None unless continuous) and
         centrality in the last analysed graph (the last round's; the baselines' final net).
@@ -102,8 +120,8 @@ class LatticePruner(BaseSparsifier):
 
     def __init__(self, estimator, *, sparsity=0.5, adjacency="binary", order="context",
                  backbone=0.95, levels=None, centrality="pagerank", centrality_quantile=0.5,
-                 strategy="lattice", scope="recurrent", n_rounds=5, fine_tune_epochs=1,
-                 prefit=False, verbose=0, random_state=None):
+                 strategy="lattice", granularity=None, scope="recurrent", n_rounds=5,
+                 fine_tune_epochs=1, prefit=False, verbose=0, random_state=None):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     @_fit_context(prefer_skip_nested_validation=False)
@@ -119,6 +137,9 @@ class LatticePruner(BaseSparsifier):
         if not self.prefit:
             self.estimator_.fit(X, y, **fit_params)
         net = find_net(self.estimator_)
+        if pruning.granularity_ == "unit":
+            units.check_removable(net.module_)
+            units.check_unit_fraction(NeuronGraph(net.module_), self.sparsity)
         if not NeuronGraph(net.module_).tensors_in(self.scope):
             raise ValueError(f"The net has no weights in scope={self.scope!r}.")
         epochs = self.fine_tune_epochs
@@ -134,6 +155,12 @@ class LatticePruner(BaseSparsifier):
         graph = NeuronGraph(net.module_).freeze()
         self.masks_ = {name: mask.numpy() for name, mask in graph.masks().items()}
         self.sparsity_ = graph.sparsity(self.scope)
+        if pruning.granularity_ == "unit":
+            self.units_ = [np.flatnonzero(~pruning.removed_units_[graph.layer_slice(i)])
+                           for i in range(len(graph.layers))]
+            self.estimator_, self.masks_ = units.replace_net(self.estimator_, self.units_), {}
+            self.sparsity_ = units.unit_sparsity(graph, find_net(self.estimator_).module_,
+                                                 self.scope)
         self._store_analysis(graph, pruning.analysis_ or analyse(
             graph, self.backbone, self.order, self.centrality, self.levels,
             graded=self.adjacency == "continuous"))

@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from latticeprune import RNNClassifier, RNNRegressor
+from latticeprune import nets
 from latticeprune.nets import CELLS, HierarchicalRNN
 
 FAST = dict(hidden_size=12, max_epochs=2, random_state=0)
@@ -172,7 +173,10 @@ def stepwise_top_down(layers, x):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("num_layers", [2, 3])
-def test_top_down_net_equals_the_stepwise_loop(cell, num_layers):
+@pytest.mark.parametrize("onednn", [False, True])
+def test_top_down_net_equals_the_stepwise_loop(cell, num_layers, onednn, monkeypatch):
+    # every step GEMM on oneDNN (forward and backward), or none
+    monkeypatch.setattr(nets, "ONEDNN_MIN_MACS", 0 if onednn else float("inf"))
     torch.manual_seed(0)
     net = HierarchicalRNN(5, 7, num_layers, cell)
     torch.nn.utils.prune.random_unstructured(net.layers[0], "weight_hh", amount=0.5)
@@ -188,6 +192,9 @@ def test_top_down_net_equals_the_stepwise_loop(cell, num_layers):
         net.layers[0].weight_hh_orig.add_(1.0)
     torch.testing.assert_close(net(x)[0], stepwise_top_down(net.layers, x), rtol=1e-5,
                                atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x)[0], stepwise_top_down(net.layers, x), rtol=1e-5,
+                                   atol=1e-6)
 
 
 # -- issue 12: behave like a scikit-learn estimator ------------------------------------------

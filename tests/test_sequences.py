@@ -155,6 +155,12 @@ def test_pruning_and_to_inference_with_ragged_input(arch, tmp_path):
         fast = to_inference(pruner, engine=engine)
         np.testing.assert_allclose(fast.predict_proba(X), proba, atol=1e-5)
         np.testing.assert_allclose(fast.transform(X), hidden, atol=1e-5)
+    units = LatticePruner(tiny(**arch), sparsity=0.5, granularity="unit", n_rounds=1,
+                          fine_tune_epochs=1, random_state=0).fit(X, y)
+    np.testing.assert_allclose(to_inference(units).predict_proba(X), units.predict_proba(X),
+                               atol=1e-5)
+    alone = np.concatenate([units.predict_proba(x[None]) for x in X[:4]])
+    np.testing.assert_allclose(units.predict_proba(X[:4]), alone, atol=1e-6)
     save(pruner, tmp_path / "pruner.joblib")
     np.testing.assert_array_equal(load(tmp_path / "pruner.joblib").predict_proba(X), proba)
     save_weights(pruner, tmp_path / "weights")

@@ -2,9 +2,12 @@
 
 A lattice round analyses the surviving neuron graph (:func:`analyse`) and removes whole
 connections in the rule's order (:func:`lattice_masks`); the baselines mask single entries
-(``global_magnitude_masks`` / ``random_masks``). Counts follow ``pruned_count``. Cost of a
-lattice round: one irreducibility verdict per backbone level (``len(levels) + 1``, twice that
-for the continuous adjacency) on the neuron graph, and a sort of the connections.
+(``pruning_schedule.global_magnitude_masks`` / ``random_masks``) or, at
+``granularity="connection"``, whole connections (:func:`connection_masks`). At
+``granularity="unit"`` every strategy ranks hidden units instead (:mod:`latticeprune.units`). Counts follow
+:func:`~latticeprune.neuron_graph.pruned_count`; masks go through ``NeuronGraph.apply_masks``.
+Cost of a lattice round: one irreducibility verdict per backbone level (``len(levels) + 1``,
+twice that for the continuous adjacency) on the neuron graph, and a sort of the connections.
 """
 
 import numbers
@@ -15,15 +18,21 @@ import numpy as np
 from skorch.callbacks import Callback
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
-from .. import lattice
+from sklearn.utils import check_random_state
+
+from .. import lattice, units
 from ..neuron_graph import HIDDEN_KINDS, SCOPES, NeuronGraph, pruned_count
 from .connectivity import check_input_reaches_readout
 from .pruning_schedule import global_magnitude_masks, random_masks
 
-__all__ = ["LatticePruning", "LatticeAnalysis", "STRATEGIES", "analyse", "lattice_masks"]
+__all__ = ["LatticePruning", "LatticeAnalysis", "STRATEGIES", "GRANULARITIES", "analyse",
+           "lattice_masks", "connection_masks"]
 
 #: Valid ``strategy`` names: the lattice rule and the paper's two controls.
 STRATEGIES = ("lattice", "magnitude", "random")
+#: What a strategy removes: single weight entries, connections (every gate entry of
+#: ``i -> j``) or whole hidden units (:mod:`latticeprune.units`).
+GRANULARITIES = ("weight", "connection", "unit")
 
 
 @dataclass(frozen=True)
@@ -89,11 +98,30 @@ def lattice_masks(graph, tensors, sparsity, analysis, centrality_quantile=0.5):
         rank = np.full(nodes.size, analysis.rank.max(initial=0.0))  # nodes not neurons: last
         rank[:n] = analysis.rank
         order = lattice.removal_order(strength, safe, rank, graded=graded)
-        total = sum(t.weight.numel() for t in tensors)
-        needed = pruned_count(sparsity, total) - sum(int((t.weight == 0).sum()) for t in tensors)
-        zeroed = np.cumsum(nodes.nonzero_entries(order))
-        order = order[:int(np.searchsorted(zeroed, needed)) + 1] if needed > 0 else order[:0]
+        order = _enough(nodes, tensors, order, sparsity)
     return nodes.masks_without(order), int(len(order))
+
+
+def connection_masks(graph, tensors, sparsity, strategy="magnitude", random_state=None):
+    """``({tensor name: weight mask}, connections removed)``: whole connections of ``tensors``
+    (every gate entry of ``i -> j``), weakest first by their RMS strength (``"magnitude"``) or
+    in random order (``"random"``), until ``pruned_count(sparsity, total)`` entries are zero."""
+    nodes = _ConnectionNodes(graph, tensors)
+    strength = nodes.strength_matrix().ravel()
+    existing = np.flatnonzero(strength > 0)
+    order = (existing[np.argsort(strength[existing], kind="stable")] if strategy == "magnitude"
+             else check_random_state(random_state).permutation(existing))
+    order = _enough(nodes, tensors, order, sparsity)
+    return nodes.masks_without(order), int(len(order))
+
+
+def _enough(nodes, tensors, order, sparsity):
+    """The first connections of ``order`` that bring ``tensors`` to ``pruned_count(sparsity)``
+    zero entries (the last one may overshoot by up to its gate count)."""
+    total = sum(t.weight.numel() for t in tensors)
+    needed = pruned_count(sparsity, total) - sum(int((t.weight == 0).sum()) for t in tensors)
+    zeroed = np.cumsum(nodes.nonzero_entries(order))
+    return order[:int(np.searchsorted(zeroed, needed)) + 1] if needed > 0 else order[:0]
 
 
 class _ConnectionNodes:
@@ -167,7 +195,7 @@ class LatticePruning(Callback):
 
     Parameters
     ----------
-    sparsity, n_rounds, strategy, adjacency, order, backbone, levels, centrality, \
+    sparsity, n_rounds, strategy, granularity, adjacency, order, backbone, levels, centrality, \
 centrality_quantile, scope
         The rule, as in :class:`~latticeprune.LatticePruner` (same defaults).
     epochs_per_round : int, default=1
@@ -181,9 +209,11 @@ centrality_quantile, scope
     ----------
     rounds_ : list of dict
         Per round: ``round``, ``target`` and ``achieved`` sparsity, ``removed`` (connections,
-        or entries for the baselines), ``meet_irreducible`` (count; None for the baselines).
+        entries for the baselines at ``granularity="weight"``, units at ``"unit"``), ``meet_irreducible`` (count; None for the baselines).
     analysis_ : LatticeAnalysis or None
         The lattice strategy's analysis of the last round's graph.
+    removed_units_ : ndarray of bool or None
+        ``granularity="unit"``: the neurons removed so far (``NeuronGraph`` order).
 
     Examples
     --------
@@ -203,6 +233,7 @@ centrality_quantile, scope
         "epochs_per_round": [Interval(numbers.Integral, 1, None, closed="left")],
         "start_epoch": [Interval(numbers.Integral, 1, None, closed="left")],
         "strategy": [StrOptions(set(STRATEGIES))],
+        "granularity": [StrOptions(set(GRANULARITIES)), None],
         "adjacency": [StrOptions({"binary", "continuous"})],
         "order": [StrOptions(set(lattice.ORDERS))],
         "backbone": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -216,18 +247,25 @@ centrality_quantile, scope
     def __init__(self, sparsity=0.5, n_rounds=5, epochs_per_round=1, start_epoch=1,
                  strategy="lattice", adjacency="binary", order="context", backbone=0.95,
                  levels=None, centrality="pagerank", centrality_quantile=0.5,
-                 scope="recurrent", random_state=None):
+                 scope="recurrent", random_state=None, granularity=None):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     def initialize(self):
         """Validate the parameters; forget earlier rounds."""
         validate_parameter_constraints(self._parameter_constraints, self.get_params(),
                                        caller_name=type(self).__name__)
-        if self.sparsity is None and self.strategy != "lattice":
-            raise ValueError(f"sparsity=None (the structure decides) needs strategy='lattice'; "
-                             f"got strategy={self.strategy!r}.")
+        self.granularity_ = self.granularity or (
+            "connection" if self.strategy == "lattice" else "weight")
+        if self.sparsity is None and (self.strategy, self.granularity_) != ("lattice",
+                                                                           "connection"):
+            raise ValueError(f"sparsity=None (the structure decides) needs strategy='lattice' at "
+                             f"granularity='connection'; got strategy={self.strategy!r}, "
+                             f"granularity={self.granularity_!r}.")
+        if self.strategy == "lattice" and self.granularity_ == "weight":
+            raise ValueError("strategy='lattice' ranks connections or units, not single "
+                             "weights; use granularity='connection' or 'unit'.")
         self.levels_ = lattice.check_levels(self.levels)
-        self.rounds_, self.analysis_ = [], None
+        self.rounds_, self.analysis_, self.removed_units_ = [], None, None
         return self
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
@@ -242,17 +280,28 @@ centrality_quantile, scope
         target = None if self.sparsity is None else self.sparsity * k / self.n_rounds
         tensors = graph.tensors_in(self.scope)
         zeros = sum(int((t.weight == 0).sum()) for t in tensors)
+        seed = self.random_state
+        seed = seed + k if isinstance(seed, numbers.Integral) else seed
         if self.strategy == "lattice":
             self.analysis_ = analyse(graph, self.backbone, self.order, self.centrality,
                                      self.levels_, graded=self.adjacency == "continuous")
+        if self.granularity_ == "unit":
+            if self.removed_units_ is None:
+                units.check_unit_fraction(graph, self.sparsity)
+                self.removed_units_ = np.zeros(graph.n_neurons, dtype=bool)
+            order = units.removal_order(graph, self.strategy, self.analysis_, seed)
+            new = units.next_removals(graph, order, self.removed_units_, target)
+            self.removed_units_ |= new
+            masks, removed = units.unit_masks(graph, self.removed_units_), int(new.sum())
+        elif self.strategy == "lattice":
             masks, removed = lattice_masks(graph, tensors, target, self.analysis_,
                                            self.centrality_quantile)
+        elif self.granularity_ == "connection":
+            masks, removed = connection_masks(graph, tensors, target, self.strategy, seed)
         elif self.strategy == "magnitude":
             masks, removed = global_magnitude_masks(tensors, target), None
         else:
-            seed = self.random_state
-            masks, removed = random_masks(tensors, target, seed + k if isinstance(
-                seed, numbers.Integral) else seed), None
+            masks, removed = random_masks(tensors, target, seed), None
         graph.apply_masks(masks)
         check_input_reaches_readout(graph, f"Round {k} of the {self.strategy} rule (sparsity "
                                            f"{target} of scope={self.scope!r})")
@@ -262,5 +311,6 @@ centrality_quantile, scope
             "round": k, "target": target, "removed": removed,
             "meet_irreducible": (None if self.strategy != "lattice"
                                  else int(self.analysis_.verdict.sum())),
-            "achieved": graph.sparsity(self.scope)["overall"]})
+            "achieved": (self.removed_units_.mean() if self.granularity_ == "unit"
+                         else graph.sparsity(self.scope)["overall"])})
         return self.rounds_[-1]

@@ -34,8 +34,8 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import breadth_first_order
 from torch import nn
 
-from ..nets import (N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet, fused_rnn,
-                    run_top_down)
+from ..nets import (N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet, StackedRNN,
+                    fused_rnn, run_top_down)
 from ..neuron_graph import NeuronGraph, live_weight
 from ..sequences import sequence_ends
 
@@ -146,7 +146,7 @@ def read_weights(module):
     projections.
     """
     encoder = module.encoder if isinstance(module, RecurrentNet) else module
-    if not isinstance(encoder, (HierarchicalRNN, nn.RNNBase)):
+    if not isinstance(encoder, (HierarchicalRNN, nn.RNNBase, StackedRNN)):
         raise TypeError(
             f"Cannot build an inference form of {type(module).__name__}: expected a "
             "latticeprune RecurrentNet, a HierarchicalRNN, or a torch nn.RNN / nn.LSTM / nn.GRU.")

@@ -11,7 +11,9 @@ Work per sequence: the bottom-up input projection of a stacked layer is one prod
 many steps at once (``W_ih @ X``; dense GEMM, CSR from :data:`MIN_SPARSITY` on), biases folded
 in, in chunks of :data:`PROJECTION_CHUNK` entries that stay in cache; each step does one
 product with ``W_hh`` (and ``W_td`` and, in a top-down net, ``W_ih`` above the first layer) and
-a few in-place numpy element-wise operations. Logistic gates use ``sigmoid(a) = (1 + tanh(a /
+a few in-place numpy element-wise operations; at batch 1 and hidden 1024 the CSR product
+takes most of a step, near the non-zeros per second that MKL's kernel sustains, so the step's
+other work can win little (measured: see docs/experiments.md). Logistic gates use ``sigmoid(a) = (1 + tanh(a /
 2)) / 2`` with the ``1/2`` folded into the weights, so one ``tanh`` covers an LSTM's gates.
 
 The engine, :data:`MIN_SPARSITY` and :func:`sparse_batches` (the per-layer, per-batch-size
@@ -224,13 +226,12 @@ class _SparseLayer:
             for t in range(steps):
                 self.w_ih.accumulate(x[t], gates[t])
             return gates
-        weight = self.w_ih.tensor
-        if batch == 1:  # one GEMM; torch.matmul would run one small product per step
+        weight = self.w_ih.tensor.numpy()
+        if batch == 1:  # one GEMM; a broadcast matmul would run one small product per step
             gates = np.empty((steps, len(self.bias), 1), dtype=np.float32)
-            torch.matmul(torch.from_numpy(x.reshape(steps, -1)), weight.T,
-                         out=torch.from_numpy(gates.reshape(steps, -1)))
-        else:
-            gates = torch.matmul(weight, torch.from_numpy(x)).numpy()
+            np.matmul(x.reshape(steps, -1), weight.T, out=gates.reshape(steps, -1))
+        else:  # numpy's BLAS: torch.matmul's broadcast over steps is 2-3x slower here
+            gates = np.matmul(weight, x)
         gates += self.bias[None]
         return gates
 

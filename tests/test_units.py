@@ -1,0 +1,208 @@
+"""Structured pruning: granularity, unit rankers, physical removal, ONNX export (issue 13)."""
+
+import copy
+import pickle
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from skorch import NeuralNetClassifier
+
+from latticeprune import LatticePruner, ModuliRegularizer, RNNClassifier, RNNRegressor, export_onnx
+from latticeprune import units
+from latticeprune.nets import CELLS, RecurrentNet, StackedRNN
+from latticeprune.neuron_graph import NeuronGraph
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 5, 3).astype(np.float32)
+    return X, (X[:, :, 0].sum(axis=1) > 0).astype(int)
+
+
+def masked_and_removed(module, fraction, ranker="magnitude"):
+    """Mask ``fraction`` of the units of every layer of ``module``; the smaller net too."""
+    graph = NeuronGraph(module)
+    removed = units.next_removals(graph, units.removal_order(graph, ranker, random_state=0),
+                                  np.zeros(graph.n_neurons, dtype=bool), fraction)
+    graph.apply_masks(units.unit_masks(graph, removed))
+    keep = [np.flatnonzero(~removed[graph.layer_slice(i)]) for i in range(len(graph.layers))]
+    return units.remove_units(module, keep), keep
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layers, top_down", [(1, False), (2, False), (3, True)])
+def test_removed_net_equals_masked_net(cell, layers, top_down):
+    torch.manual_seed(0)
+    net = RecurrentNet(3, 4, hidden_size=6, num_layers=layers, cell=cell, top_down=top_down)
+    small, keep = masked_and_removed(net, 0.5)
+    x = torch.randn(5, 7, 3)
+    assert [len(k) for k in keep] == [3] * layers
+    assert NeuronGraph(small).masks() == {}
+    assert type(small.encoder) is type(net.encoder)
+    torch.testing.assert_close(small(x), net(x), atol=1e-6, rtol=1e-5)
+
+
+def test_zero_units_round_trips_and_all_but_one_works():
+    torch.manual_seed(0)
+    net = RecurrentNet(3, 4, hidden_size=5, num_layers=2, cell="gru", top_down=True)
+    x = torch.randn(2, 6, 3)
+    same = units.remove_units(net, [np.arange(5), np.arange(5)])
+    assert same.state_dict().keys() == net.state_dict().keys()
+    for key, value in net.state_dict().items():
+        assert torch.equal(same.state_dict()[key], value)
+    small, keep = masked_and_removed(net, 0.8)  # round(0.8 * 5) = 4 of 5 units
+    assert [len(k) for k in keep] == [1, 1]
+    torch.testing.assert_close(small(x), net(x), atol=1e-6, rtol=1e-5)
+
+
+def test_layers_of_different_sizes_are_fused_modules():
+    net = RecurrentNet(3, 2, hidden_size=(4, 6), num_layers=2, cell="lstm")
+    assert isinstance(net.encoder, StackedRNN)
+    assert [layer.size for layer in NeuronGraph(net).layers] == [4, 6]
+    assert net(torch.zeros(2, 3, 3)).shape == (2, 2)
+    small, _ = masked_and_removed(net, 0.5)
+    assert [layer.size for layer in NeuronGraph(small).layers] == [2, 3]
+    with pytest.raises(ValueError, match="2 sizes for num_layers=3"):
+        RecurrentNet(3, 2, hidden_size=(4, 6), num_layers=3)
+
+
+@pytest.mark.parametrize("strategy", ["lattice", "magnitude", "random"])
+def test_unit_pruner_yields_ordinary_smaller_estimator(data, strategy):
+    X, y = data
+    pruner = LatticePruner(RNNClassifier(hidden_size=8, num_layers=2, max_epochs=1),
+                           sparsity=0.5, strategy=strategy, granularity="unit", n_rounds=2,
+                           random_state=0).fit(X, y)
+    est = pruner.estimator_
+    assert type(est) is RNNClassifier and est.hidden_size == 4
+    assert isinstance(est.module_.encoder, torch.nn.LSTM) and est.module_.encoder.hidden_size == 4
+    assert pruner.masks_ == {} and [len(k) for k in pruner.units_] == [4, 4]
+    assert pruner.sparsity_["units"] == pruner.sparsity_["overall"] == 0.5
+    assert pruner.sparsity_["weights"] == pytest.approx(0.75)  # W_hh is 4 x 4 of 8 x 8
+    assert [r["removed"] for r in pruner.rounds_] == [4, 4]  # 2 units per layer per round
+    before = est.predict_proba(X)
+    np.testing.assert_allclose(pruner.predict_proba(X), before)
+    clone = pickle.loads(pickle.dumps(est))
+    np.testing.assert_allclose(clone.predict_proba(X), before, atol=1e-6)
+    est.set_params(device="cpu").partial_fit(X, y, epochs=1)  # trains further, same size
+    assert est.module_.encoder.hidden_size == 4
+    assert next(est.module_.parameters()).device.type == "cpu"
+    assert not np.allclose(est.predict_proba(X), before)
+
+
+def test_unit_pruned_equals_its_masked_form(data):
+    """Without fine-tuning the removed net reproduces the dense net with the units masked."""
+    X, y = data
+    dense = RNNRegressor(hidden_size=6, num_layers=2, top_down=True, cell="rnn_tanh",
+                         max_epochs=1, random_state=0).fit(X, y.astype(float))
+    pruner = LatticePruner(dense, prefit=True, sparsity=0.5, granularity="unit", n_rounds=1,
+                           fine_tune_epochs=0).fit(X, y)
+    masked = copy.deepcopy(dense)
+    graph = NeuronGraph(masked.module_)
+    removed = np.ones(graph.n_neurons, dtype=bool)
+    for i, kept in enumerate(pruner.units_):
+        removed[graph.layer_slice(i).start + kept] = False
+    graph.apply_masks(units.unit_masks(graph, removed))
+    np.testing.assert_allclose(pruner.predict(X), masked.predict(X), atol=1e-5)
+
+
+def test_unit_pruned_estimator_can_be_wrapped_again(data):
+    X, y = data
+    first = LatticePruner(RNNClassifier(hidden_size=8, max_epochs=1), sparsity=0.5,
+                          granularity="unit", n_rounds=1, random_state=0).fit(X, y)
+    again = LatticePruner(first.estimator_, prefit=True, sparsity=0.5, granularity="unit",
+                          n_rounds=1, random_state=0).fit(X, y)
+    assert again.estimator_.module_.encoder.hidden_size == 2
+    moduli = ModuliRegularizer(first.estimator_, moduli="circle", target_sparsity=0.5,
+                               recovery_epochs=0, random_state=0).fit(X, y)
+    assert NeuronGraph(moduli.net_.module_).layers[0].size == 4
+    nested = LatticePruner(ModuliRegularizer(RNNClassifier(hidden_size=8, max_epochs=1),
+                                             moduli="circle", target_sparsity=0.3,
+                                             recovery_epochs=0),
+                           sparsity=0.5, granularity="unit", n_rounds=1, random_state=0).fit(X, y)
+    assert nested.net_.module_.encoder.hidden_size == 4
+    assert nested.predict(X).shape == (len(X),)
+
+
+def test_connection_granularity_removes_whole_connections(data):
+    X, y = data
+    for strategy in ("magnitude", "random"):
+        pruner = LatticePruner(RNNClassifier(hidden_size=6, cell="gru", max_epochs=1),
+                               sparsity=0.5, strategy=strategy, granularity="connection",
+                               n_rounds=1, fine_tune_epochs=0, random_state=0).fit(X, y)
+        mask = pruner.masks_["encoder.weight_hh_l0"].reshape(3, 6, 6)
+        assert (mask == mask[0]).all()  # every gate entry of a connection goes together
+        assert pruner.sparsity_["overall"] == pytest.approx(0.5, abs=3 / 108)
+    weight = LatticePruner(RNNClassifier(hidden_size=6, cell="gru", max_epochs=1),
+                           sparsity=0.5, strategy="magnitude", n_rounds=1, fine_tune_epochs=0,
+                           random_state=0).fit(X, y)
+    mask = weight.masks_["encoder.weight_hh_l0"].reshape(3, 6, 6)
+    assert not (mask == mask[0]).all()  # default for the baselines: single entries
+
+
+def test_unit_granularity_errors(data):
+    X, y = data
+    net = RNNClassifier(hidden_size=4, num_layers=2, max_epochs=1)
+    with pytest.raises(ValueError, match="removes all 4 units of layer encoder.l0"):
+        LatticePruner(net, sparsity=0.9, granularity="unit").fit(X, y)
+    with pytest.raises(ValueError, match="not single weights"):
+        LatticePruner(net, granularity="weight").fit(X, y)
+    with pytest.raises(ValueError, match="granularity='unit'"):
+        LatticePruner(net, sparsity=None, granularity="unit").fit(X, y)
+    with pytest.raises(ValueError, match="granularity"):
+        LatticePruner(net, granularity="layer").fit(X, y)
+
+    class Bidirectional(torch.nn.Module):
+        def __init__(self, proj_size=0, bidirectional=True):
+            super().__init__()
+            self.rnn = torch.nn.LSTM(3, 4, batch_first=True, bidirectional=bidirectional,
+                                     proj_size=proj_size)
+            self.out = torch.nn.Linear(4 * (1 + bidirectional) if not proj_size else 2, 2)
+
+        def forward(self, x):
+            return self.out(self.rnn(x)[0][:, -1])
+
+    for kwargs, message in [({}, "bidirectional"), ({"proj_size": 2, "bidirectional": False},
+                                                    "proj_size=2")]:
+        with pytest.raises(ValueError, match=f"Cannot remove units.*{message}"):
+            units.check_removable(Bidirectional(**kwargs))
+    custom = NeuralNetClassifier(Bidirectional, module__bidirectional=False, max_epochs=1,
+                                 train_split=None, criterion=torch.nn.CrossEntropyLoss)
+    with pytest.raises(TypeError, match="rebuilds a latticeprune RecurrentNet"):
+        LatticePruner(custom, granularity="unit").fit(X, y)
+
+
+def test_export_onnx_matches_torch(data, tmp_path):
+    X, y = data
+    pruner = LatticePruner(RNNClassifier(hidden_size=6, num_layers=2, top_down=True,
+                                         max_epochs=1), sparsity=0.5, granularity="unit",
+                           n_rounds=1, random_state=0).fit(X, y)
+    masked = LatticePruner(RNNClassifier(hidden_size=6, cell="gru", max_epochs=1),
+                           sparsity=0.8, n_rounds=1, random_state=0).fit(X, y)
+    x = np.random.RandomState(1).randn(9, 5, 3).astype(np.float32)
+    for name, model in [("unit", pruner), ("masked", masked)]:
+        path = export_onnx(model, tmp_path / f"{name}.onnx")
+        session = onnxruntime.InferenceSession(str(path))
+        with torch.no_grad():  # the exported graph is the module: logits
+            logits = model.net_.module_(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(session.run(None, {"x": x})[0], logits, atol=1e-5)
+    assert NeuronGraph(masked.net_.module_).masks()  # the fitted net keeps its masks
+    with pytest.raises(ValueError, match="n_steps"):
+        export_onnx(RecurrentNet(3, 2, hidden_size=4), tmp_path / "m.onnx")
+
+
+def test_unit_pruned_pruner_saves_and_loads_weights_without_pickle(data, tmp_path):
+    from sklearn.base import clone
+
+    from latticeprune.persistence import load_weights, save_weights
+
+    X, y = data
+    pruner = LatticePruner(RNNClassifier(hidden_size=8, num_layers=2, max_epochs=1),
+                           sparsity=0.5, granularity="unit", n_rounds=1,
+                           random_state=0).fit(X, y)
+    restored = load_weights(clone(pruner), save_weights(pruner, tmp_path / "w"))
+    assert restored.estimator_.hidden_size == pruner.estimator_.hidden_size
+    np.testing.assert_array_equal(restored.predict_proba(X), pruner.predict_proba(X))
+    assert restored.sparsity_["hidden_sizes"] == [4, 4]
