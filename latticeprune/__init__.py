@@ -7,7 +7,9 @@ from .estimators import RNNClassifier, RNNRegressor
 from .regularizer import ModuliRegularizer
 from .pruner import LatticePruner
 from .export import export_onnx
+from .sequences import PaddedSequences
 
 __version__ = "0.1.0"
 
-__all__ = ["LatticePruner", "ModuliRegularizer", "RNNClassifier", "RNNRegressor", "export_onnx"]
+__all__ = ["LatticePruner", "ModuliRegularizer", "PaddedSequences", "RNNClassifier",
+           "RNNRegressor", "export_onnx"]

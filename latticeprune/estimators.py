@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import GradientNormClipping
-from skorch.utils import to_numpy, to_tensor
+from skorch.utils import to_device, to_numpy, to_tensor
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, Options, StrOptions, validate_parameter_constraints
@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from .callbacks import DivergenceGuard
 from .nets import CELLS, RecurrentNet
 from .neuron_graph import NeuronGraph
+from .sequences import PaddedSequences, check_padded, is_ragged
 from .utils import torch_seed, torch_threads
 
 __all__ = ["SequenceNet", "RNNClassifier", "RNNRegressor"]
@@ -53,9 +54,28 @@ def _with_skorch_defaults(init, skorch_class):
     return inspect.Signature(plain + extra + [own["kwargs"]])
 
 
-def _weighted(X, sample_weight):
-    """``X`` as skorch's dataset holds it: a dict ``{"X", "sample_weight"}`` if weighted."""
-    return X if sample_weight is None else {"X": X, "sample_weight": sample_weight}
+def _net_input(X, sample_weight=None):
+    """Validated ``X`` as skorch's dataset holds it: the array, or for variable lengths
+    (:class:`~latticeprune.sequences.PaddedSequences`) or weights a dict ``{"x", "lengths",
+    "sample_weight"}`` (those that apply)."""
+    if isinstance(X, PaddedSequences):
+        X = {"x": X.data, "lengths": X.lengths}
+    elif sample_weight is not None:
+        X = {"x": X}
+    if sample_weight is not None:
+        X["sample_weight"] = sample_weight
+    return X
+
+
+def _module_args(batch):
+    """``(x, kwargs)`` of the module call for a batch of :func:`_net_input`: ``kwargs`` holds
+    ``lengths`` for variable-length sequences, whose padding is cut to the batch's longest."""
+    if not isinstance(batch, Mapping):
+        return batch, {}
+    x, lengths = batch["x"], batch.get("lengths")
+    if lengths is None:
+        return x, {}
+    return x[:, :int(lengths.max())], {"lengths": lengths}
 
 
 def _per_step(sample_weight, y):
@@ -141,10 +161,11 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
 
     def check_sequences(self, X):
         """``X`` validated for the fitted estimator (``NotFittedError`` before ``fit``,
-        ``ValueError`` naming the problem), in the layout its module reads. A torch
-        ``Dataset`` (skorch's validation split) is returned as it is."""
+        ``ValueError`` naming the problem), in the layout its module reads (for variable-length
+        sequences a dict ``{"x": padded, "lengths": lengths}``). A torch ``Dataset`` (skorch's
+        validation split) is returned as it is."""
         check_is_fitted(self)
-        return X if isinstance(X, Dataset) else self._check_X(X, reset=False)
+        return X if isinstance(X, Dataset) else _net_input(self._check_X(X, reset=False))
 
     def _check_finite_output(self, out, what):
         if not np.all(np.isfinite(out)):
@@ -184,10 +205,10 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         return self
 
     def infer(self, x, **fit_params):
-        """skorch's ``infer``; a weighted batch ``{"X": x, "sample_weight": w}`` feeds ``x``."""
-        if isinstance(x, Mapping) and "sample_weight" in x:
-            x = x["X"]
-        return super().infer(x, **fit_params)
+        """skorch's ``infer``; a batch ``{"x", "lengths", "sample_weight"}`` feeds ``x`` (and
+        ``lengths=``) to the module."""
+        x, kwargs = _module_args(x)
+        return super().infer(x, **kwargs, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """skorch's loss; for a weighted batch, the mean of ``weight * loss`` per sample (the
@@ -221,8 +242,18 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
             if not self.warm_start or not self.initialized_:
                 self.initialize()
                 self._init_from_targets(y, weight)
-            super().partial_fit(_weighted(X, weight), y, **fit_params)
+            super().partial_fit(self._fit_input(X, weight), y, **fit_params)
         return self
+
+    def _fit_input(self, X, sample_weight):
+        """:func:`_net_input`; ``ValueError`` for variable-length ``X`` and a module whose
+        ``forward`` takes no ``lengths``."""
+        if isinstance(X, PaddedSequences) and "lengths" not in inspect.signature(
+                self.module_.forward).parameters:
+            raise ValueError(f"X holds sequences of different lengths, but the module "
+                             f"{type(self.module_).__name__} has no forward(x, lengths) to "
+                             "read them; pad them to one length or use RecurrentNet.")
+        return _net_input(X, sample_weight)
 
     def _init_from_targets(self, y, sample_weight):
         """Hook run once after initialisation (e.g. to start a read-out bias from ``y``,
@@ -236,7 +267,7 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         y = self._check_y(X, y, reset=False)
         weight = self._sample_weight(X, y, sample_weight)
         with torch_threads(self.n_threads):
-            super().partial_fit(_weighted(X, weight), y, **fit_params)
+            super().partial_fit(self._fit_input(X, weight), y, **fit_params)
         return self
 
     # -- outputs -----------------------------------------------------------------------------
@@ -252,7 +283,7 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         module in evaluation mode, no gradients and ``n_threads`` threads."""
         self.module_.train(False)
         with torch.no_grad(), torch_threads(self.n_threads):
-            return [compute(Xi.to(self.device), yi)
+            return [compute(to_device(Xi, self.device), yi)
                     for Xi, yi in self.get_iterator(self.get_dataset(X, y), training=False)]
 
     def transform(self, X):
@@ -263,7 +294,12 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         if encode is None:
             raise TypeError(f"transform needs a module with an encode(x) method; "
                             f"{type(self.module_).__name__} has none.")
-        hidden = self._map_batches(lambda x, _: to_numpy(encode(x)[1]), X)
+
+        def last_state(batch, _):
+            x, kwargs = _module_args(batch)
+            return to_numpy(encode(x, **kwargs)[1])
+
+        hidden = self._map_batches(last_state, X)
         return self._check_finite_output(np.concatenate(hidden), "hidden states")
 
 
@@ -286,14 +322,21 @@ class _RecurrentEstimator(SequenceNet):
                              f"above it to feed back); got num_layers={self.num_layers}.")
 
     def _check_X(self, X, reset):
-        """Validate X and return it as a float32 array of shape (n_samples, n_steps, n_features).
+        """Validate X and return it as a float32 array of shape (n_samples, n_steps, n_features),
+        or for sequences of different lengths as :class:`~latticeprune.sequences.PaddedSequences`.
 
         2-D X goes through sklearn's ``validate_data`` (``n_features_in_``, ``feature_names_in_``
-        and their messages); 3-D X may change its length, not its features per step."""
+        and their messages); 3-D X may change its length, not its features per step. A list
+        (or object array) of 2-D arrays, ``PaddedSequences`` or 3-D X padded with NaN after
+        each end go through :func:`~latticeprune.sequences.check_padded`; ``n_steps_`` is then
+        the longest sequence."""
         X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
-        raw = X
-        X = check_array(X, dtype=np.float32, allow_nd=True, ensure_all_finite=True,
-                        ensure_min_samples=1, order="C", input_name="X")
+        raw, lengths = X, None
+        if is_ragged(X) or (isinstance(X, np.ndarray) and X.ndim == 3):
+            X, lengths = check_padded(X)
+        else:
+            X = check_array(X, dtype=np.float32, allow_nd=True, ensure_all_finite=True,
+                            ensure_min_samples=1, order="C", input_name="X")
         if X.ndim not in (2, 3):
             raise ValueError(
                 f"X must be 2-D (n_samples, n_steps * n_features) or 3-D (n_samples, n_steps, "
@@ -323,7 +366,7 @@ class _RecurrentEstimator(SequenceNet):
         if reset:
             self.input_size_ = X.shape[2]
             self.n_steps_ = X.shape[1]
-        return X
+        return X if lengths is None else PaddedSequences(X, lengths)
 
     def _module_kwargs(self):
         return {"input_size": self.input_size_, "output_size": self._n_outputs(),
@@ -531,6 +574,9 @@ class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
         if reset:
             self._y_ndim = y.ndim
         if self.sequence_output:
+            if isinstance(X, PaddedSequences):
+                raise ValueError("sequence_output=True needs sequences of one length (a target "
+                                 "per step); X holds sequences of different lengths.")
             if y.ndim not in (2, 3) or y.shape[1] != X.shape[1]:
                 raise ValueError(f"With sequence_output=True, y must be (n_samples, n_steps) or "
                                  f"(n_samples, n_steps, n_targets) with n_steps={X.shape[1]}; "

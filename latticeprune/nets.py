@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .sequences import sequence_ends
+
 @dataclass(frozen=True)
 class Cell:
     """A recurrent cell: its gate count and the torch module that runs it fused.
@@ -179,7 +181,8 @@ class HierarchicalRNN(nn.Module):
 
     Input and output are batch-first: ``forward(x)`` with ``x`` of shape
     ``(batch, steps, input_size)`` returns ``(outputs, h_last)``: the top layer's hidden states
-    ``(batch, steps, hidden_size)`` and its final state ``(batch, hidden_size)``.
+    ``(batch, steps, hidden_size)`` and its final state ``(batch, hidden_size)``; with
+    ``lengths`` (padded ``x``), the states at each sequence's end, zeros after it.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=2, cell="lstm"):
@@ -193,9 +196,9 @@ class HierarchicalRNN(nn.Module):
             HierarchicalLayer(below, size, cell, top_down_size=above) for below, size, above
             in zip([input_size, *sizes[:-1]], sizes, [*sizes[1:], None]))
 
-    def forward(self, x):
+    def forward(self, x, lengths=None):
         outputs = run_top_down(self.layers, x)
-        return outputs, outputs[:, -1]
+        return (outputs, outputs[:, -1]) if lengths is None else sequence_ends(outputs, lengths)
 
 
 def run_top_down(layers, x):
@@ -371,11 +374,13 @@ class RecurrentNet(nn.Module):
             self.encoder = StackedRNN(cell, input_size, sizes)
         self.readout = nn.Linear(sizes[-1], output_size)
 
-    def encode(self, x):
-        """Hidden states of the top layer: ``(outputs (batch, steps, hidden), last (batch, hidden))``."""
+    def encode(self, x, lengths=None):
+        """Hidden states of the top layer: ``(outputs (batch, steps, hidden), last (batch, hidden))``;
+        for padded ``x`` with ``lengths`` (tensor, one per sequence), zeros after each end and
+        the state at each end (:func:`~latticeprune.sequences.sequence_ends`)."""
         outputs = self.encoder(x)[0]
-        return outputs, outputs[:, -1]
+        return (outputs, outputs[:, -1]) if lengths is None else sequence_ends(outputs, lengths)
 
-    def forward(self, x):
-        outputs, last = self.encode(x)
+    def forward(self, x, lengths=None):
+        outputs, last = self.encode(x, lengths)
         return self.readout(outputs if self.sequence_output else last)

@@ -37,6 +37,7 @@ from torch import nn
 from ..nets import (N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet, StackedRNN,
                     fused_rnn, run_top_down)
 from ..neuron_graph import NeuronGraph, live_weight
+from ..sequences import sequence_ends
 
 __all__ = ["LayerWeights", "RecurrentWeights", "CompactionReport", "CompactRecurrentNet",
            "read_weights", "compact_weights", "compact", "OBSERVE"]
@@ -320,18 +321,19 @@ class CompactRecurrentNet(nn.Module):
                                           "bias": torch.from_numpy(weights.readout_bias)})
         self.eval()
 
-    def encode(self, x):
-        """Top-layer states of batch-first ``x``: ``(outputs (batch, steps, hidden), last)``."""
+    def encode(self, x, lengths=None):
+        """Top-layer states of batch-first ``x``: ``(outputs (batch, steps, hidden), last)``;
+        with ``lengths``, zeros after each end and the state at each end."""
         if self.top_down:
             x = run_top_down(self.layers, x)
         else:
             for rnn in self.layers:
                 x = run_fused_layer(rnn, x)
-        return x, x[:, -1]
+        return (x, x[:, -1]) if lengths is None else sequence_ends(x, lengths)
 
-    def forward(self, x):
+    def forward(self, x, lengths=None):
         """Read-out of batch-first ``x`` (the top layer's states if there is no read-out)."""
-        outputs, last = self.encode(x)
+        outputs, last = self.encode(x, lengths)
         if self.readout is None:
             return outputs
         return self.readout(outputs if self.sequence_output else last)

@@ -20,6 +20,7 @@ from skorch.callbacks import Callback
 from torch import nn
 
 from ..neuron_graph import find_module, find_net
+from ..sequences import sequence_ends
 from .compact import CompactRecurrentNet, compact_weights, read_weights, run_fused_layer
 from .sparse import MIN_SPARSITY, SparseRecurrentNet, runs_sparse, sparse_batches
 
@@ -188,10 +189,14 @@ class FastRecurrentNet(nn.Module):
                                                     engine)[0]
         self.eval()
 
-    def _states(self, runner, x, need_sequence):
+    def _states(self, runner, x, need_sequence, lengths=None):
         """Top-layer states of batch-first tensor ``x``, every step's or (``need_sequence``
         False) the last: torch end to end where every layer runs dense (there the fast form
-        costs what the dense module costs), through numpy for the CSR loop otherwise."""
+        costs what the dense module costs), through numpy for the CSR loop otherwise. With
+        ``lengths`` every step is computed and each sequence's states are cut at its end."""
+        if lengths is not None:
+            outputs, last = sequence_ends(self._states(runner, x, True), torch.as_tensor(lengths))
+            return outputs if need_sequence else last
         if runner.runs_dense(x.shape[0]):
             outputs = runner.encode_tensor(x)
             return outputs if need_sequence else outputs[:, -1]
@@ -209,33 +214,38 @@ class FastRecurrentNet(nn.Module):
     def _source_layout(self, outputs):
         return outputs if self.batch_first or outputs.dim() != 3 else outputs.transpose(0, 1)
 
-    def forward(self, x):
+    def forward(self, x, lengths=None):
         """What the source module's ``forward`` returns (for a bare recurrent module, the first
         element of torch's tuple: the top layer's states at every step), as a tensor.
 
         ``x`` (tensor or array-like) is in the source module's layout: ``(batch, steps,
         features)``, or ``(steps, batch, features)`` for a torch module with
-        ``batch_first=False``.
+        ``batch_first=False``; ``lengths`` (one per sequence) for padded ``x``, as for
+        :meth:`~latticeprune.nets.RecurrentNet.forward`.
         """
         if torch.is_grad_enabled():
             with torch.no_grad():
-                return self.forward(x)
+                return self.forward(x, lengths)
         states = self._states(self._runner, self._batch_first(x),
-                              self.sequence_output or self._readout is None)
+                              self.sequence_output or self._readout is None, lengths)
         if self._readout is not None:
             weight, bias = self._readout
             states = (states @ weight.T + bias if self.sequence_output
                       else torch.addmm(bias, states, weight.T))
         return self._source_layout(states)
 
-    def encode(self, x):
+    def encode(self, x, lengths=None):
         """Top-layer states of every unit (compaction for ``forward`` may drop some), as
         :meth:`~latticeprune.nets.RecurrentNet.encode`: every step's, in the layout of ``x``
-        (as for :meth:`forward`), and the last ``(batch, hidden)``, what ``transform`` returns.
+        (as for :meth:`forward`), and the last ``(batch, hidden)`` (at each end, with
+        ``lengths``), what ``transform`` returns.
         """
         with torch.no_grad():
             outputs = self._states(self._hidden_runner, self._batch_first(x), True)
-            return self._source_layout(outputs), outputs[:, -1]
+            if lengths is None:
+                return self._source_layout(outputs), outputs[:, -1]
+            outputs, last = sequence_ends(outputs, torch.as_tensor(lengths))
+            return self._source_layout(outputs), last
 
     def __getattr__(self, name):
         if name in ("predict", "predict_proba", "decision_function", "transform", "score"):

@@ -1,0 +1,233 @@
+"""Variable-length sequences: the input layouts, their validation, and the state at each end.
+
+The sequence estimators read, besides equal-length ``(n_samples, n_steps, n_features)`` arrays:
+
+* a **list** (or 1-D object array) of 2-D arrays ``(n_steps_i, n_features)``: sklearn indexes
+  lists and object arrays itself (``_safe_indexing``), so CV splitting, ``Pipeline`` and
+  ``GridSearchCV`` hand each fold its own list;
+* :class:`PaddedSequences`, a padded 3-D array with the ``lengths`` carried beside it: it has a
+  ``shape`` and indexes like an array (``X[indices]`` keeps the lengths of those rows), so the
+  lengths travel with ``X`` through the same tools;
+* a 3-D float array padded with NaN after each sequence's end (NaN inside a sequence is an
+  error).
+
+:func:`check_padded` turns any of them into ``(padded, lengths)``: float32, zeros after each end
+(``torch.nn.utils.rnn.pad_sequence``), ``lengths`` None when every sequence has the full length
+(the estimators then run exactly as for a plain 3-D array). Inside, each batch is cut to
+its longest sequence and the nets (torch's fused ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``, the
+top-down step loop, the compact and CSR inference forms) run over it; :func:`sequence_ends`
+then takes the state at each true end and zeros the states after it. A recurrent net is
+causal: its states up to a sequence's end do not depend on what follows, so padding never
+reaches a result or a gradient, and a sequence gives the same output alone as inside a padded
+batch. This masking replaces ``torch.nn.utils.rnn.pack_padded_sequence``, whose packed
+batches torch runs on the CPU step by step without its fused kernel, several times slower
+(measured: see docs/experiments.md). :func:`from_aeon` converts aeon's collection layouts
+(channels first). Cost: O(total steps x features) to validate and pad.
+"""
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_array
+from torch.nn.utils.rnn import pad_sequence
+
+__all__ = ["PaddedSequences", "is_ragged", "check_padded", "nan_lengths", "sequence_ends",
+           "from_aeon"]
+
+
+class PaddedSequences:
+    """Padded sequences ``data`` ``(n_samples, n_steps, n_features)`` with their ``lengths``.
+
+    An input for the sequence estimators that keeps explicit lengths through sklearn's
+    splitting: ``X[indices]`` (and ``X[indices, ...]``, which ``_safe_indexing`` uses) is the
+    :class:`PaddedSequences` of those rows, ``X[i]`` the ``i``-th sequence without padding,
+    ``len(X)`` and ``X.shape`` those of ``data``. Entries after each sequence's end are ignored.
+
+    Parameters
+    ----------
+    data : array-like of shape (n_samples, n_steps, n_features)
+        The sequences, each starting at step 0.
+    lengths : array-like of int, shape (n_samples,)
+        Steps of each sequence, ``1 <= lengths[i] <= n_steps``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = PaddedSequences(np.zeros((3, 5, 2)), [5, 2, 3])
+    >>> X[[2, 0]].lengths.tolist(), X[1].shape
+    ([3, 5], (2, 2))
+    """
+
+    def __init__(self, data, lengths):
+        self.data = np.asarray(data)
+        self.lengths = np.asarray(lengths)
+        _check_lengths(self.data, self.lengths)
+
+    @classmethod
+    def from_list(cls, sequences):
+        """Zero-padded :class:`PaddedSequences` of a list of 2-D arrays ``(n_steps_i, n_features)``."""
+        data, lengths = check_padded(sequences)
+        full = np.full(len(data), data.shape[1]) if lengths is None else lengths
+        return cls(data, full)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):  # _safe_indexing's array[key, ...]
+            if len(key) > 2 or (len(key) == 2 and key[1] is not Ellipsis):
+                raise IndexError("PaddedSequences is indexed along samples only.")
+            key = key[0]
+        if isinstance(key, numbers.Integral):
+            return self.data[key, :self.lengths[key]]
+        return type(self)(self.data[key], self.lengths[key])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self):
+        return f"PaddedSequences(shape={self.shape}, lengths {self.lengths.min(initial=0)}.." \
+               f"{self.lengths.max(initial=0)})"
+
+
+def _check_lengths(data, lengths):
+    if data.ndim != 3:
+        raise ValueError(f"PaddedSequences needs 3-D data (n_samples, n_steps, n_features); "
+                         f"got shape {data.shape}.")
+    if lengths.shape != (len(data),) or not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(f"lengths must be {len(data)} integers, one per sequence of the data; "
+                         f"got {lengths.dtype} lengths of shape {lengths.shape}.")
+    bad = np.flatnonzero((lengths < 1) | (lengths > data.shape[1]))
+    if bad.size:
+        raise ValueError(f"lengths do not match the data: sequence {bad[0]} has length "
+                         f"{lengths[bad[0]]}, outside 1..{data.shape[1]} (n_steps of the data).")
+
+
+def is_ragged(X):
+    """Whether ``X`` is a layout of :func:`check_padded`: a :class:`PaddedSequences`, or a
+    list, tuple or object array whose first element is a 2-D array."""
+    if isinstance(X, PaddedSequences):
+        return True
+    if isinstance(X, np.ndarray):
+        if X.dtype != object or X.ndim != 1:
+            return False
+    elif not isinstance(X, (list, tuple)):
+        return False
+    return len(X) > 0 and np.ndim(X[0]) == 2
+
+
+def _finite_sequence(index, sequence):
+    try:
+        return check_array(sequence, dtype=np.float32, ensure_min_samples=1,
+                           ensure_all_finite=True, input_name="X")
+    except ValueError as exc:
+        if np.size(sequence) == 0 or np.ndim(sequence) != 2:
+            raise ValueError(f"Sequence {index} of X has shape {np.shape(sequence)}: every "
+                             "sequence needs at least one step, as a 2-D array (n_steps_i, "
+                             "n_features).") from None
+        raise ValueError(f"Sequence {index} of X: {exc}") from None
+
+
+def nan_lengths(X):
+    """Lengths of a 3-D float array padded with NaN after each sequence's end; None if ``X``
+    has no NaN. ``ValueError`` for NaN inside a sequence or an all-NaN sequence."""
+    missing = np.isnan(X)
+    if not missing.any():
+        return None
+    step_missing = missing.all(axis=2)
+    trailing = np.flip(np.cumprod(np.flip(step_missing, axis=1), axis=1), axis=1).astype(bool)
+    inside = np.argwhere(missing & ~trailing[..., None])
+    if len(inside):
+        i, t, f = inside[0]
+        raise ValueError(f"Input X contains NaN inside a sequence: sequence {i}, step {t}, "
+                         f"feature {f}. NaN may only pad whole steps after a sequence's end.")
+    lengths = X.shape[1] - trailing.sum(axis=1)
+    if not lengths.all():
+        raise ValueError(f"Sequence {np.flatnonzero(lengths == 0)[0]} of X is empty (all NaN).")
+    return lengths
+
+
+def check_padded(X):
+    """``(padded, lengths)`` of variable-length ``X`` (any layout of the module docstring).
+
+    ``padded`` is a C-contiguous float32 array ``(n_samples, longest, n_features)`` with zeros
+    after each end; ``lengths`` an int64 array, or None when every sequence is as long as the
+    longest. ``ValueError`` for sequences with different feature counts, an empty sequence,
+    lengths that do not match the data, NaN or infinity inside a sequence.
+    """
+    if isinstance(X, PaddedSequences):
+        _check_lengths(X.data, X.lengths)
+        data = np.array(X.data, dtype=np.float32, order="C")
+        steps = np.arange(data.shape[1])
+        data[steps[None, :] >= X.lengths[:, None]] = 0
+        lengths = X.lengths.astype(np.int64)
+        if not np.isfinite(data).all():
+            i, t, _ = np.argwhere(~np.isfinite(data))[0]
+            raise ValueError(f"Input X contains NaN or infinity inside a sequence: sequence {i}, "
+                             f"step {t}.")
+    elif isinstance(X, np.ndarray) and X.ndim == 3:
+        data = check_array(X, dtype=np.float32, allow_nd=True, ensure_all_finite="allow-nan",
+                           order="C", input_name="X")
+        lengths = nan_lengths(data)
+        if lengths is not None:
+            data = np.nan_to_num(data, nan=0.0)
+    else:
+        sequences = [_finite_sequence(i, s) for i, s in enumerate(X)]
+        widths = {s.shape[1] for s in sequences}
+        if len(widths) > 1:
+            first = next(i for i, s in enumerate(sequences) if s.shape[1] != sequences[0].shape[1])
+            raise ValueError(f"The sequences of X have different feature counts {sorted(widths)}: "
+                             f"sequence 0 has {sequences[0].shape[1]}, sequence {first} has "
+                             f"{sequences[first].shape[1]}.")
+        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+        data = pad_sequence([torch.from_numpy(s) for s in sequences], batch_first=True).numpy()
+    if lengths is not None and (lengths == data.shape[1]).all():
+        lengths = None
+    return np.ascontiguousarray(data), lengths
+
+
+def sequence_ends(outputs, lengths):
+    """``(outputs with zeros after each end, state at each end)`` of batch-first states
+    ``outputs`` ``(batch, steps, hidden)`` computed over padded input; ``lengths`` a tensor."""
+    lengths = lengths.to(outputs.device)
+    last = outputs[torch.arange(len(outputs), device=outputs.device), lengths.long() - 1]
+    steps = torch.arange(outputs.shape[1], device=outputs.device)
+    return outputs * (steps[None, :] < lengths[:, None]).unsqueeze(-1), last
+
+
+def from_aeon(X):
+    """aeon's collection layouts in the estimators' layout (time steps first).
+
+    A 3-D array ``(n_cases, n_channels, n_timepoints)`` becomes ``(n_cases, n_timepoints,
+    n_channels)``; a list of 2-D arrays ``(n_channels, n_timepoints_i)`` (aeon's unequal-length
+    collections) a list of ``(n_timepoints_i, n_channels)`` arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from_aeon(np.zeros((4, 12, 20))).shape
+    (4, 20, 12)
+    >>> [x.shape for x in from_aeon([np.zeros((12, 7)), np.zeros((12, 9))])]
+    [(7, 12), (9, 12)]
+    """
+    if isinstance(X, np.ndarray) and X.ndim == 3:
+        return np.ascontiguousarray(X.transpose(0, 2, 1))
+    out = [np.asarray(x) for x in X]
+    bad = [i for i, x in enumerate(out) if x.ndim != 2]
+    if bad:
+        raise ValueError(f"aeon collections hold 2-D (n_channels, n_timepoints) cases; case "
+                         f"{bad[0]} has shape {out[bad[0]].shape}.")
+    return [np.ascontiguousarray(x.T) for x in out]
