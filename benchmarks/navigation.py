@@ -90,7 +90,8 @@ def seed_cache(hidden, s, strength, seed):
     """Path and key of one seed's cached results (``results/cache``, one JSON per seed)."""
     settings = {k: v for k, v in s.items() if k not in ("hidden", "seeds")}
     key = dict(settings, hidden=hidden, strength=strength, seed=seed)
-    name = f"navigation_ng{hidden}_strength{strength:g}_seed{seed}.json"
+    regime = "" if s["recovery"] == SCALES["cpu"]["recovery"] else f"_recovery{s['recovery']}"
+    name = f"navigation_ng{hidden}_strength{strength:g}{regime}_seed{seed}.json"
     return os.path.join(RESULTS, "cache", name), key
 
 
@@ -186,6 +187,10 @@ def main(argv=None):
     parser.add_argument("--variants", nargs="*", choices=MODULI_VARIANTS + DENSE_TRAINED,
                         help="subset of the variants (default: all; none: the dense net and "
                              "the references only, written to navigation_ng<Ng>_dense.txt)")
+    parser.add_argument("--recovery-epochs", type=int, default=None,
+                        help="epochs after the pruning schedule ends (default: the scale's; 0 is "
+                             "the moduli paper's regime: the target is reached at the last "
+                             "epoch); another value adds _recovery<value> to the file name")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 ran several times faster than 2 on the shared "
                              "machine)")
@@ -200,6 +205,12 @@ def main(argv=None):
         s["hidden"] = tuple(args.hidden)
     if args.seeds:
         s["seeds"] = tuple(args.seeds)
+    default_recovery = s["recovery"]
+    if args.recovery_epochs is not None:
+        if not 0 <= args.recovery_epochs < s["epochs"]:
+            parser.error(f"--recovery-epochs must be in [0, {s['epochs']}); got "
+                         f"{args.recovery_epochs}")
+        s["recovery"] = args.recovery_epochs
     variants = (MODULI_VARIANTS + DENSE_TRAINED if args.variants is None
                 else tuple(args.variants))
     command = "python benchmarks/navigation.py " + shlex.join(
@@ -234,7 +245,8 @@ def main(argv=None):
         if not args.quick:
             os.makedirs(RESULTS, exist_ok=True)
             suffix = ("" if variants else "_dense") + (
-                "" if args.strength == DEFAULT_STRENGTH else f"_strength{args.strength:g}")
+                "" if args.strength == DEFAULT_STRENGTH else f"_strength{args.strength:g}") + (
+                "" if s["recovery"] == default_recovery else f"_recovery{s['recovery']}")
             path = os.path.join(RESULTS, f"navigation_ng{hidden}{suffix}.txt")
             with open(path, "w") as fh:
                 fh.write(text)
