@@ -7,6 +7,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+from latticeprune import RNNClassifier
+
 #: ../shared/data relative to the project root.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -27,6 +29,27 @@ def digits():
 def small_digits(digits):
     X, y = digits
     return X[:300], y[:300]
+
+
+class WeightSpy(RNNClassifier):
+    """Records in ``seen`` the sample_weight its fit / partial_fit receive (trains without it)."""
+
+    seen = []  #: (method, sample_weight) of every fit and partial_fit of any instance
+
+    def fit(self, X, y, **fit_params):
+        self.seen.append(("fit", fit_params.pop("sample_weight", None)))
+        return super().fit(X, y, **fit_params)
+
+    def partial_fit(self, X, y, classes=None, **fit_params):
+        self.seen.append(("partial_fit", fit_params.pop("sample_weight", None)))
+        return super().partial_fit(X, y, classes=classes, **fit_params)
+
+
+@pytest.fixture
+def weight_spy():
+    """:class:`WeightSpy` with an empty record."""
+    WeightSpy.seen.clear()
+    return WeightSpy
 
 
 def pytest_terminal_summary(terminalreporter):

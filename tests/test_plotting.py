@@ -77,14 +77,8 @@ def test_missing_matplotlib_says_how_to_install_it(monkeypatch):
 
 
 # -- accuracy against sparsity --------------------------------------------------------------------
-class FixedScore(ClassifierMixin, BaseEstimator):
-    """Scores 1 - sparsity * cost[strategy], whatever the data: known curves."""
-
-    cost = {"lattice": 0.1, "magnitude": 0.3}
-
-    def __init__(self, sparsity=0.5, strategy="lattice"):
-        self.sparsity = sparsity
-        self.strategy = strategy
+class Constant(ClassifierMixin, BaseEstimator):
+    """Learns nothing, predicts class 0; subclasses define a known ``score``."""
 
     def fit(self, X, y):
         self.classes_ = np.unique(y)
@@ -92,6 +86,16 @@ class FixedScore(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         return np.zeros(len(X), dtype=int)
+
+
+class FixedScore(Constant):
+    """Scores 1 - sparsity * cost[strategy], whatever the data: known curves."""
+
+    cost = {"lattice": 0.1, "magnitude": 0.3}
+
+    def __init__(self, sparsity=0.5, strategy="lattice"):
+        self.sparsity = sparsity
+        self.strategy = strategy
 
     def score(self, X, y):
         return 1.0 - (self.sparsity or 0.0) * self.cost[self.strategy]
@@ -183,20 +187,13 @@ def test_sparsity_curves_from_a_real_search_of_the_pruner(small_digits):
     assert "acc" in acc.get_ylabel()
 
 
-class Wrapper(ClassifierMixin, BaseEstimator):
+class Wrapper(Constant):
     """A meta-estimator: its repr nests the wrapped estimator's."""
 
     def __init__(self, estimator=None, sparsity=0.5, adjacency="binary"):
         self.estimator = estimator
         self.sparsity = sparsity
         self.adjacency = adjacency
-
-    def fit(self, X, y):
-        self.classes_ = np.unique(y)
-        return self
-
-    def predict(self, X):
-        return np.zeros(len(X), dtype=int)
 
     def score(self, X, y):
         return 1.0 - self.sparsity * (0.1 if self.adjacency == "binary" else 0.2)

@@ -328,29 +328,12 @@ def test_verbose_says_round_and_sparsity(small_digits, capsys):
                      "round 2/2: target sparsity 0.50, achieved 0.50, fine-tuning 1 epoch"]
 
 
-#: (method, sample_weight) of every fit and partial_fit of WeightSpy instances.
-SEEN = []
-
-
-class WeightSpy(RNNClassifier):
-    """Records the sample_weight its fit / partial_fit receive (and trains without it)."""
-
-    def fit(self, X, y, **fit_params):
-        SEEN.append(("fit", fit_params.pop("sample_weight", None)))
-        return super().fit(X, y, **fit_params)
-
-    def partial_fit(self, X, y, classes=None, **fit_params):
-        SEEN.append(("partial_fit", fit_params.pop("sample_weight", None)))
-        return super().partial_fit(X, y, classes=classes, **fit_params)
-
-
-def test_sample_weight_reaches_fit_and_every_fine_tuning_round(small_digits):
+def test_sample_weight_reaches_fit_and_every_fine_tuning_round(small_digits, weight_spy):
     X, y = small_digits
     weight = np.linspace(0.5, 1.5, len(y))
-    SEEN.clear()
-    LatticePruner(WeightSpy(**NET), sparsity=0.5, n_rounds=3).fit(X, y, sample_weight=weight)
-    assert [method for method, _ in SEEN] == ["fit"] + ["partial_fit"] * 3
-    assert all(w is weight for _, w in SEEN)
+    LatticePruner(weight_spy(**NET), sparsity=0.5, n_rounds=3).fit(X, y, sample_weight=weight)
+    assert [method for method, _ in weight_spy.seen] == ["fit"] + ["partial_fit"] * 3
+    assert all(w is weight for _, w in weight_spy.seen)
 
 
 @pytest.mark.skipif("sample_weight" not in inspect.signature(RNNClassifier.fit).parameters,

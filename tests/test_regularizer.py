@@ -451,33 +451,16 @@ def test_verbose_says_each_pruning_step(data, capsys):
     assert capsys.readouterr().out == ""
 
 
-#: (method, sample_weight) of every fit and partial_fit of WeightSpy instances.
-SEEN = []
-
-
-class WeightSpy(RNNClassifier):
-    """Records the sample_weight its fit / partial_fit receive (and trains without it)."""
-
-    def fit(self, X, y, **fit_params):
-        SEEN.append(("fit", fit_params.pop("sample_weight", None)))
-        return super().fit(X, y, **fit_params)
-
-    def partial_fit(self, X, y, classes=None, **fit_params):
-        SEEN.append(("partial_fit", fit_params.pop("sample_weight", None)))
-        return super().partial_fit(X, y, classes=classes, **fit_params)
-
-
-def test_sample_weight_reaches_every_fit_of_the_net(data):
+def test_sample_weight_reaches_every_fit_of_the_net(data, weight_spy):
     X, y = data
     weight = np.linspace(0.5, 1.5, len(y))
-    SEEN.clear()
-    reg = ModuliRegularizer(WeightSpy(**TINY), lottery_ticket=True, random_state=0)
+    reg = ModuliRegularizer(weight_spy(**TINY), lottery_ticket=True, random_state=0)
     reg.fit(X, y, sample_weight=weight)
     reg.partial_fit(X, y, epochs=1, sample_weight=weight)
     prefit = ModuliRegularizer(reg.estimator_, prefit=True, random_state=0)
     prefit.fit(X, y, sample_weight=weight)
-    assert [m for m, _ in SEEN] == ["fit", "partial_fit", "partial_fit", "partial_fit"]
-    assert all(w is weight for _, w in SEEN)
+    assert [m for m, _ in weight_spy.seen] == ["fit", "partial_fit", "partial_fit", "partial_fit"]
+    assert all(w is weight for _, w in weight_spy.seen)
 
 
 @pytest.mark.skipif("sample_weight" not in inspect.signature(RNNClassifier.fit).parameters,
