@@ -247,7 +247,8 @@ class NeuronGraph:
             raise ValueError(f"{name or 'module'}: bidirectional recurrent layers are not "
                              "supported (their neurons see the future).")
         if getattr(rnn, "proj_size", 0):
-            raise ValueError(f"{name or 'module'}: LSTMs with proj_size > 0 are not supported.")
+            raise ValueError(f"{name or 'module'}: LSTMs with proj_size > 0 are not supported "
+                             f"(proj_size={rnn.proj_size}).")
         keys = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if rnn.bias else ())
         for k in range(rnn.num_layers):
             self._add_layer(_join(name, f"l{k}"), name, rnn, {key: f"{key}_l{k}" for key in keys},

@@ -23,7 +23,6 @@ import copy
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from torch import nn
 
 from .inference.compact import read_weights
 from .neuron_graph import NeuronGraph, estimator_chain, find_net, pruned_count
@@ -40,16 +39,14 @@ UNIT_RANKERS = ("lattice", "magnitude", "random")
 def check_removable(module):
     """Raise unless ``module``'s hidden units can be removed physically.
 
-    ``TypeError`` for a module that is not a :class:`~latticeprune.nets.RecurrentNet` (its
-    ``forward`` could use its layers in any way); ``ValueError`` for bidirectional layers or
-    LSTMs with projections (a unit's state is shared by two directions or hidden behind
-    ``proj_size``).
+    ``ValueError`` (from :class:`~latticeprune.neuron_graph.NeuronGraph`) for bidirectional
+    layers or LSTMs with projections; ``TypeError`` for a module that is not a
+    :class:`~latticeprune.nets.RecurrentNet` (its ``forward`` could use its layers in any way).
     """
-    for name, sub in module.named_modules():
-        if isinstance(sub, nn.RNNBase) and (sub.bidirectional or getattr(sub, "proj_size", 0)):
-            what = "bidirectional" if sub.bidirectional else f"proj_size={sub.proj_size}"
-            raise ValueError(f"Cannot remove units of {name or 'the module'} ({what}): "
-                             "granularity='unit' needs unidirectional layers without projections.")
+    try:
+        NeuronGraph(module)  # refuses bidirectional layers and projections
+    except ValueError as exc:
+        raise ValueError(f"Cannot remove units (granularity='unit'): {exc}") from exc
     if not isinstance(module, RecurrentNet):
         raise TypeError(f"granularity='unit' rebuilds a latticeprune RecurrentNet; got "
                         f"{type(module).__name__}.")
