@@ -20,7 +20,9 @@ from .sequences import sequence_ends
 
 @dataclass(frozen=True)
 class Cell:
-    """A recurrent cell: its gate count and the torch module that runs it fused.
+    """A recurrent cell: its gate count, the torch module that runs it fused over a sequence
+    and torch's one-step kernel (``torch_step``, what ``nn.RNNCell`` / ``nn.LSTMCell`` /
+    ``nn.GRUCell`` call: ``torch_step(input, hx, w_ih, w_hh, b_ih, b_hh)``).
 
     Gate blocks are stacked in torch's order in every weight matrix (LSTM ``i, f, g, o``;
     GRU ``r, z, n``).
@@ -30,6 +32,7 @@ class Cell:
     n_gates: int
     torch_mode: str
     torch_class: type
+    torch_step: object
     torch_kwargs: tuple = ()
 
     def fused(self, input_size, hidden_size, num_layers=1, batch_first=True):
@@ -40,10 +43,12 @@ class Cell:
 
 #: The one table of cells: ``cell`` name -> :class:`Cell`.
 CELL_TABLE = {
-    "rnn_tanh": Cell("rnn_tanh", 1, "RNN_TANH", nn.RNN, (("nonlinearity", "tanh"),)),
-    "rnn_relu": Cell("rnn_relu", 1, "RNN_RELU", nn.RNN, (("nonlinearity", "relu"),)),
-    "lstm": Cell("lstm", 4, "LSTM", nn.LSTM),
-    "gru": Cell("gru", 3, "GRU", nn.GRU),
+    "rnn_tanh": Cell("rnn_tanh", 1, "RNN_TANH", nn.RNN, torch.rnn_tanh_cell,
+                     (("nonlinearity", "tanh"),)),
+    "rnn_relu": Cell("rnn_relu", 1, "RNN_RELU", nn.RNN, torch.rnn_relu_cell,
+                     (("nonlinearity", "relu"),)),
+    "lstm": Cell("lstm", 4, "LSTM", nn.LSTM, torch.lstm_cell),
+    "gru": Cell("gru", 3, "GRU", nn.GRU, torch.gru_cell),
 }
 #: Valid ``cell`` names.
 CELLS = tuple(CELL_TABLE)
@@ -205,15 +210,17 @@ def run_top_down(layers, x):
     """Top-layer states ``(batch, steps, hidden)`` of layers stepped jointly over batch-first
     ``x``: layer ``l`` reads layer ``l - 1`` at ``t`` and layer ``l + 1`` at ``t - 1``.
 
-    Each layer is a :class:`HierarchicalLayer` (or has its weights, ``init_state`` and
-    ``update``). Step 0 calls each layer, so forward pre-hooks (``torch.nn.utils.prune``
-    masks) refresh its weights; the later steps reuse them with one GEMM per layer and step
-    over the concatenated inputs ``[below, h, above]`` (two for GRU, whose candidate needs
-    the recurrent part apart), and the bottom layer's input projection is one GEMM over
-    all steps. On a float32 CPU tensor the step GEMMs of at least :data:`ONEDNN_MIN_MACS`
-    multiply-adds, forward and backward, run on oneDNN (``nn.functional.linear`` of
-    ``to_mkldnn`` tensors, the library behind torch's fused ``nn.LSTM``), each weight
-    converted once per call; the others are ``torch.addmm``.
+    Each layer is a :class:`HierarchicalLayer` (or has its weights, ``cell``, ``init_state``
+    and ``update``). Step 0 calls each layer, so forward pre-hooks (``torch.nn.utils.prune``
+    masks) refresh its weights; the later steps reuse them. A gated layer (LSTM, GRU) steps
+    through torch's one-step kernel (:attr:`Cell.torch_step`, the gate arithmetic in one
+    call) over ``[below, above]`` with ``weight_ih`` and ``weight_td`` side by side. An
+    Elman layer steps by one GEMM over the concatenated inputs ``[below, h, above]`` and
+    its non-linearity, with the bottom layer's input projection one GEMM over all steps; on
+    a float32 CPU tensor its step GEMMs of at least :data:`ONEDNN_MIN_MACS` multiply-adds,
+    forward and backward, run on oneDNN (``nn.functional.linear`` of ``to_mkldnn``
+    tensors, the library behind torch's fused ``nn.LSTM``), each weight converted once per
+    call; the others are ``torch.addmm``. (Measured per cell and size: docs/experiments.md.)
     """
     batch, steps, _ = x.shape
     states = [layer.init_state(batch, x.dtype, x.device) for layer in layers]
@@ -223,26 +230,58 @@ def run_top_down(layers, x):
         states[index] = layer(below, states[index], above)
         below = states[index][0]
     outputs.append(below)
-    plans = [_step_plan(layer, index == 0, index + 1 < len(layers), x[:, 1:])
-             for index, layer in enumerate(layers)]
-    if _onednn_steps(x):
-        plans = [(_onednn(weight, batch), bias, projected,
-                  None if hidden is None else (_onednn(hidden[0], batch), hidden[1]), reads_above)
-                 for weight, bias, projected, hidden, reads_above in plans]
+    onednn = _onednn_steps(x)
+    steppers = [(_gated_step if N_GATES[layer.cell] > 1 else _elman_step)(
+        layer, index == 0, index + 1 < len(layers), x[:, 1:], onednn)
+        for index, layer in enumerate(layers)]
     for t in range(steps - 1):
         previous = [state[0] for state in states]
         below = None
-        for index, (layer, plan) in enumerate(zip(layers, plans)):
-            weight, bias, projected, hidden, reads_above = plan
-            inputs = ([] if index == 0 else [below]) + ([] if hidden else [previous[index]])
-            inputs += [previous[index + 1]] if reads_above else []
-            start = projected[t] if index == 0 else bias
-            gi = _linear(start, torch.cat(inputs, dim=1), weight) if inputs else start
-            gh = None if hidden is None else _linear(hidden[1], previous[index], hidden[0])
-            states[index] = layer.update(gi, gh, states[index])
+        for index, step in enumerate(steppers):
+            above = previous[index + 1] if index + 1 < len(layers) else None
+            states[index] = step(t, below, states[index], above)
             below = states[index][0]
         outputs.append(below)
     return torch.stack(outputs, dim=1)
+
+
+def _gated_step(layer, bottom, has_above, x, onednn):
+    """One later step of an LSTM/GRU layer of :func:`run_top_down`, as a function
+    ``(t, below, state, above) -> state``: torch's one-step kernel over ``[below, above]``
+    (the bottom layer's ``below`` is ``x[:, t]``)."""
+    kernel = CELL_TABLE[layer.cell].torch_step
+    reads_above = has_above and layer.weight_td is not None
+    weight = torch.cat([layer.weight_ih, layer.weight_td], dim=1) if reads_above \
+        else layer.weight_ih
+    lstm = layer.cell == "lstm"
+
+    def step(t, below, state, above):
+        inputs = x[:, t] if bottom else below
+        inputs = torch.cat([inputs, above], dim=1) if reads_above else inputs
+        new = kernel(inputs, state if lstm else state[0], weight, layer.weight_hh,
+                     layer.bias_ih, layer.bias_hh)
+        return new if lstm else (new,)
+    return step
+
+
+def _elman_step(layer, bottom, has_above, x, onednn):
+    """One later step of an Elman layer of :func:`run_top_down`, as a function
+    ``(t, below, state, above) -> state``: one GEMM over ``[below (not for the bottom
+    layer, whose input projection of every step is one GEMM), h, above]``."""
+    reads_above = has_above and layer.weight_td is not None
+    parts = ([] if bottom else [layer.weight_ih]) + [layer.weight_hh]
+    parts += [layer.weight_td] if reads_above else []
+    bias = layer.bias_ih + layer.bias_hh
+    # Unbound: one backward for all steps.
+    projected = nn.functional.linear(x, layer.weight_ih, bias).unbind(1) if bottom else None
+    weight = torch.cat(parts, dim=1)
+    weight = _onednn(weight, x.shape[0]) if onednn else weight
+
+    def step(t, below, state, above):
+        inputs = ([] if bottom else [below]) + [state[0]] + ([above] if reads_above else [])
+        start = projected[t] if bottom else bias
+        return layer.update(_linear(start, torch.cat(inputs, dim=1), weight), None, state)
+    return step
 
 
 def _onednn_steps(x):
@@ -310,22 +349,23 @@ class _OneDNNLinear(torch.autograd.Function):
         return grad_start, grad_inputs, grad_weight, None
 
 
-def _step_plan(layer, bottom, has_above, x):
-    """``(weight, bias, projected, hidden, reads_above)`` of one layer's later steps:
-    ``weight`` spans ``[below (not for the bottom layer), h (not for GRU), above]``,
-    ``projected`` is the bottom layer's input projection of every step (unbound: one
-    backward for all steps), ``hidden`` GRU's
-    ``(weight_hh, bias_hh)``."""
-    gru = layer.cell == "gru"
-    reads_above = has_above and layer.weight_td is not None
-    parts = [] if bottom else [layer.weight_ih]
-    parts += [] if gru else [layer.weight_hh]
-    parts += [layer.weight_td] if reads_above else []
-    bias = layer.bias_ih if gru else layer.bias_ih + layer.bias_hh
-    projected = nn.functional.linear(x, layer.weight_ih, bias).unbind(1) if bottom else None
-    weight = torch.cat(parts, dim=1) if parts else layer.weight_ih[:, :0]
-    hidden = (layer.weight_hh, layer.bias_hh) if gru else None
-    return weight, bias, projected, hidden, reads_above
+def readout_linear(x, weight, bias=None):
+    """``x @ weight.T + bias`` accumulated in float64 and returned in ``x``'s dtype, so that
+    a sample's output does not depend on the batch around it: torch's float32 CPU GEMM (MKL)
+    takes other code paths for other batch sizes, which round the last bit differently
+    (sklearn's ``check_methods_subset_invariance``). The read-out is small next to the
+    recurrent layers; the double-precision product costs nothing measurable there."""
+    out = nn.functional.linear(x.double(), weight.double(),
+                               None if bias is None else bias.double())
+    return out.to(x.dtype)
+
+
+class Readout(nn.Linear):
+    """The linear read-out of a recurrent net: an ``nn.Linear`` (same parameters, state dict
+    and pruning) whose product is :func:`readout_linear`."""
+
+    def forward(self, x):
+        return readout_linear(x, self.weight, self.bias)
 
 
 class RecurrentNet(nn.Module):
@@ -372,7 +412,7 @@ class RecurrentNet(nn.Module):
             self.encoder = fused_rnn(cell, input_size, sizes[0], num_layers)
         else:
             self.encoder = StackedRNN(cell, input_size, sizes)
-        self.readout = nn.Linear(sizes[-1], output_size)
+        self.readout = Readout(sizes[-1], output_size)
 
     def encode(self, x, lengths=None):
         """Hidden states of the top layer: ``(outputs (batch, steps, hidden), last (batch, hidden))``;

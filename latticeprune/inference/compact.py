@@ -34,7 +34,7 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import breadth_first_order
 from torch import nn
 
-from ..nets import (N_GATES, HierarchicalLayer, HierarchicalRNN, RecurrentNet, StackedRNN,
+from ..nets import (N_GATES, HierarchicalLayer, HierarchicalRNN, Readout, RecurrentNet, StackedRNN,
                     fused_rnn, run_top_down)
 from ..neuron_graph import NeuronGraph, live_weight
 from ..sequences import sequence_ends
@@ -301,7 +301,7 @@ class CompactRecurrentNet(nn.Module):
     Built from ``weights`` (:class:`RecurrentWeights`, usually from :func:`compact_weights`).
     ``layers`` holds one fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` per layer (None for a layer
     left with no units) or, with top-down feedback, step layers run jointly as
-    :class:`~latticeprune.nets.HierarchicalRNN` does; ``readout`` is an ``nn.Linear`` or None.
+    :class:`~latticeprune.nets.HierarchicalRNN` does; ``readout`` is a :class:`~latticeprune.nets.Readout` or None.
     """
 
     def __init__(self, weights):
@@ -316,7 +316,7 @@ class CompactRecurrentNet(nn.Module):
         if weights.readout_weight is not None:
             with warnings.catch_warnings():  # a read-out left with no inputs has 0 weights
                 warnings.filterwarnings("ignore", "Initializing zero-element", UserWarning)
-                self.readout = nn.Linear(*weights.readout_weight.shape[::-1])
+                self.readout = Readout(*weights.readout_weight.shape[::-1])
             self.readout.load_state_dict({"weight": torch.from_numpy(weights.readout_weight),
                                           "bias": torch.from_numpy(weights.readout_bias)})
         self.eval()

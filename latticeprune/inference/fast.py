@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_scalar
 from skorch.callbacks import Callback
 from torch import nn
 
+from ..nets import readout_linear
 from ..neuron_graph import find_module, find_net
 from ..sequences import sequence_ends
 from .compact import CompactRecurrentNet, compact_weights, read_weights, run_fused_layer
@@ -230,8 +231,7 @@ class FastRecurrentNet(nn.Module):
                               self.sequence_output or self._readout is None, lengths)
         if self._readout is not None:
             weight, bias = self._readout
-            states = (states @ weight.T + bias if self.sequence_output
-                      else torch.addmm(bias, states, weight.T))
+            states = readout_linear(states, weight, bias)
         return self._source_layout(states)
 
     def encode(self, x, lengths=None):
