@@ -65,14 +65,59 @@ def without_recurrence(model):
     return model
 
 
-def fit_variant(name, dense, net, X, y, *, sparsity, strength, hidden, rounds, recovery, seed):
+def fit_variant(name, dense, net, X, y, *, sparsity, strength, hidden, rounds, recovery, seed,
+                scope="recurrent"):
     """One variant at ``sparsity``: a dense-trained pruner on the fitted ``dense`` net (rounds
-    of one fine-tuning epoch), or a ModuliRegularizer that trains (a clone of) ``net``."""
+    of one fine-tuning epoch), or a ModuliRegularizer that trains (a clone of) ``net``; both
+    prune the tensors of ``scope`` (``"recurrent"``: W_hh; ``"all"``: input and read-out too)."""
     if name in DENSE_TRAINED:
         return LatticePruner(dense, sparsity=sparsity, prefit=True, strategy=name.split()[0],
-                             n_rounds=rounds, fine_tune_epochs=1, random_state=seed).fit(X, y)
+                             n_rounds=rounds, fine_tune_epochs=1, scope=scope,
+                             random_state=seed).fit(X, y)
     return ModuliRegularizer(net, target_sparsity=sparsity, recovery_epochs=recovery,
-                             random_state=seed, **variant_params(name, strength, hidden)).fit(X, y)
+                             prune_scope=scope, random_state=seed,
+                             **variant_params(name, strength, hidden)).fit(X, y)
+
+
+def add_recovery_argument(parser):
+    """The ``--recovery-epochs N`` option of the moduli benchmarks (see :func:`apply_recovery`)."""
+    parser.add_argument(
+        "--recovery-epochs", type=int, default=None,
+        help="epochs after the pruning schedule ends (default: the script's setting); the total "
+             "stays the same, so the other epochs prune. 0: no recovery, the linear schedule "
+             "reaches the target at the end of the last epoch (the moduli paper's code prunes "
+             "at the start of each epoch and trains only its last epoch of 30 at the target). "
+             "A value other than the default adds _recovery<N> to the results and cache names")
+
+
+def apply_recovery(parser, recovery_epochs, settings):
+    """Set ``settings["recovery"]`` to ``--recovery-epochs`` (None: keep it), keeping
+    ``settings["epochs"]``; return the results-name suffix, ``""`` for the default regime or
+    ``"_recovery<N>"``. A value outside ``[0, epochs)`` is a usage error."""
+    if recovery_epochs is None or recovery_epochs == settings["recovery"]:
+        return ""
+    if not 0 <= recovery_epochs < settings["epochs"]:
+        parser.error(f"--recovery-epochs must be in [0, {settings['epochs']}) (the epochs of "
+                     f"this setting); got {recovery_epochs}")
+    settings["recovery"] = recovery_epochs
+    return f"_recovery{recovery_epochs}"
+
+
+def schedule_phrase(epochs, recovery, target="the target sparsity"):
+    """How the moduli variants spend ``epochs``, for a results header (states the regime)."""
+    phrase = (f"pruning at the end of epochs 1-{epochs - recovery}, linear schedule to {target}, "
+              f"then {recovery} recovery epochs")
+    if recovery == 0:
+        phrase += ", so the target is reached at the end of the last epoch"
+    return phrase
+
+
+def write_results(path, text):
+    """Write a results file (creating its folder) and say so."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(text)
+    log(f"wrote {path}")
 
 
 def read_seed_cache(path, key):

@@ -34,6 +34,11 @@ where it stopped (``--no-cache`` ignores them). Seeds other than the scale's add
 ``--quick`` is a smoke run on a slice (writes nothing). A ``--vocab`` other than the scale's
 adds ``_vocab<size>`` to the results file name; ``--variants`` with no names trains and
 evaluates the dense net only (``language_model_dense.txt``).
+
+``--recovery-epochs 0`` keeps the scale's epochs but prunes in all of them, with no recovery
+epoch (``language_model_recovery0.txt``, its own seed cache)::
+
+    nice -n 10 python benchmarks/language_model.py --recovery-epochs 0
 """
 
 import argparse
@@ -52,8 +57,9 @@ import torch
 from latticeprune.datasets import load_wikitext2
 from latticeprune.datasets.wikitext import UNK
 from latticeprune.tasks import LanguageModel, token_windows
-from common import (DENSE_TRAINED, fit_variant, log, mean_sd, MODULI_VARIANTS, read_seed_cache,
-                    table, without_recurrence, write_seed_cache)
+from common import (add_recovery_argument, apply_recovery, DENSE_TRAINED, fit_variant, log,
+                    mean_sd, MODULI_VARIANTS, read_seed_cache, schedule_phrase, table,
+                    without_recurrence, write_results, write_seed_cache)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WIKITEXT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext-2"
@@ -113,6 +119,7 @@ def main(argv=None):
     parser.add_argument("--variants", nargs="*", choices=MODULI_VARIANTS + DENSE_TRAINED,
                         help="subset of the variants (default: all; none: the dense net and "
                              "the references only, written to language_model_dense.txt)")
+    add_recovery_argument(parser)
     parser.add_argument("--data", default=str(WIKITEXT), help="WikiText-2 folder")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 ran several times faster than 2 on the shared "
@@ -132,6 +139,7 @@ def main(argv=None):
         s["seeds"] = tuple(args.seeds)
     if args.sparsities:
         s["sparsities"] = tuple(args.sparsities)
+    regime = apply_recovery(parser, args.recovery_epochs, s)
     variants = (MODULI_VARIANTS + DENSE_TRAINED if args.variants is None
                 else tuple(args.variants))
     command = "python benchmarks/language_model.py " + shlex.join(
@@ -155,8 +163,8 @@ def main(argv=None):
         f"# Model: Elman (tanh) LanguageModel, embedding {s['embedding']}, hidden "
         f"{s['hidden']}, untied; windows of {s['bptt']} tokens from a zero state; Adam lr "
         f"{s['lr']}, batch {s['batch']}, gradient norm clipped at 1.0, {s['epochs']} epochs "
-        f"(moduli variants: pruning at the end of epochs 1-{s['epochs'] - s['recovery']}, "
-        f"then {s['recovery']} recovery; strength {args.strength}, inverted DoG); "
+        f"(moduli variants: {schedule_phrase(s['epochs'], s['recovery'])}; strength "
+        f"{args.strength}, inverted DoG); "
         f"dense-trained pruners: {s['rounds']} rounds of 1 fine-tuning epoch",
         "",
     ]
@@ -171,7 +179,7 @@ def main(argv=None):
         """One seed's perplexities, cached in results/cache so a stopped run resumes."""
         key = dict(s, seeds=None, seed=seed, strength=args.strength, data=Path(args.data).name)
         path = RESULTS / "cache" / (f"language_model_vocab{size}_hidden{s['hidden']}_"
-                                    f"strength{args.strength:g}_seed{seed}.json")
+                                    f"strength{args.strength:g}{regime}_seed{seed}.json")
         done = read_seed_cache(path, key) if cache else {}
         wanted = [f"{name} @ {sp:g}" for sp in s["sparsities"] for name in variants]
         if "dense" in done and all(w in done for w in wanted):
@@ -249,15 +257,13 @@ def main(argv=None):
     text = "\n".join(out) + "\n"
     log("\n" + "\n".join(out[5:]))
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
         name = "language_model" + ("" if variants else "_dense")
         if not args.quick and s["vocab"] != SCALES[args.scale]["vocab"]:
             name += f"_vocab{size}"
         if tuple(s["seeds"]) != SCALES[args.scale]["seeds"]:
             name += "_seeds" + "-".join(str(seed) for seed in s["seeds"])
-        path = RESULTS / f"{name}.txt"
-        path.write_text(text)
-        log(f"wrote {path}")
+        name += regime
+        write_results(RESULTS / f"{name}.txt", text)
 
 
 if __name__ == "__main__":

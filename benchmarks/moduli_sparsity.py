@@ -10,6 +10,13 @@ Regenerate the committed tables (from the repository root; each run writes
 
 ``--quick`` runs a tiny version of the same code (a smoke test; prints, writes nothing).
 
+``--recovery-epochs N`` keeps each dataset's epochs but ends the pruning schedule N epochs
+before the last (default: the dataset's ``recovery``, 5 / 2 / 10 for digits / MNIST / adding);
+``0`` prunes until the last epoch, with no recovery. A value other than the default writes
+``moduli_sparsity_<dataset>_recovery<N>.txt`` (``strength`` already tables both regimes)::
+
+    python benchmarks/moduli_sparsity.py --dataset digits --recovery-epochs 0
+
 Variants (all through :class:`latticeprune.ModuliRegularizer`, inverted DoG inhibitor,
 linear schedule, W_hh pruned):
 
@@ -46,7 +53,8 @@ from sklearn.model_selection import train_test_split
 from latticeprune import ModuliRegularizer, RNNClassifier, RNNRegressor
 from latticeprune.datasets import load_digits_sequences, load_mnist, make_adding_problem
 from latticeprune.utils import torch_seed
-from common import log, mean_sd, table, variant_params
+from common import (add_recovery_argument, apply_recovery, log, mean_sd, schedule_phrase, table,
+                    variant_params, write_results)
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 MNIST_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
@@ -230,12 +238,17 @@ def main(argv=None):
                         help="penalty strength (default: ModuliRegularizer's default)")
     parser.add_argument("--mnist-path", default=MNIST_PATH)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    add_recovery_argument(parser)
     args = parser.parse_args(argv)
+    if args.dataset == "strength" and args.recovery_epochs is not None:
+        parser.error("--dataset strength tables recovery_epochs 0 and 5 itself; "
+                     "--recovery-epochs goes with digits, mnist or adding")
     torch.set_num_threads(args.threads)
     strength = (ModuliRegularizer(None).strength if args.strength is None else args.strength)
     s = dict(SETTINGS["digits" if args.dataset == "strength" else args.dataset])
     if args.quick:
         s.update({k: v for k, v in QUICK.items() if k in s})
+    regime = apply_recovery(parser, args.recovery_epochs, s)
     data = load(args.dataset, args.quick, args.mnist_path)
     command = "python benchmarks/moduli_sparsity.py " + " ".join(argv if argv is not None
                                                                   else sys.argv[1:])
@@ -247,7 +260,7 @@ def main(argv=None):
             f"x {data[0].shape[2]} features")
     out.append(f"Data: {'digits' if args.dataset == 'strength' else args.dataset}, {size}.")
     schedule = ("recovery epochs as stated below" if args.dataset == "strength" else
-                f"schedule over {s['epochs'] - s['recovery']}, then {s['recovery']} recovery")
+                f"moduli variants: {schedule_phrase(s['epochs'], s['recovery'])}")
     out.append(f"Nets: hidden {s['hidden']}, {s['epochs']} epochs ({schedule}), Adam lr "
                f"{s['lr']}, batch {s['batch']}; strength {strength:g} unless stated.\n")
     log("\n".join(out))
@@ -262,11 +275,7 @@ def main(argv=None):
     text = "\n".join(out) + "\n"
     print(text)
     if not args.quick:
-        os.makedirs(RESULTS, exist_ok=True)
-        path = os.path.join(RESULTS, f"moduli_sparsity_{args.dataset}.txt")
-        with open(path, "w") as fh:
-            fh.write(text)
-        log(f"written {path}")
+        write_results(os.path.join(RESULTS, f"moduli_sparsity_{args.dataset}{regime}.txt"), text)
 
 
 if __name__ == "__main__":
