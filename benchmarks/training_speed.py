@@ -11,6 +11,14 @@ with ``top_down=False`` (torch's fused ``nn.LSTM``) and ``top_down=True``
 trained in turn (``repeats`` rounds, so a change in the load of the shared machine hits both
 alike); each sample is the wall time of one ``fit`` (2 epochs) and of one ``predict`` on the
 2,000 sequences. The table gives medians and the ratio top-down / stacked.
+
+A second table looks for the floor at module level (batch 64, no gradient, median of 15 warm
+calls): the stacked ``nn.LSTM``, the top-down net, and the top-down net's step products
+alone, issued as its layers issue them (``torch.lstm_cell`` runs two ``addmm`` per layer and
+step: bottom-up with top-down, and recurrent) and as one oneDNN GEMM per layer and step over
+the concatenated inputs (the inputs converted to oneDNN tensors each step). Where the
+products alone already take more than 1.5x the stacked module, no eager formulation on
+torch's GEMMs gets the top-down net within 1.5x.
 """
 
 import argparse
@@ -36,6 +44,47 @@ def timed(func):
     start = time.perf_counter()
     func()
     return time.perf_counter() - start
+
+
+def median_time(func, repeats=15):
+    func()
+    return float(np.median([timed(func) for _ in range(repeats)]))
+
+
+def floor_rows(hidden, batch=64):
+    """Module-level times (ms) of the stacked LSTM, the top-down net and its products alone."""
+    from latticeprune.nets import HierarchicalRNN
+    torch.manual_seed(0)
+    x = torch.randn(batch, STEPS, FEATURES)
+    stacked = torch.nn.LSTM(FEATURES, hidden, 2, batch_first=True)
+    net = HierarchicalRNN(FEATURES, hidden, 2, "lstm")
+    bottom, top = net.layers
+    bottom_in = torch.cat([bottom.weight_ih, bottom.weight_td], 1)
+    h, below = torch.randn(batch, hidden), torch.randn(batch, FEATURES + hidden)
+
+    def mkl_products():
+        for _ in range(STEPS):
+            torch.addmm(bottom.bias_ih, below, bottom_in.t())
+            torch.addmm(bottom.bias_hh, h, bottom.weight_hh.t())
+            torch.addmm(top.bias_ih, h, top.weight_ih.t())
+            torch.addmm(top.bias_hh, h, top.weight_hh.t())
+
+    weights = [torch.cat([bottom.weight_ih, bottom.weight_hh, bottom.weight_td], 1).to_mkldnn(),
+               torch.cat([top.weight_ih, top.weight_hh], 1).to_mkldnn()]
+    inputs = [torch.randn(batch, FEATURES + 2 * hidden), torch.randn(batch, 2 * hidden)]
+
+    def onednn_products():
+        for _ in range(STEPS):
+            for weight, step_input in zip(weights, inputs):
+                torch.nn.functional.linear(step_input.to_mkldnn(), weight).to_dense()
+
+    with torch.no_grad():
+        times = [median_time(lambda: stacked(x)), median_time(lambda: net(x)),
+                 median_time(mkl_products), median_time(onednn_products)]
+    names = ["stacked nn.LSTM", "top-down net", "its products alone (addmm, as torch.lstm_cell)",
+             "its products alone (one oneDNN GEMM per layer and step)"]
+    return [{"hidden": hidden, "module": name, "ms": f"{1e3 * t:.2f}",
+             "ratio": f"{t / times[0]:.2f}x"} for name, t in zip(names, times)]
 
 
 def main(argv=None):
@@ -65,6 +114,7 @@ def main(argv=None):
             rows.append(dict(zip(COLUMNS, (hidden, task, f"{stacked:.2f}", f"{top:.2f}",
                                            f"{top / stacked:.2f}x"))))
         print(rows[-2], rows[-1], flush=True)
+    floors = [row for hidden in SIZES for row in floor_rows(hidden)]
     lines = [
         "python " + " ".join(sys.argv),
         "# Stacked fused LSTM vs top-down HierarchicalRNN, 2 layers: median wall time (s) of "
@@ -77,6 +127,11 @@ def main(argv=None):
         " (the machine is shared; timings are medians)",
         "",
         format_table(rows, COLUMNS),
+        "",
+        f"Floor at module level: forward of batch 64, no gradient, median of 15 warm calls "
+        "(ms; ratio to the stacked module)",
+        "",
+        format_table(floors, ["hidden", "module", "ms", "ratio"]),
     ]
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w") as handle:
