@@ -15,6 +15,7 @@ from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import GradientNormClipping
 from skorch.utils import to_device, to_numpy, to_tensor
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, Options, StrOptions, validate_parameter_constraints
 from sklearn.utils.class_weight import compute_sample_weight
@@ -27,7 +28,8 @@ from torch.utils.data import Dataset
 from .callbacks import DivergenceGuard
 from .nets import CELLS, RecurrentNet
 from .neuron_graph import NeuronGraph
-from .sequences import PaddedSequences, check_padded, is_ragged
+from .sequences import (PaddedSequences, check_padded, check_step_targets, is_ragged, pad_steps,
+                        sequence_array, step_mask, unpad)
 from .utils import torch_seed, torch_threads
 
 __all__ = ["SequenceNet", "RNNClassifier", "RNNRegressor"]
@@ -78,9 +80,45 @@ def _module_args(batch):
     return x[:, :int(lengths.max())], {"lengths": lengths}
 
 
-def _per_step(sample_weight, y):
-    """Weights of the rows of ``y.reshape(-1, y.shape[-1])`` (a sample's weight on each step)."""
-    return None if sample_weight is None else np.repeat(sample_weight, y[..., 0].size // len(y))
+def _valid_steps(X):
+    """``(n_samples, n_steps)`` mask of the steps of validated ``X`` before each sequence's end."""
+    if isinstance(X, PaddedSequences):
+        return step_mask(X.lengths, X.shape[1])
+    return np.ones(X.shape[:2], dtype=bool)
+
+
+def _step_weights(sample_weight, mask):
+    """Weights of the True steps of ``mask``: per-sample weights (a sample's on each of its
+    steps) or per-step weights ``(n_samples, n_steps)``; None stays None."""
+    if sample_weight is None:
+        return None
+    if sample_weight.ndim == 1:
+        sample_weight = sample_weight[:, None]
+    return np.broadcast_to(sample_weight, mask.shape)[mask]
+
+
+def _target_rows(X, y, sample_weight):
+    """``(rows, weights)``: the targets ``(n_rows, n_targets)`` of validated ``X``, one row per
+    sample, or for per-step ``y`` ``(n_samples, n_steps, n_targets)`` one per valid step."""
+    if y.ndim == 2:
+        return y, sample_weight
+    mask = _valid_steps(X)
+    return y[mask], _step_weights(sample_weight, mask)
+
+
+def _loss_steps(y_pred, y_true, weight, lengths):
+    """Per-step outputs ``(batch, steps, ...)``, targets and weights (per sample or per step)
+    reduced to the steps before each end, one row per step: the loss counts only those."""
+    y_true = to_tensor(y_true, device=y_pred.device)[:, :y_pred.shape[1]]
+    if lengths is None:
+        mask = torch.ones(y_pred.shape[:2], dtype=torch.bool, device=y_pred.device)
+    else:
+        mask = step_mask(to_tensor(lengths, device=y_pred.device), y_pred.shape[1])
+    if weight is not None:
+        weight = to_tensor(weight, device=y_pred.device)
+        weight = (weight[:, :y_pred.shape[1]] if weight.dim() == 2
+                  else weight[:, None].expand(mask.shape))[mask]
+    return y_pred[mask], y_true[mask], weight
 
 
 class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
@@ -89,7 +127,10 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     A subclass lists its parameters in ``__init__`` (``self._init_params(locals())``) and
     ``_parameter_constraints``, and provides ``_check_X(X, reset)``, ``_check_y(X, y, reset)``
     (``reset=True`` in ``fit`` records ``n_features_in_`` and what else the data fixes),
-    ``_net_class``, ``_module_kwargs()`` and optionally ``_init_from_targets(y)``. It gets
+    ``_net_class``, ``_module_kwargs()`` and optionally ``_init_from_targets(X, y,
+    sample_weight)``. A subclass with a ``sequence_output`` parameter gets per-step targets of
+    variable-length sequences: the loss counts the steps before each end only, and per-step
+    outputs come back one array per sequence (a 1-D object array). It gets
     ``fit`` / ``partial_fit`` (parameters checked once; seeded, ``n_threads`` threads;
     ``sample_weight`` weighs each sample's loss), a ``DivergenceGuard`` and (with
     ``max_grad_norm``) gradient clipping as default callbacks, :meth:`check_sequences`,
@@ -168,7 +209,8 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         return X if isinstance(X, Dataset) else _net_input(self._check_X(X, reset=False))
 
     def _check_finite_output(self, out, what):
-        if not np.all(np.isfinite(out)):
+        values = np.concatenate(out) if out.dtype == object else out
+        if not np.all(np.isfinite(values)):
             raise ValueError(f"The net produced non-finite {what} for this X (inputs far outside "
                              "the range seen in fit overflow the recurrent state).")
         return out
@@ -212,8 +254,15 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """skorch's loss; for a weighted batch, the mean of ``weight * loss`` per sample (the
-        criterion's elements averaged within each sample), as in skorch's FAQ."""
-        weight = X.get("sample_weight") if isinstance(X, Mapping) else None
+        criterion's elements averaged within each sample), as in skorch's FAQ. Per-step
+        outputs of variable-length sequences (and per-step labels, whose outputs have a class
+        axis more than ``y``) count each step before a sequence's end as one sample, with its
+        sequence's weight (or its own, for per-step weights); padding never contributes."""
+        batch = X if isinstance(X, Mapping) else {}
+        weight, lengths = batch.get("sample_weight"), batch.get("lengths")
+        if getattr(self, "sequence_output", False) and (
+                lengths is not None or y_pred.dim() > np.ndim(y_true)):
+            y_pred, y_true, weight = _loss_steps(y_pred, y_true, weight, lengths)
         if weight is None:
             return super().get_loss(y_pred, y_true, X=X, training=training)
         reduction, self.criterion_.reduction = self.criterion_.reduction, "none"
@@ -241,7 +290,7 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         with torch_seed(self.random_state), torch_threads(self.n_threads):
             if not self.warm_start or not self.initialized_:
                 self.initialize()
-                self._init_from_targets(y, weight)
+                self._init_from_targets(X, y, weight)
             super().partial_fit(self._fit_input(X, weight), y, **fit_params)
         return self
 
@@ -255,9 +304,9 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
                              "read them; pad them to one length or use RecurrentNet.")
         return _net_input(X, sample_weight)
 
-    def _init_from_targets(self, y, sample_weight):
-        """Hook run once after initialisation (e.g. to start a read-out bias from ``y``,
-        weighted by ``sample_weight``, None for equal weights)."""
+    def _init_from_targets(self, X, y, sample_weight):
+        """Hook run once after initialisation (e.g. to start a read-out bias from ``y`` of the
+        validated ``X``, weighted by ``sample_weight``, None for equal weights)."""
 
     def partial_fit(self, X, y=None, sample_weight=None, **fit_params):
         """Train a fitted net further (``epochs=k`` trains k epochs); unfitted: ``fit``."""
@@ -272,11 +321,43 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
 
     # -- outputs -----------------------------------------------------------------------------
     def _outputs(self, X, what="outputs"):
-        """The module's outputs for validated ``X``, as a finite numpy array."""
+        """The module's outputs for ``X``, finite: a numpy array, or per-step outputs of
+        variable-length sequences as a 1-D object array of ``(n_steps_i, n_outputs)`` arrays."""
         X = self.check_sequences(X)
         with torch_threads(self.n_threads):
-            out = to_numpy(self.forward(X, training=False))
+            out = (self._sequence_outputs(X) if self._per_sequence(X)
+                   else to_numpy(self.forward(X, training=False)))
         return self._check_finite_output(out, what)
+
+    def _per_sequence(self, X):
+        """Whether the outputs for ``check_sequences(X)`` come back one array per sequence:
+        per-step outputs (``sequence_output``) of sequences of different lengths."""
+        return (getattr(self, "sequence_output", False) and isinstance(X, Mapping)
+                and X.get("lengths") is not None)
+
+    def _sequence_outputs(self, X, nonlinearity=None):
+        """Per-step outputs (through ``nonlinearity``) of ``check_sequences(X)``, each sequence's
+        cut at its end: a 1-D object array of ``(n_steps_i, n_outputs)`` arrays."""
+        pieces, start = [], 0
+        for out in self.forward_iter(X, training=False):
+            out = to_numpy(out if nonlinearity is None else nonlinearity(out))
+            pieces.append(unpad(out, X["lengths"][start:start + len(out)]))
+            start += len(out)
+        return np.concatenate(pieces)
+
+    def _score_steps(self, X, y, sample_weight, metric, prediction):
+        """``metric(targets, prediction(outputs), sample_weight=...)`` over every step before a
+        sequence's end of per-step ``y`` (one row per step, each step with its sequence's
+        weight)."""
+        X = self._check_X(X, reset=False)
+        y = self._check_y(X, y, reset=False)
+        mask = _valid_steps(X)
+        out = self._outputs(X)
+        out = np.concatenate(out) if out.dtype == object else out[mask]
+        if sample_weight is not None:  # the base's check: no class weights in a score
+            sample_weight = SequenceNet._sample_weight(self, X, y, sample_weight)
+        return float(metric(y[mask], prediction(out),
+                            sample_weight=_step_weights(sample_weight, mask)))
 
     def _map_batches(self, compute, X, y=None):
         """``[compute(Xi, yi) ...]`` over the batches of validated ``X`` (and ``y``), with the
@@ -402,6 +483,16 @@ _DOC_COMMON = """
         As in skorch. Defaults train well on a CPU; ``train_split=None`` uses all of X for training.
 """
 
+_DOC_RAGGED_STEPS = """
+        For sequences of different lengths, ``y`` is a list (or 1-D object array) of arrays,
+        one per sequence and as long as it, or an array padded after each end (with NaN or
+        anything else: entries after a sequence's end are ignored). The loss and ``score``
+        count only the steps before each end, each with its sequence's ``sample_weight``;
+        per-step results come back one array per sequence, as a 1-D object array (sklearn
+        indexes it and ``cross_val_predict`` concatenates it; for other metrics concatenate
+        the sequences, ``np.concatenate``). ``transform`` stays the state at each end,
+        ``(n_samples, hidden_size)``."""
+
 
 class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
     __doc__ = """Recurrent sequence classifier, a skorch ``NeuralNetClassifier``.
@@ -410,6 +501,11 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
     ----------""" + _DOC_COMMON + """    class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, as in sklearn's classifiers (``{label: weight}``;
         ``"balanced"``: ``n_samples / (n_classes * counts)``), multiplying ``sample_weight``.
+        With ``sequence_output``, per step (``"balanced"`` counts every step's label).
+    sequence_output : bool, default=False
+        Predict a label per time step: ``y`` of shape ``(n_samples, n_steps)``, ``predict``
+        likewise, ``predict_proba`` ``(n_samples, n_steps, n_classes)``, ``score`` the
+        accuracy over every step, ``class_weight`` per step.""" + _DOC_RAGGED_STEPS + """
 
     Attributes
     ----------
@@ -433,13 +529,15 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
     """
 
     _parameter_constraints = {**_RecurrentEstimator._parameter_constraints,
-                              "class_weight": [StrOptions({"balanced"}), dict, None]}
+                              "class_weight": [StrOptions({"balanced"}), dict, None],
+                              "sequence_output": ["boolean"]}
 
     def __init__(self, module=RecurrentNet, *, hidden_size=64, num_layers=1, cell="lstm",
-                 top_down=False, input_size=None, class_weight=None, random_state=None,
-                 n_threads=1, criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam,
-                 lr=0.01, max_epochs=20, batch_size=64, iterator_train__shuffle=True,
-                 train_split=None, device="cpu", verbose=0, **kwargs):
+                 top_down=False, input_size=None, class_weight=None, sequence_output=False,
+                 random_state=None, n_threads=1, criterion=torch.nn.CrossEntropyLoss,
+                 optimizer=torch.optim.Adam, lr=0.01, max_epochs=20, batch_size=64,
+                 iterator_train__shuffle=True, train_split=None, device="cpu", verbose=0,
+                 **kwargs):
         self._init_params(locals())
 
     @property
@@ -454,11 +552,22 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
         return len(self.classes_)
 
     def _check_y(self, X, y, reset, classes=None):
-        """Labels encoded as 0 .. n_classes - 1; ``reset`` fixes ``classes_`` from ``classes``
+        """Labels encoded as 0 .. n_classes - 1 (with ``sequence_output``, ``(n_samples,
+        n_steps)``, zeros after each end); ``reset`` fixes ``classes_`` from ``classes``
         (``partial_fit``), the ``classes`` parameter (skorch's) or ``y``."""
         y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
-        y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
+        if not self.sequence_output:
+            return self._encode(column_or_1d(y, warn=True), reset, classes)
+        lengths = X.lengths if isinstance(X, PaddedSequences) else None
+        labels, ndim = check_step_targets(y, lengths, X.shape[1])
+        if ndim != 2:
+            raise ValueError(f"With sequence_output=True, y holds one label per step: "
+                             f"(n_samples, n_steps) or one 1-D array per sequence; got "
+                             f"{labels.shape[1:]} per step.")
+        return pad_steps(self._encode(labels, reset, classes), _valid_steps(X))
+
+    def _encode(self, y, reset, classes):
         if reset:
             check_classification_targets(y)
             classes = self.classes if classes is None else classes
@@ -479,8 +588,13 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
         weight = super()._sample_weight(X, y, sample_weight)
         if self.class_weight is None:
             return weight
-        class_weight = compute_sample_weight(self.class_weight, self.classes_[y])
-        return class_weight.astype(np.float32) * (1 if weight is None else weight)
+        if y.ndim == 1:
+            class_weight = compute_sample_weight(self.class_weight, self.classes_[y])
+            return class_weight.astype(np.float32) * (1 if weight is None else weight)
+        mask = _valid_steps(X)  # per step: (n_samples, n_steps), zero after each end
+        class_weight = pad_steps(compute_sample_weight(self.class_weight, self.classes_[y[mask]])
+                                 .astype(np.float32), mask)
+        return class_weight * (1 if weight is None else weight[:, None])
 
     def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):
         """As ``SequenceNet.partial_fit``; ``classes`` (on the first call) lists every label
@@ -494,23 +608,45 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
         return super().partial_fit(X, y, sample_weight=sample_weight, **fit_params)
 
     def predict_proba(self, X):
-        """Class probabilities, columns in the order of ``classes_``."""
+        """Class probabilities, columns (last axis) in the order of ``classes_``; per-step
+        probabilities of sequences of different lengths one ``(n_steps_i, n_classes)`` array
+        per sequence."""
         X = self.check_sequences(X)
         with torch_threads(self.n_threads):
-            proba = super().predict_proba(X)
+            proba = (self._sequence_outputs(X, self._get_predict_nonlinearity())
+                     if self._per_sequence(X) else super().predict_proba(X))
         return self._check_finite_output(proba, "probabilities")
 
     def decision_function(self, X):
         """Logits ``(n_samples, n_classes)``; for two classes the log-odds of ``classes_[1]``,
-        ``(n_samples,)``, as sklearn's binary classifiers."""
+        ``(n_samples,)``, as sklearn's binary classifiers (per step with ``sequence_output``;
+        one array per sequence for sequences of different lengths)."""
         logits = self._outputs(X)
-        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+        if logits.dtype == object:
+            return sequence_array([self._decision(step) for step in logits])
+        return self._decision(logits)
+
+    def _decision(self, logits):
+        return logits[..., 1] - logits[..., 0] if logits.shape[-1] == 2 else logits
 
     def predict(self, X):
         """Predicted class labels (for skorch's own ``Dataset`` inputs, their encoded
-        indices, which is how its validation scoring holds ``y``)."""
-        indices = self.predict_proba(X).argmax(axis=1)
-        return indices if isinstance(X, Dataset) else self.classes_[indices]
+        indices, which is how its validation scoring holds ``y``); per step with
+        ``sequence_output``, one array per sequence for sequences of different lengths."""
+        proba = self.predict_proba(X)
+        labels = (lambda p: p.argmax(axis=-1)) if isinstance(X, Dataset) else (
+            lambda p: self.classes_[p.argmax(axis=-1)])
+        if proba.dtype == object:
+            return sequence_array([labels(p) for p in proba])
+        return labels(proba)
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of ``predict(X)``; with ``sequence_output``, over every step (before each
+        end), each step weighted by its sequence's ``sample_weight``."""
+        if not self.sequence_output:
+            return super().score(X, y, sample_weight=sample_weight)
+        return self._score_steps(X, y, sample_weight, accuracy_score,
+                                 lambda logits: logits.argmax(axis=-1))
 
 
 class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
@@ -520,7 +656,8 @@ class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
     ----------""" + _DOC_COMMON + """
     sequence_output : bool, default=False
         Predict a target per time step: ``y`` of shape ``(n_samples, n_steps)`` or
-        ``(n_samples, n_steps, n_targets)``.
+        ``(n_samples, n_steps, n_targets)``, ``predict`` likewise, ``score`` the R^2 (see
+        :meth:`score`).""" + _DOC_RAGGED_STEPS + """
 
     Attributes
     ----------
@@ -552,12 +689,12 @@ class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
     def _n_outputs(self):
         return self.n_outputs_
 
-    def _init_from_targets(self, y, sample_weight):
+    def _init_from_targets(self, X, y, sample_weight):
         # Start the read-out bias at the mean target (Adam's bounded steps would move it slowly).
         readout = getattr(self.module_, "readout", None)
         if isinstance(readout, torch.nn.Linear) and readout.bias is not None:
-            mean = np.average(y.reshape(-1, y.shape[-1]), axis=0,
-                              weights=_per_step(sample_weight, y))
+            rows, weights = _target_rows(X, y, sample_weight)
+            mean = np.average(rows, axis=0, weights=weights)
             with torch.no_grad():
                 readout.bias.copy_(torch.as_tensor(mean, dtype=readout.bias.dtype))
 
@@ -567,22 +704,23 @@ class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
         return tags
 
     def _check_y(self, X, y, reset):
+        """Targets as float32 ``(n_samples, n_targets)``, or with ``sequence_output``
+        ``(n_samples, n_steps, n_targets)`` (zeros after each end)."""
         y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
-        y = check_array(y, dtype=np.float32, ensure_2d=False, allow_nd=True,
-                        ensure_all_finite=True, input_name="y")
         check_consistent_length(X, y)
-        if reset:
-            self._y_ndim = y.ndim
         if self.sequence_output:
-            if isinstance(X, PaddedSequences):
-                raise ValueError("sequence_output=True needs sequences of one length (a target "
-                                 "per step); X holds sequences of different lengths.")
-            if y.ndim not in (2, 3) or y.shape[1] != X.shape[1]:
-                raise ValueError(f"With sequence_output=True, y must be (n_samples, n_steps) or "
-                                 f"(n_samples, n_steps, n_targets) with n_steps={X.shape[1]}; "
-                                 f"got shape {y.shape}.")
-            y = y.reshape(y.shape[0], y.shape[1], -1)
+            lengths = X.lengths if isinstance(X, PaddedSequences) else None
+            values, ndim = check_step_targets(y, lengths, X.shape[1])
+            values = check_array(values, dtype=np.float32, ensure_2d=False,
+                                 ensure_all_finite=True, input_name="y")
+            y = pad_steps(values.reshape(len(values), -1), _valid_steps(X))
+            if reset:
+                self._y_ndim = ndim
         else:
+            y = check_array(y, dtype=np.float32, ensure_2d=False, allow_nd=True,
+                            ensure_all_finite=True, input_name="y")
+            if reset:
+                self._y_ndim = y.ndim
             if y.ndim > 2:
                 raise ValueError(f"y has shape {y.shape}; for per-step targets set "
                                  "sequence_output=True.")
@@ -596,12 +734,27 @@ class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
 
     def predict(self, X):
         """Predicted targets (float64, as sklearn's regressors), shaped like the ``y`` seen in
-        ``fit``."""
-        y = self._outputs(X, "predictions").astype(np.float64)
-        # Give back the shape of the y seen in fit: (n,) or (n, T) when it had one target.
-        if self._y_ndim == (2 if self.sequence_output else 1):
-            return y[..., 0]
-        return y
+        ``fit``; per-step targets of sequences of different lengths one array per sequence."""
+        y = self._outputs(X, "predictions")
+        if y.dtype == object:
+            return sequence_array([self._target_shape(step) for step in y])
+        return self._target_shape(y)
+
+    def _target_shape(self, y):
+        # The shape of the y seen in fit: (n,) or (n, T) when it had one target.
+        y = y.astype(np.float64)
+        return y[..., 0] if self._y_ndim == (2 if self.sequence_output else 1) else y
+
+    def score(self, X, y, sample_weight=None):
+        """R^2 of ``predict(X)`` (sklearn's: with several outputs, the mean of each output's
+        R^2). Per-step targets of sequences of different lengths: the R^2 over every step
+        before each end, each step one observation (several targets: their mean R^2), each
+        step weighted by its sequence's ``sample_weight``."""
+        if self.sequence_output:
+            checked = self._check_X(X, reset=False)
+            if isinstance(checked, PaddedSequences):
+                return self._score_steps(checked, y, sample_weight, r2_score, lambda out: out)
+        return super().score(X, y, sample_weight=sample_weight)
 
     # skorch gives every net a predict_proba; a regressor has no probabilities to offer.
     predict_proba = available_if(lambda self: False)(NeuralNetRegressor.predict_proba)

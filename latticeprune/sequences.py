@@ -23,6 +23,16 @@ batch. This masking replaces ``torch.nn.utils.rnn.pack_padded_sequence``, whose 
 batches torch runs on the CPU step by step without its fused kernel, several times slower
 (measured: see docs/experiments.md). :func:`from_aeon` converts aeon's collection layouts
 (channels first). Cost: O(total steps x features) to validate and pad.
+
+Per-step targets (``sequence_output=True``) of variable-length sequences are a list (or
+object array, or :class:`PaddedSequences`) of arrays ``(n_steps_i,)`` or ``(n_steps_i,
+n_targets)``, one per sequence and as long as it, or an array ``(n_samples, n_steps_y[,
+n_targets])`` padded after each end (with NaN or anything else: entries after a sequence's
+end are ignored). :func:`check_step_targets` reads any of them as the targets of every valid
+step, :func:`step_mask` marks those steps in a padded batch (the loss counts only them),
+:func:`pad_steps` and :func:`unpad` go between the two forms, and per-sequence results are
+1-D object arrays (:func:`sequence_array`), which sklearn indexes and
+``cross_val_predict`` concatenates.
 """
 
 import numbers
@@ -32,8 +42,8 @@ import torch
 from sklearn.utils.validation import check_array
 from torch.nn.utils.rnn import pad_sequence
 
-__all__ = ["PaddedSequences", "is_ragged", "check_padded", "nan_lengths", "sequence_ends",
-           "from_aeon"]
+__all__ = ["PaddedSequences", "is_ragged", "is_variable_length", "check_padded", "nan_lengths", "sequence_ends",
+           "step_mask", "check_step_targets", "pad_steps", "unpad", "sequence_array", "from_aeon"]
 
 
 class PaddedSequences:
@@ -129,6 +139,19 @@ def is_ragged(X):
     return len(X) > 0 and np.ndim(X[0]) == 2
 
 
+def is_variable_length(X):
+    """Whether ``X`` holds sequences of different lengths in a layout that keeps them apart:
+    a :class:`PaddedSequences`, or a list, tuple or 1-D object array of arrays of different
+    shapes (for the estimators that take one length only, to refuse it by name)."""
+    if isinstance(X, PaddedSequences):
+        return True
+    if isinstance(X, np.ndarray) and (X.dtype != object or X.ndim != 1):
+        return False
+    if not isinstance(X, (list, tuple, np.ndarray)):
+        return False
+    return len({np.shape(row) for row in X}) > 1
+
+
 def _finite_sequence(index, sequence):
     try:
         return check_array(sequence, dtype=np.float32, ensure_min_samples=1,
@@ -204,8 +227,123 @@ def sequence_ends(outputs, lengths):
     ``outputs`` ``(batch, steps, hidden)`` computed over padded input; ``lengths`` a tensor."""
     lengths = lengths.to(outputs.device)
     last = outputs[torch.arange(len(outputs), device=outputs.device), lengths.long() - 1]
-    steps = torch.arange(outputs.shape[1], device=outputs.device)
-    return outputs * (steps[None, :] < lengths[:, None]).unsqueeze(-1), last
+    return outputs * step_mask(lengths, outputs.shape[1]).unsqueeze(-1), last
+
+
+def step_mask(lengths, n_steps):
+    """``(n_samples, n_steps)`` bool mask of the steps before each sequence's end: a tensor
+    (on the device of ``lengths``) for a tensor, else a numpy array."""
+    if isinstance(lengths, torch.Tensor):
+        return torch.arange(n_steps, device=lengths.device)[None, :] < lengths[:, None]
+    return np.arange(n_steps)[None, :] < np.asarray(lengths)[:, None]
+
+
+def sequence_array(sequences):
+    """A 1-D object array holding ``sequences`` (arrays of any shapes) as its elements."""
+    out = np.empty(len(sequences), dtype=object)
+    for i, sequence in enumerate(sequences):
+        out[i] = sequence
+    return out
+
+
+def unpad(padded, lengths):
+    """Each sequence of ``padded`` ``(n_samples, n_steps, ...)`` without its padding: a 1-D
+    object array of ``padded[i, :lengths[i]]`` (:func:`sequence_array`)."""
+    return sequence_array([row[:length] for row, length in zip(padded, lengths)])
+
+
+def pad_steps(values, mask):
+    """The padded array ``(*mask.shape, ...)`` holding ``values`` (one row per True entry of
+    ``mask``, in row-major order, as ``padded[mask]`` reads them) and zeros elsewhere."""
+    out = np.zeros(mask.shape + values.shape[1:], dtype=values.dtype)
+    out[mask] = values
+    return out
+
+
+def check_step_targets(y, lengths, n_steps):
+    """The targets of every step of per-step targets ``y``: ``(values, ndim)``.
+
+    ``values`` holds them sequence after sequence, ``(total_steps,)`` or ``(total_steps,
+    n_targets)`` (as ``padded_y[step_mask(lengths, ...)]`` reads them); ``ndim`` is 2 for one
+    target per step, 3 for several (the dimensions of a padded ``y``).
+
+    Parameters
+    ----------
+    y : list, tuple, 1-D object array or PaddedSequences of arrays, or array-like
+        One array ``(n_steps_i,)`` or ``(n_steps_i, n_targets)`` per sequence, as long as the
+        sequence; or an array ``(n_samples, n_steps_y)`` or ``(n_samples, n_steps_y,
+        n_targets)``. With ``lengths`` its entries after each end are ignored (NaN, zeros,
+        anything) and ``n_steps_y`` must reach the longest sequence; without, ``n_steps_y`` is
+        ``n_steps``, or more with only NaN after it.
+    lengths : ndarray of int or None
+        Steps of each sequence of ``X``; None: every sequence has ``n_steps``.
+    n_steps : int
+        Steps of the validated (padded) ``X``.
+
+    Raises ``ValueError`` for a ``y`` whose steps do not match the sequences of ``X``, target
+    shapes that differ between sequences, or NaN or infinity before a sequence's end.
+    """
+    strict = lengths is None  # equal lengths: a padded y as wide as X (or NaN after it)
+    if strict:
+        lengths = np.full(_num_targets(y), n_steps)
+    if isinstance(y, (list, tuple, PaddedSequences)) or (
+            isinstance(y, np.ndarray) and y.dtype == object and y.ndim == 1):
+        values, ndim = _per_sequence_targets(y, lengths)
+    else:
+        values, ndim = _padded_targets(np.asarray(y), lengths, n_steps, strict)
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+        row = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))[0]
+        ends = np.cumsum(lengths)
+        i = int(np.searchsorted(ends, row, side="right"))
+        raise ValueError(f"y contains NaN or infinity at step {row - (ends[i] - lengths[i])} of "
+                         f"sequence {i}, which has {lengths[i]} steps: per-step targets must be "
+                         "finite up to each sequence's end (NaN may only pad after it).")
+    return values, ndim
+
+
+def _num_targets(y):
+    return len(y) if isinstance(y, (list, tuple, PaddedSequences)) else len(np.asarray(y))
+
+
+def _per_sequence_targets(y, lengths):
+    sequences = [np.asarray(s) for s in y]
+    if len(sequences) != len(lengths):
+        raise ValueError(f"y holds {len(sequences)} sequences of targets but X holds "
+                         f"{len(lengths)} sequences.")
+    for i, (s, length) in enumerate(zip(sequences, lengths)):
+        if s.ndim not in (1, 2):
+            raise ValueError(f"y[{i}] has shape {s.shape}: with sequence_output=True each "
+                             "y[i] is an array (n_steps_i,) or (n_steps_i, n_targets) of the "
+                             "targets at each step of X[i].")
+        if len(s) != length:
+            raise ValueError(f"y[{i}] has {len(s)} steps but sequence {i} of X has {length}: "
+                             "with sequence_output=True y[i] holds one target per step of X[i].")
+    shapes = [s.shape[1:] for s in sequences]
+    if len(set(shapes)) > 1:
+        other = next(i for i, shape in enumerate(shapes) if shape != shapes[0])
+        raise ValueError(f"The sequences of y have different target shapes per step: y[0] has "
+                         f"{sequences[0].shape}, y[{other}] has {sequences[other].shape}.")
+    return np.concatenate(sequences), 1 + sequences[0].ndim
+
+
+def _padded_targets(y, lengths, n_steps, strict):
+    if y.ndim not in (2, 3):
+        raise ValueError(f"With sequence_output=True, y holds a target per step: (n_samples, "
+                         f"n_steps) or (n_samples, n_steps, n_targets), or one array per "
+                         f"sequence; got shape {y.shape}.")
+    if len(y) != len(lengths):
+        raise ValueError(f"y has {len(y)} samples but X has {len(lengths)}.")
+    short = np.flatnonzero(lengths > y.shape[1])
+    if short.size:
+        raise ValueError(f"y has {y.shape[1]} steps, but sequence {short[0]} of X has "
+                         f"{lengths[short[0]]}: with sequence_output=True y needs a target at "
+                         f"every step of every sequence (n_steps={n_steps}).")
+    if strict and y.shape[1] > n_steps and not (
+            y.dtype.kind == "f" and np.isnan(y[:, n_steps:]).all()):
+        raise ValueError(f"y has {y.shape[1]} steps but X has n_steps={n_steps}: with "
+                         "sequence_output=True y is (n_samples, n_steps) or (n_samples, "
+                         "n_steps, n_targets); steps after X's may only be NaN padding.")
+    return y[step_mask(lengths, y.shape[1])], y.ndim
 
 
 def from_aeon(X):

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from conftest import SHARED_DATA
 from latticeprune import (LatticePruner, ModuliRegularizer, PaddedSequences, RNNClassifier,
                           RNNRegressor)
-from latticeprune.inference import compact, to_inference
+from latticeprune.inference import ENGINES, compact, to_inference
 from latticeprune.nets import CELLS, RecurrentNet
 from latticeprune.persistence import load, load_weights, save, save_weights
 from latticeprune.sequences import check_padded, from_aeon, nan_lengths
@@ -47,11 +48,13 @@ def tiny(cls=RNNClassifier, **kwargs):
 
 
 # -- the same output alone and inside a padded batch ------------------------------------------
+@pytest.mark.parametrize("sequence_output", [False, True], ids=["last", "per_step"])
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("arch", ARCHITECTURES, ids=ARCH_IDS)
-def test_module_output_alone_equals_inside_padded_batch(cell, arch):
+def test_module_output_alone_equals_inside_padded_batch(cell, arch, sequence_output):
     torch.manual_seed(0)
-    net = RecurrentNet(input_size=3, output_size=2, hidden_size=5, cell=cell, **arch).eval()
+    net = RecurrentNet(input_size=3, output_size=2, hidden_size=5, cell=cell,
+                       sequence_output=sequence_output, **arch).eval()
     X, _ = ragged(6)
     data, lengths = padded(X, fill=7.0)  # padding with large values must not matter
     with torch.no_grad():
@@ -59,7 +62,8 @@ def test_module_output_alone_equals_inside_padded_batch(cell, arch):
         outputs, last = net.encode(torch.from_numpy(data), torch.from_numpy(lengths))
         for i, x in enumerate(X):
             alone_out, alone_last = net.encode(torch.from_numpy(x[None]))
-            torch.testing.assert_close(batch[i], net(torch.from_numpy(x[None]))[0])
+            steps = slice(len(x)) if sequence_output else slice(None)
+            torch.testing.assert_close(batch[i, steps], net(torch.from_numpy(x[None]))[0])
             torch.testing.assert_close(last[i], alone_last[0])
             torch.testing.assert_close(outputs[i, :len(x)], alone_out[0])
             assert not outputs[i, len(x):].any()  # zeros after the end
@@ -110,6 +114,159 @@ def test_regressor_and_sample_weight_with_ragged_input():
     clf = tiny().fit(X, y, sample_weight=np.ones(len(X)))
     np.testing.assert_array_equal(clf.predict_proba(X), tiny().fit(X, y).predict_proba(X))
     clf.partial_fit(X[:10], y[:10])
+
+
+# -- per-step targets (sequence_output) -------------------------------------------------------
+def step_targets(X):
+    """Per-step targets that need the past: the running sum of feature 0, and its sign."""
+    sums = [np.cumsum(x[:, 0]) for x in X]
+    return sums, [(total > 0).astype(int) for total in sums]
+
+
+def padded_targets(targets, fill):
+    lengths = [len(t) for t in targets]
+    out = np.full((len(targets), max(lengths)), fill, dtype=np.float64)
+    for i, t in enumerate(targets):
+        out[i, :len(t)] = t
+    return out
+
+
+def assert_each_close(actual, expected, **kwargs):
+    assert actual.dtype == object and len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(a, e, **kwargs)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES, ids=ARCH_IDS)
+def test_per_step_outputs_of_a_sequence_alone_equal_those_in_a_batch(arch):
+    X, _ = ragged()
+    sums, labels = step_targets(X)
+    reg = tiny(RNNRegressor, sequence_output=True, **arch).fit(X, sums)
+    clf = tiny(sequence_output=True, **arch).fit(X, labels)
+    pred, proba = reg.predict(X), clf.predict_proba(X)
+    assert [p.shape for p in pred] == [(len(x),) for x in X] and pred[0].dtype == np.float64
+    assert [p.shape for p in proba] == [(len(x), 2) for x in X]
+    assert_each_close(pred[:6], [reg.predict(x[None])[0] for x in X[:6]], atol=1e-6)
+    assert_each_close(proba[:6], [clf.predict_proba(x[None])[0] for x in X[:6]], atol=1e-6)
+    for labels_i, proba_i in zip(clf.predict(X), proba):
+        np.testing.assert_array_equal(labels_i, clf.classes_[proba_i.argmax(axis=1)])
+    assert reg.transform(X).shape == (len(X), 6)  # still the state at each end
+
+
+def test_padding_never_reaches_the_loss_or_the_class_weights():
+    X, _ = ragged()
+    sums, labels = step_targets(X)
+    objects = np.empty(len(sums), dtype=object)
+    objects[:] = sums
+    data, lengths = padded(X, fill=np.nan)
+    layouts = [objects, padded_targets(sums, 0.0), padded_targets(sums, 1e3),
+               padded_targets(sums, np.nan)]
+    reference = tiny(RNNRegressor, sequence_output=True).fit(X, sums).predict(X)
+    for y in layouts:
+        assert_each_close(tiny(RNNRegressor, sequence_output=True).fit(X, y).predict(X),
+                          reference, rtol=0, atol=0)
+    junk = PaddedSequences(np.nan_to_num(data, nan=5.0), lengths)  # X padding ignored as well
+    fitted = tiny(RNNRegressor, sequence_output=True).fit(junk, padded_targets(sums, -7.0))
+    assert_each_close(fitted.predict(X), reference, rtol=0, atol=0)
+    # labels after the ends are no class; "balanced" counts the steps before each end only
+    balanced = tiny(sequence_output=True, class_weight="balanced")
+    fitted = clone(balanced).fit(X, padded_targets(labels, 9).astype(int))
+    np.testing.assert_array_equal(fitted.classes_, [0, 1])
+    steps = np.concatenate(labels)
+    by_hand = {c: len(steps) / (2 * np.sum(steps == c)) for c in (0, 1)}
+    assert_each_close(fitted.predict_proba(X), clone(balanced).set_params(
+        class_weight=by_hand).fit(X, labels).predict_proba(X), rtol=0, atol=0)
+
+
+def test_the_loss_is_the_mean_over_the_steps_before_each_end():
+    X, _ = ragged(12)
+    sums, _ = step_targets(X)
+    reg = tiny(RNNRegressor, sequence_output=True).fit(X, sums)
+    data, lengths = padded(X, fill=9.0)
+    batch = {"x": torch.from_numpy(data), "lengths": torch.from_numpy(lengths)}
+    y = torch.from_numpy(padded_targets(sums, 50.0)[..., None].astype(np.float32))
+    errors = np.concatenate([(p - s) ** 2 for p, s in zip(reg.predict(X), sums)])
+    with torch.no_grad():
+        y_pred = reg.infer(batch)
+        loss = reg.get_loss(y_pred, y, X=batch)
+        weight = np.linspace(0.5, 2.0, len(X)).astype(np.float32)
+        weighted = reg.get_loss(y_pred, y, X={**batch, "sample_weight": torch.from_numpy(weight)})
+    assert float(loss) == pytest.approx(errors.mean(), rel=1e-5)
+    assert float(weighted) == pytest.approx((np.repeat(weight, lengths) * errors).mean(), rel=1e-5)
+
+
+def test_score_and_cv_over_every_step_before_each_end():
+    X, _ = ragged(48)
+    sums, labels = step_targets(X)
+    reg = tiny(RNNRegressor, sequence_output=True).fit(X, sums)
+    clf = tiny(sequence_output=True).fit(X, labels)
+    weight = np.linspace(0.5, 2.0, len(X))
+    steps = np.repeat(weight, [len(x) for x in X])
+    # (targets are float32 inside: agreement to float32 precision)
+    assert reg.score(X, sums) == pytest.approx(r2_score(np.concatenate(sums),
+                                                        np.concatenate(reg.predict(X))), abs=1e-6)
+    assert reg.score(X, sums, sample_weight=weight) == pytest.approx(r2_score(
+        np.concatenate(sums), np.concatenate(reg.predict(X)), sample_weight=steps), abs=1e-6)
+    assert clf.score(X, labels, sample_weight=weight) == pytest.approx(accuracy_score(
+        np.concatenate(labels), np.concatenate(clf.predict(X)), sample_weight=steps))
+    scores = cross_val_score(clone(reg), X, sums, cv=KFold(3))
+    data, lengths = padded(X, fill=np.nan)
+    np.testing.assert_array_equal(cross_val_score(clone(reg), data, padded_targets(sums, np.nan),
+                                                  cv=KFold(3)), scores)
+    predicted = cross_val_predict(clone(reg), X, sums, cv=KFold(3))
+    assert [len(p) for p in predicted] == [len(x) for x in X]
+    assert cross_val_score(clone(clf), X, labels, cv=3).shape == (3,)
+
+
+def test_per_step_targets_through_sparsifiers_and_inference_forms():
+    X, _ = ragged()
+    sums, labels = step_targets(X)
+    pruner = LatticePruner(tiny(RNNRegressor, sequence_output=True, num_layers=2, top_down=True),
+                           sparsity=0.8, n_rounds=2, fine_tune_epochs=1, random_state=0)
+    pruner.fit(X, sums)
+    assert pruner.sparsity_["overall"] == pytest.approx(0.8, abs=0.02)
+    pred = pruner.predict(X)
+    assert_each_close(pred[:4], [pruner.predict(x[None])[0] for x in X[:4]], atol=1e-6)
+    for engine in ENGINES:
+        fast = to_inference(pruner, engine=engine)
+        assert_each_close(fast.predict(X), pred, atol=1e-5)
+        assert fast.score(X, sums) == pytest.approx(pruner.score(X, sums), abs=1e-5)
+    net = RNNClassifier(hidden_size=6, max_epochs=3, batch_size=16, sequence_output=True,
+                        random_state=0)
+    moduli = ModuliRegularizer(net, target_sparsity=0.8, random_state=0).fit(X, labels)
+    assert moduli.sparsity_["overall"] == pytest.approx(0.8, abs=0.02)
+    assert_each_close(to_inference(moduli).predict_proba(X), moduli.predict_proba(X), atol=1e-5)
+
+
+def test_per_step_target_errors_name_the_problem():
+    X, _ = ragged(8)
+    sums, labels = step_targets(X)
+    reg = tiny(RNNRegressor, sequence_output=True)
+    short = list(sums)
+    short[2] = short[2][:-1]
+    with pytest.raises(ValueError, match=f"y\\[2\\] has {len(X[2]) - 1} steps but sequence 2 "
+                                         f"of X has {len(X[2])}"):
+        reg.fit(X, short)
+    longest = int(np.argmax([len(x) for x in X]))
+    with pytest.raises(ValueError, match=f"but sequence {longest} of X has"):
+        reg.fit(X, padded_targets(sums, np.nan)[:, :-1])
+    with_nan = [s.copy() for s in sums]
+    with_nan[3][1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity at step 1 of sequence 3"):
+        reg.fit(X, with_nan)
+    with pytest.raises(ValueError, match="NaN or infinity at step 1 of sequence 3"):
+        reg.fit(X, padded_targets(with_nan, 0.0))
+    with pytest.raises(ValueError, match="different target shapes per step"):
+        reg.fit(X, [s[:, None] if i == 1 else s for i, s in enumerate(sums)])
+    with pytest.raises(ValueError, match="a target per step"):
+        reg.fit(X, np.zeros(len(X)))  # one target per sequence
+    with pytest.raises(ValueError, match="one label per step"):
+        tiny(sequence_output=True).fit(X, [np.stack([t, t], axis=1) for t in labels])
+    equal = np.zeros((4, 5, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match="y has 6 steps but X has n_steps=5"):
+        reg.fit(equal, np.zeros((4, 6)))
+    nan_after = np.pad(np.ones((4, 5)), ((0, 0), (0, 1)), constant_values=np.nan)
+    assert reg.fit(equal, nan_after).predict(equal).shape == (4, 5)
 
 
 # -- sklearn tools ----------------------------------------------------------------------------
@@ -259,8 +416,6 @@ def test_errors_name_the_problem():
         PaddedSequences(np.zeros((2, 4, 3)), [5, 2])
     with pytest.raises(ValueError, match="lengths must be 2 integers"):
         PaddedSequences(np.zeros((2, 4, 3)), [4])
-    with pytest.raises(ValueError, match="sequence_output=True needs sequences of one length"):
-        tiny(RNNRegressor, sequence_output=True).fit(X, np.zeros((len(X), 8)))
     with pytest.raises(ValueError, match="no forward\\(x, lengths\\)"):
         tiny(module=torch.nn.Linear, module__in_features=3, module__out_features=2).fit(X, y)
     fitted = tiny().fit(X, y)

@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 
-from latticeprune import LatticePruner, ModuliRegularizer
+from latticeprune import LatticePruner, ModuliRegularizer, PaddedSequences
 from latticeprune.datasets import load_wikitext2, make_navigation_task, position_error_cm
 from latticeprune.neuron_graph import NeuronGraph
 from latticeprune.tasks import (LanguageModel, PathIntegrator, navigation_inputs,
@@ -232,6 +232,14 @@ def test_lattice_pruner_and_moduli_regularizer_accept_a_path_integrator(navigati
     (lambda X, y: (X, -y), "non-negative"),
     (lambda X, y: (X, 2 * y), "summing to"),
     (lambda X, y: (np.where(np.arange(X.shape[1]) == 70, np.nan, X), y), "NaN"),
+    # variable-length trajectories: packed rows of different lengths, or per-step arrays
+    (lambda X, y: ([row[:len(row) - 2 * (i % 2)] for i, row in enumerate(X)], y),
+     "PathIntegrator takes trajectories of one length"),
+    (lambda X, y: ([row[N_CELLS:].reshape(-1, 2)[:N_STEPS - i % 2] for i, row in enumerate(X)],
+                   y), "PathIntegrator takes trajectories of one length"),
+    (lambda X, y: (PaddedSequences(X[:, N_CELLS:].reshape(len(X), N_STEPS, 2),
+                                   N_STEPS - np.arange(len(X)) % 2), y),
+     "PathIntegrator takes trajectories of one length"),
 ])
 def test_path_integrator_rejects_bad_data(navigation, change, fragment):
     train, _ = navigation
@@ -341,6 +349,10 @@ def test_language_model_rejects_bad_data_and_parameters():
         clone(lm).fit(X - 1, y)
     with pytest.raises(ValueError, match="shape of X"):
         clone(lm).fit(X, y[:, :-1])
+    sentences = [window[:10 - i % 3] for i, window in enumerate(X)]  # different lengths
+    with pytest.raises(ValueError, match="LanguageModel takes token windows of one length.*"
+                                         "token_windows"):
+        clone(lm).fit(sentences, sentences)
     with pytest.raises(ValueError, match="tie_weights"):
         clone(lm).set_params(tie_weights=True, embedding_size=8).fit(X, y)
     with pytest.raises(ValueError, match="dropout"):

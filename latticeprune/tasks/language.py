@@ -14,6 +14,11 @@ and truncated backpropagation through time is exact (gradients stop at the windo
 The price: the first words of each window are predicted with little context, so
 :meth:`LanguageModel.perplexity` is higher than the usual evaluation that carries the state
 through the whole text; :meth:`LanguageModel.stream_perplexity` gives that figure.
+
+Variable-length input (a list of token arrays of different lengths, ``PaddedSequences``) is
+refused with a ``ValueError``: a sample is a window of one stream, all of length ``bptt``;
+sentences or documents of any length are concatenated into the stream first (as PyTorch's
+``word_language_model`` does) and cut with :func:`token_windows`.
 """
 
 import math
@@ -31,6 +36,7 @@ from torch import nn
 from ..datasets.wikitext import batchify, bptt_batches
 from ..estimators import SequenceNet
 from ..nets import fused_rnn
+from ..sequences import is_variable_length
 from ..utils import torch_threads
 
 __all__ = ["LanguageModel", "WordLanguageNet", "token_windows"]
@@ -186,6 +192,8 @@ class LanguageModel(SequenceNet, NeuralNet):
     -----
     Not a classifier or a regressor for sklearn (``y`` is a 2-D array of ids), so
     ``GridSearchCV`` splits windows with plain ``KFold``.
+    Variable-length sequences are refused (``ValueError``): every window has ``bptt`` tokens;
+    concatenate sentences into one stream first (module docstring).
 
     Examples
     --------
@@ -223,6 +231,12 @@ class LanguageModel(SequenceNet, NeuralNet):
         return tags
 
     def _check_ids(self, ids, name, reset):
+        if is_variable_length(ids):
+            raise ValueError(f"LanguageModel takes token windows of one length: {name} is "
+                             "(n_windows, bptt) from latticeprune.tasks.token_windows; got "
+                             "sequences of different lengths, which it does not support. "
+                             "Concatenate the token ids into one stream and cut it with "
+                             "token_windows(ids, bptt).")
         vocab_size = self.vocab_size if reset else self.vocab_size_
         ids = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else ids
         ids = check_array(ids, dtype=None, order="C", input_name=name)
@@ -262,7 +276,7 @@ class LanguageModel(SequenceNet, NeuralNet):
         return super().get_loss(y_pred.reshape(-1, y_pred.shape[-1]),
                                 y_true.to(y_pred.device).reshape(-1), X=X, training=training)
 
-    def _init_from_targets(self, y, sample_weight):
+    def _init_from_targets(self, X, y, sample_weight):
         """Start the decoder bias at the log unigram frequencies of ``y`` (the best
         context-free prediction, windows weighted by ``sample_weight``); absent ids get a
         pseudo-count ``_UNSEEN_PSEUDO_COUNT``."""

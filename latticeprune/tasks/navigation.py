@@ -15,6 +15,12 @@ trajectory travel together as one 2-D float row (use :func:`navigation_inputs`):
 
 ``X`` has ``n_place_cells + n_steps * input_size`` columns. ``y`` holds the target codes,
 ``(n_samples, n_steps, n_place_cells)``, each row a distribution over the place cells.
+
+Every trajectory of one ``X`` has the same number of steps (``make_navigation_task``
+generates them so). Variable-length input (a list of arrays, ``PaddedSequences``) is refused
+with a ``ValueError``: the packed row would need a second layout, and the targets, the
+decoder and ``score`` masking, for trajectories the task never produces; the number of steps
+may still differ between ``fit`` and ``predict``.
 """
 
 import numbers
@@ -32,6 +38,7 @@ from torch import nn
 from ..datasets.navigation import decode_position, position_error_cm
 from ..estimators import SequenceNet
 from ..nets import fused_rnn
+from ..sequences import is_variable_length
 
 __all__ = ["PathIntegrator", "PathIntegrationNet", "InitialStateEncoder", "navigation_inputs",
            "split_navigation_inputs", "decoded_position_error_cm", "position_error_scorer"]
@@ -219,7 +226,8 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
     ``c0`` for an LSTM; the recurrent layer, which the sparsifiers find, reads the velocities;
     a linear read-out gives place-cell logits), trained by soft-target cross-entropy averaged
     over steps and trajectories. ``X`` and ``y`` are laid out as in the module docstring
-    (:func:`navigation_inputs`); the number of steps may differ between ``fit`` and ``predict``.
+    (:func:`navigation_inputs`); the number of steps may differ between ``fit`` and ``predict``,
+    not within one ``X`` (variable-length trajectories are refused: module docstring).
 
     Parameters
     ----------
@@ -302,6 +310,11 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
         if isinstance(X, dict) and not issparse(X):  # (a dok sparse matrix is a dict)
             raise ValueError("X must be one 2-D array [init_code | velocities]; build it from "
                              "the two parts with latticeprune.tasks.navigation_inputs.")
+        if is_variable_length(X):
+            raise ValueError("PathIntegrator takes trajectories of one length: X is one 2-D "
+                             "array (n_samples, n_place_cells + n_steps * input_size) from "
+                             "latticeprune.tasks.navigation_inputs; got sequences of different "
+                             "lengths, which it does not support (cut them to one n_steps).")
         X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
         X = check_array(X, dtype=np.float32, allow_nd=True, order="C", input_name="X")
         if X.ndim != 2:
