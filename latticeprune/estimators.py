@@ -220,8 +220,11 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         ``class_weight``)."""
         if sample_weight is None:
             return None
-        sample_weight = column_or_1d(check_array(sample_weight, ensure_2d=False, dtype=np.float32,
-                                                 input_name="sample_weight"))
+        sample_weight = check_array(sample_weight, ensure_2d=False, dtype=np.float32,
+                                    input_name="sample_weight")
+        if sample_weight.ndim != 1:
+            raise ValueError(f"sample_weight must be 1-D, one weight per sample (n_samples,); "
+                             f"got shape {sample_weight.shape}.")
         check_consistent_length(X, sample_weight)
         check_non_negative(sample_weight, "sample_weight")
         if not sample_weight.any():

@@ -227,10 +227,11 @@ class LanguageModel(SequenceNet, NeuralNet):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True  # token ids are >= 0
         tags.transformer_tags.preserves_dtype = []  # ids in, float32 hidden states out
         return tags
 
-    def _check_ids(self, ids, name, reset):
+    def _check_ids(self, ids, name, reset, ensure_2d=True):
         if is_variable_length(ids):
             raise ValueError(f"LanguageModel takes token windows of one length: {name} is "
                              "(n_windows, bptt) from latticeprune.tasks.token_windows; got "
@@ -239,15 +240,26 @@ class LanguageModel(SequenceNet, NeuralNet):
                              "token_windows(ids, bptt).")
         vocab_size = self.vocab_size if reset else self.vocab_size_
         ids = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else ids
-        ids = check_array(ids, dtype=None, order="C", input_name=name)
+        ids = check_array(ids, dtype=None, order="C", ensure_2d=ensure_2d, allow_nd=not ensure_2d,
+                          input_name=name)
+        if ids.dtype == object:
+            # As sklearn's check_array: an object array of numbers is read as numbers (anything
+            # else raises numpy's TypeError); one of integers as ids.
+            integral = all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                           for v in ids.flat)
+            ids = ids.astype(np.int64 if integral else np.float64)
         if not np.issubdtype(ids.dtype, np.integer):
             raise ValueError(f"{name} must hold integer token ids (n_windows, bptt); got dtype "
                              f"{ids.dtype}. Build X and y with "
                              "latticeprune.tasks.token_windows(ids, bptt).")
-        if ids.min() < 0 or (vocab_size is not None and ids.max() >= vocab_size):
+        low, high = ids.min(), ids.max()
+        if low < 0:
+            bound = "vocab_size" if vocab_size is None else f"vocab_size={vocab_size}"
+            raise ValueError(f"Negative values in data passed to {name}: token ids outside "
+                             f"[0, {bound}), min {low}.")
+        if vocab_size is not None and high >= vocab_size:
             raise ValueError(f"{name} has token ids outside [0, vocab_size={vocab_size}): "
-                             f"min {ids.min()}, max {ids.max()}. Set vocab_size to the "
-                             "corpus's vocabulary size.")
+                             f"max {high}. Set vocab_size to the corpus's vocabulary size.")
         return ids.astype(np.int64)
 
     def _check_X(self, X, reset):
@@ -257,10 +269,11 @@ class LanguageModel(SequenceNet, NeuralNet):
         return X
 
     def _check_y(self, X, y, reset):
-        y = self._check_ids(y, "y", reset)
+        y = self._check_ids(y, "y", reset, ensure_2d=False)
         if y.shape != X.shape:
-            raise ValueError(f"y must have the shape of X (the windows shifted one token "
-                             f"ahead); got X {X.shape} and y {y.shape}.")
+            raise ValueError(f"y must have the shape of X, {X.shape} (its windows shifted one "
+                             f"token ahead: latticeprune.tasks.token_windows); got y of shape "
+                             f"{y.shape}.")
         if reset:
             self.vocab_size_ = (self.vocab_size if self.vocab_size is not None
                                 else int(max(X.max(), y.max())) + 1)
