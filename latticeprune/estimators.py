@@ -30,7 +30,7 @@ from .nets import CELLS, RecurrentNet
 from .neuron_graph import NeuronGraph
 from .sequences import (PaddedSequences, check_padded, check_step_targets, is_ragged, pad_steps,
                         sequence_array, step_mask, unpad)
-from .utils import torch_seed, torch_threads
+from .utils import torch_compute, torch_seed
 
 __all__ = ["SequenceNet", "RNNClassifier", "RNNRegressor"]
 
@@ -290,7 +290,7 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         X = self._check_X(X, reset=True)
         y = self._check_y(X, y, reset=True, **y_kwargs)
         weight = self._sample_weight(X, y, sample_weight)
-        with torch_seed(self.random_state), torch_threads(self.n_threads):
+        with torch_seed(self.random_state), torch_compute(self.n_threads):
             if not self.warm_start or not self.initialized_:
                 self.initialize()
                 self._init_from_targets(X, y, weight)
@@ -318,7 +318,7 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         X = self._check_X(X, reset=False)
         y = self._check_y(X, y, reset=False)
         weight = self._sample_weight(X, y, sample_weight)
-        with torch_threads(self.n_threads):
+        with torch_compute(self.n_threads):
             super().partial_fit(self._fit_input(X, weight), y, **fit_params)
         return self
 
@@ -327,7 +327,7 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         """The module's outputs for ``X``, finite: a numpy array, or per-step outputs of
         variable-length sequences as a 1-D object array of ``(n_steps_i, n_outputs)`` arrays."""
         X = self.check_sequences(X)
-        with torch_threads(self.n_threads):
+        with torch_compute(self.n_threads):
             out = (self._sequence_outputs(X) if self._per_sequence(X)
                    else to_numpy(self.forward(X, training=False)))
         return self._check_finite_output(out, what)
@@ -366,7 +366,7 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         """``[compute(Xi, yi) ...]`` over the batches of validated ``X`` (and ``y``), with the
         module in evaluation mode, no gradients and ``n_threads`` threads."""
         self.module_.train(False)
-        with torch.no_grad(), torch_threads(self.n_threads):
+        with torch.no_grad(), torch_compute(self.n_threads):
             return [compute(to_device(Xi, self.device), yi)
                     for Xi, yi in self.get_iterator(self.get_dataset(X, y), training=False)]
 
@@ -478,6 +478,8 @@ _DOC_COMMON = """
     n_threads : int or None, default=1
         Torch intra-op threads during ``fit``, ``partial_fit`` and prediction; a fixed count
         gives the same net on every machine and worker. None: torch's process-wide setting.
+        During those calls the calling thread also flushes denormal floats to zero
+        (:func:`~latticeprune.utils.flush_denormals`), as torch's fused oneDNN kernels do.
     module : torch.nn.Module class, default=RecurrentNet
         Any module works; the plain size parameters above are passed only to ``RecurrentNet``.
     iterator_train__shuffle : bool, default=True
@@ -615,7 +617,7 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
         probabilities of sequences of different lengths one ``(n_steps_i, n_classes)`` array
         per sequence."""
         X = self.check_sequences(X)
-        with torch_threads(self.n_threads):
+        with torch_compute(self.n_threads):
             proba = (self._sequence_outputs(X, self._get_predict_nonlinearity())
                      if self._per_sequence(X) else super().predict_proba(X))
         return self._check_finite_output(proba, "probabilities")

@@ -1,8 +1,10 @@
-"""Process-wide helpers every layer shares: torch's seed and thread count, plain-text tables.
+"""Process-wide helpers every layer shares: torch's seed, thread count and denormal mode,
+plain-text tables.
 
-``torch_seed`` and ``torch_threads`` are context managers that change a process-wide torch
-setting for one block and restore it after; ``format_table`` renders rows for the demo and
-the benchmark scripts.
+``torch_seed``, ``torch_threads`` and ``flush_denormals`` (both together: ``torch_compute``,
+what the estimators compute under) are context managers that change a
+process-wide (or thread-wide) torch setting for one block and restore it after;
+``format_table`` renders rows for the demo and the benchmark scripts.
 """
 
 import contextlib
@@ -12,7 +14,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["torch_seed", "torch_threads", "format_table"]
+__all__ = ["torch_seed", "torch_threads", "flush_denormals", "torch_compute", "format_table"]
 
 
 @contextlib.contextmanager
@@ -49,6 +51,39 @@ def torch_threads(n_threads):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _flushing_denormals():
+    """Whether the calling thread flushes denormal floats (a denormal times one gives zero)."""
+    return bool((torch.tensor([1e-40]) * 1.0).item() == 0.0)
+
+
+@contextlib.contextmanager
+def flush_denormals():
+    """Run the block with denormal floats flushed to zero (``torch.set_flush_denormal``) and
+    restore the previous mode after.
+
+    Values below about 1e-38 then count as zero, as inside oneDNN's kernels (torch's fused
+    ``nn.LSTM``) and by default in TensorFlow. Products and gate arithmetic on denormals are
+    one to two orders of magnitude slower on x86 CPUs; vanishing gradients of saturated gates
+    produce them. The mode belongs to the calling thread (torch's intra-op threads keep
+    theirs); where the CPU cannot flush, the block runs unchanged.
+    """
+    if _flushing_denormals() or not torch.set_flush_denormal(True):
+        yield
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+@contextlib.contextmanager
+def torch_compute(n_threads):
+    """The settings an estimator computes under: ``torch_threads(n_threads)`` and
+    ``flush_denormals()``."""
+    with torch_threads(n_threads), flush_denormals():
+        yield
 
 
 def format_table(rows, columns):
