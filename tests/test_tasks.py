@@ -248,6 +248,22 @@ def test_path_integrator_rejects_bad_data(navigation, change, fragment):
         PathIntegrator(centres=train.centres, hidden_size=4, max_epochs=1).fit(X, y)
 
 
+def test_x_built_for_fewer_place_cells_is_refused(navigation, fitted_integrator):
+    """62 cells + 10 steps x 2 = 82 columns = 64 cells + 9 steps: the packed layout alone
+    would read two velocities as codes and the trajectories as shorter; the start codes give
+    it away. (X built for more cells is caught only where the extra cells carry mass: their
+    codes then look like small velocities.)"""
+    train, _ = navigation
+    other = make_navigation_task(5, n_steps=N_STEPS, n_place_cells=N_CELLS - 2, random_state=3)
+    X = packed(other)
+    assert X.shape[1] == N_CELLS + (N_STEPS - 1) * 2
+    with pytest.raises(ValueError, match="another number of place cells"):
+        fitted_integrator.predict(X)
+    with pytest.raises(ValueError, match="another number of place cells"):
+        PathIntegrator(centres=train.centres, hidden_size=4, max_epochs=1).fit(
+            X, np.full((5, N_STEPS - 1, N_CELLS), 1 / N_CELLS, dtype=np.float32))
+
+
 def test_path_integrator_rejects_bad_parameters_and_unfitted_use(navigation):
     train, _ = navigation
     X, y = packed(train)[:20], train.targets[:20]

@@ -136,6 +136,22 @@ def position_error_scorer(centres, k=3):
     return make_scorer(decoded_position_error_cm, greater_is_better=False, centres=centres, k=k)
 
 
+def _check_codes(init_codes, atol=1e-3):
+    """Refuse start codes that are no place-cell codes (non-negative, each summing to one, as
+    :func:`~latticeprune.datasets.place_cell_codes` makes them): the sign of an ``X`` built
+    for another number of place cells, which the packed layout could otherwise misread as
+    more or fewer steps."""
+    sums = init_codes.sum(axis=1, dtype=np.float64)
+    bad = np.flatnonzero((np.abs(sums - 1.0) > atol) | (init_codes < -atol).any(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"The first {init_codes.shape[1]} columns of X must be the start positions' "
+            f"place-cell codes (non-negative, summing to one), one per place cell of "
+            f"`centres`; row {bad[0]} sums to {sums[bad[0]]:.4g}. Was X built for another "
+            "number of place cells? Build it with latticeprune.tasks.navigation_inputs("
+            "velocities, init_codes) from make_navigation_task or place_cell_codes.")
+
+
 def _check_centres(centres):
     shape = None if centres is None else np.shape(centres)
     if shape is None or len(shape) != 2 or shape[1] != 2 or shape[0] == 0:
@@ -322,7 +338,8 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
                              f"got shape {X.shape}. Build it with "
                              "latticeprune.tasks.navigation_inputs(velocities, init_codes).")
         input_size = self.input_size if reset else self.input_size_
-        split_navigation_inputs(X, len(self.centres_), input_size)  # raises on a bad layout
+        _, init_codes = split_navigation_inputs(X, len(self.centres_), input_size)
+        _check_codes(init_codes)
         if reset:
             self.n_place_cells_ = len(self.centres_)
             self.input_size_ = input_size
