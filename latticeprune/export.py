@@ -2,23 +2,79 @@
 
 :func:`export_onnx` writes the torch module of an estimator, a sparsifier or a module itself:
 the graph computes the module's ``forward`` (logits of a classifier, predictions of a
-regressor) on float32 input ``(batch, n_steps, input_size)``, the batch dynamic and the steps
-fixed (a top-down net's step loop is unrolled). A unit-pruned net (``granularity="unit"``) is
-an ordinary smaller net and exports as such; a masked (unstructured) net exports too, with its
-zeros stored dense: same outputs, no smaller file and no speed-up.
+regressor) on float32 input ``x`` ``(batch, n_steps, input_size)``, and with
+``variable_length=True`` on padded sequences and their int64 ``lengths`` ``(batch,)``, what
+``forward(x, lengths)`` computes: each sequence's output at its own end (per-step outputs with
+``sequence_output=True``). The batch is always dynamic; the steps are dynamic for nets whose
+recurrent layers are all torch's fused ``nn.LSTM`` / ``nn.GRU`` and fixed otherwise (Elman
+cells, top-down nets: ``torch.export`` unrolls their step loops). A unit-pruned net
+(``granularity="unit"``) is an ordinary smaller net and exports as such; a masked
+(unstructured) net exports too, with its zeros stored dense: same outputs, no smaller file and
+no speed-up.
 """
 
+import contextlib
 import copy
+import inspect
+import numbers
+import warnings
 
 import torch
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
+from torch import nn
 
 from .neuron_graph import NeuronGraph, estimator_chain, find_module
 
 __all__ = ["export_onnx"]
 
+_PARAMETER_CONSTRAINTS = {
+    "n_steps": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    "variable_length": ["boolean"],
+}
 
-def export_onnx(estimator, path, n_steps=None):
+
+def _rnn_while_loops():
+    """torch's context managers under which ``torch.export`` traces ``nn.LSTM`` / ``nn.GRU`` as
+    loops over a dynamic number of steps, or None where torch has none.
+
+    ``torch.onnx.export`` enters them only while capturing the graph, not while it re-runs the
+    decompositions afterwards, which freezes the example's step count inside the graph
+    (pytorch/pytorch#191855): a stacked net's second layer or a per-step read-out then fails or
+    misreads at any other length. Exporting inside them keeps the steps dynamic throughout."""
+    try:
+        from torch.export._patches import (register_gru_while_loop_decomposition,
+                                           register_lstm_while_loop_decomposition)
+    except ImportError:
+        return None
+    return register_lstm_while_loop_decomposition, register_gru_while_loop_decomposition
+
+
+class _CheckedLengths(nn.Module):
+    """``module(x, lengths)``, with NaN outputs for the sequences whose length is outside
+    ``1..steps`` (a graph has no error to raise; they run clamped, so the others are untouched)."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x, lengths):
+        valid = (lengths >= 1) & (lengths <= x.shape[1])
+        out = self.module(x, lengths.clamp(1, x.shape[1]))
+        return torch.where(valid.view(-1, *[1] * (out.dim() - 1)), out, torch.nan)
+
+
+def export_onnx(estimator, path, n_steps=None, variable_length=False):
     """Write ``estimator``'s net to ``path`` as an ONNX model; returns ``path``.
+
+    The graph's inputs are ``x``, float32 ``(batch, steps, input_size)``, and with
+    ``variable_length=True`` ``lengths``, int64 ``(batch,)``; its output ``outputs`` is the
+    module's ``forward``: ``(batch, n_outputs)``, or ``(batch, steps, n_outputs)`` for a
+    ``sequence_output`` net. The batch is dynamic. The steps are dynamic for nets whose recurrent
+    layers are all torch's fused ``nn.LSTM`` / ``nn.GRU`` (any padded length runs; traced
+    through torch's while-loop decompositions, ``torch.export._patches``, fixed steps on a
+    torch without them); for Elman cells (``rnn_tanh``, ``rnn_relu``) and top-down nets
+    ``torch.export`` unrolls the step loop, so the steps are fixed at ``n_steps`` and shorter
+    sequences are padded to it.
 
     Parameters
     ----------
@@ -27,8 +83,20 @@ def export_onnx(estimator, path, n_steps=None):
         :class:`~latticeprune.LatticePruner`, or a :class:`~latticeprune.nets.RecurrentNet`.
     path : str or path-like
         The ``.onnx`` file.
-    n_steps : int or None, default=None
-        Time steps of the input; None: the ``n_steps_`` seen in ``fit`` (needed for a module).
+    n_steps : int >= 1 or None, default=None
+        Time steps of the graph's input where they are fixed, else of the example input the
+        graph is traced on. None: the ``n_steps_`` of ``fit`` (the longest sequence seen, for
+        variable-length training data); a torch module has none, so a net with fixed steps
+        needs ``n_steps``.
+    variable_length : bool, default=False
+        Whether the graph takes padded sequences of different lengths: a second input
+        ``lengths`` (int64, one per sequence, ``1 <= lengths[i] <= steps``; steps after each
+        end are ignored) and the module's ``forward(x, lengths)``: each sequence's output at
+        its true end, the same as for the sequence alone. For a ``sequence_output`` net the
+        output holds every step; the steps after a sequence's end hold the read-out of a zero
+        state (its bias), to be cut at ``lengths``. A graph has no error to raise: a sequence
+        whose length is outside ``1..steps`` gets NaN outputs (the others are unaffected).
+        Needs a module whose ``forward`` takes ``lengths``.
 
     Returns
     -------
@@ -39,20 +107,53 @@ def export_onnx(estimator, path, n_steps=None):
     >>> import onnxruntime, tempfile, torch
     >>> from latticeprune.nets import RecurrentNet
     >>> net = RecurrentNet(input_size=3, output_size=2, hidden_size=4, cell="gru").eval()
-    >>> path = export_onnx(net, tempfile.mktemp(suffix=".onnx"), n_steps=5)
-    >>> x = torch.randn(7, 5, 3)
-    >>> out = onnxruntime.InferenceSession(path).run(None, {"x": x.numpy()})[0]
-    >>> bool(abs(out - net(x).detach().numpy()).max() < 1e-5)
+    >>> path = export_onnx(net, tempfile.mktemp(suffix=".onnx"), variable_length=True)
+    >>> x, lengths = torch.randn(7, 5, 3), torch.tensor([5, 2, 3, 5, 1, 4, 4])
+    >>> feed = {"x": x.numpy(), "lengths": lengths.numpy()}
+    >>> out = onnxruntime.InferenceSession(path).run(None, feed)[0]
+    >>> bool(abs(out - net(x, lengths).detach().numpy()).max() < 1e-5)
+    True
+    >>> alone = onnxruntime.InferenceSession(path).run(None, {"x": x[1:2, :2].numpy(),
+    ...                                                       "lengths": lengths[1:2].numpy()})[0]
+    >>> bool(abs(alone - out[1]).max() < 1e-5)
     True
     """
-    n_steps = n_steps or getattr(estimator_chain(estimator)[-1], "n_steps_", None)
-    if n_steps is None:
-        raise ValueError("n_steps is needed to export a torch module (no n_steps_ from fit).")
+    validate_parameter_constraints(_PARAMETER_CONSTRAINTS,
+                                   {"n_steps": n_steps, "variable_length": variable_length},
+                                   caller_name="export_onnx")
     module = copy.deepcopy(find_module(estimator)).cpu().eval()
-    NeuronGraph(module).remove_masks()  # the masked zeros become plain dense weights
-    input_size = NeuronGraph(module).layers[0].owner.input_size
-    example = torch.zeros(2, int(n_steps), input_size)
-    torch.onnx.export(module, (example,), path, input_names=["x"], output_names=["outputs"],
-                      dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
-                      verbose=False)
+    if variable_length and "lengths" not in inspect.signature(module.forward).parameters:
+        raise ValueError(f"variable_length=True needs a module whose forward takes lengths, "
+                         f"forward(x, lengths); {type(module).__name__}.forward does not.")
+    graph = NeuronGraph(module)
+    graph.remove_masks()  # the masked zeros become plain dense weights
+    loops = _rnn_while_loops()
+    dynamic_steps = loops is not None and all(
+        isinstance(layer.owner, (nn.LSTM, nn.GRU)) for layer in graph.layers)
+    n_steps = n_steps or getattr(estimator_chain(estimator)[-1], "n_steps_", None)
+    if n_steps is None and not dynamic_steps:
+        raise ValueError(f"n_steps is needed to export {type(module).__name__}: its graph has a "
+                         "fixed number of steps (Elman cells or top-down feedback), and a torch "
+                         "module has no n_steps_ from fit.")
+    # torch.export specializes a dynamic dimension of size 1: trace on at least 2 steps.
+    steps = max(int(n_steps or 2), 2) if dynamic_steps else int(n_steps)
+    batch = torch.export.Dim("batch")
+    x_dims = {0: batch, 1: torch.export.Dim("steps")} if dynamic_steps else {0: batch}
+    args, names, dims = (torch.zeros(2, steps, graph.layers[0].owner.input_size),), ["x"], [x_dims]
+    if variable_length:
+        args += (torch.tensor([steps, 1], dtype=torch.int64),)
+        names.append("lengths")
+        dims.append({0: batch})
+    with contextlib.ExitStack() as stack:
+        for loop in loops if dynamic_steps else ():
+            stack.enter_context(loop())
+        # nothing a caller can act on: torch's while-loop decompositions call a check torch
+        # deprecates; x and lengths share the batch axis, which torch.onnx reports
+        stack.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message="_check_is_size", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*The axis name: batch will not be used",
+                                category=UserWarning)
+        exported = _CheckedLengths(module).eval() if variable_length else module
+        torch.onnx.export(exported, args, path, input_names=names, output_names=["outputs"],
+                          dynamic_shapes=tuple(dims), dynamo=True, verbose=False)
     return path

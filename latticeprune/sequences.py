@@ -226,7 +226,8 @@ def sequence_ends(outputs, lengths):
     """``(outputs with zeros after each end, state at each end)`` of batch-first states
     ``outputs`` ``(batch, steps, hidden)`` computed over padded input; ``lengths`` a tensor."""
     lengths = lengths.to(outputs.device)
-    last = outputs[torch.arange(len(outputs), device=outputs.device), lengths.long() - 1]
+    # shape[0], not len(): torch.export (export_onnx) keeps a shape dynamic, fixes a len()
+    last = outputs[torch.arange(outputs.shape[0], device=outputs.device), lengths.long() - 1]
     return outputs * step_mask(lengths, outputs.shape[1]).unsqueeze(-1), last
 
 

@@ -1,4 +1,5 @@
-"""Structured pruning: granularity, unit rankers, physical removal, ONNX export (issue 13)."""
+"""Structured pruning: granularity, unit rankers, physical removal, ONNX export (issue 13;
+variable-length input, issue 14)."""
 
 import copy
 import pickle
@@ -181,16 +182,96 @@ def test_export_onnx_matches_torch(data, tmp_path):
                            n_rounds=1, random_state=0).fit(X, y)
     masked = LatticePruner(RNNClassifier(hidden_size=6, cell="gru", max_epochs=1),
                            sparsity=0.8, n_rounds=1, random_state=0).fit(X, y)
-    x = np.random.RandomState(1).randn(9, 5, 3).astype(np.float32)
-    for name, model in [("unit", pruner), ("masked", masked)]:
+    x = np.random.RandomState(1).randn(9, 8, 3).astype(np.float32)
+    # the top-down net's steps are fixed at n_steps_ = 5, the GRU's dynamic (8 steps here)
+    for name, model, steps in [("unit", pruner, 5), ("masked", masked, 8)]:
         path = export_onnx(model, tmp_path / f"{name}.onnx")
         session = onnxruntime.InferenceSession(str(path))
+        assert session.get_inputs()[0].shape == ["batch", 5 if name == "unit" else "steps", 3]
         with torch.no_grad():  # the exported graph is the module: logits
-            logits = model.net_.module_(torch.from_numpy(x)).numpy()
-        np.testing.assert_allclose(session.run(None, {"x": x})[0], logits, atol=1e-5)
+            logits = model.net_.module_(torch.from_numpy(x[:, :steps])).numpy()
+        np.testing.assert_allclose(session.run(None, {"x": x[:, :steps]})[0], logits, atol=1e-5)
     assert NeuronGraph(masked.net_.module_).masks()  # the fitted net keeps its masks
-    with pytest.raises(ValueError, match="n_steps"):
-        export_onnx(RecurrentNet(3, 2, hidden_size=4), tmp_path / "m.onnx")
+
+
+def ragged_sequences(n, low, high, seed=0):
+    """``n`` sequences of ``low .. high - 1`` steps and 3 features, and binary labels."""
+    rng = np.random.default_rng(seed)
+    X = [rng.normal(size=(rng.integers(low, high), 3)).astype(np.float32) for _ in range(n)]
+    return X, np.array([int(x[:, 0].mean() > 0) for x in X])
+
+
+def padded_feed(X, n_steps, fill=5.0):
+    """The ONNX inputs of ``X`` padded to ``n_steps`` with ``fill`` (which must not matter)."""
+    data = np.full((len(X), n_steps, X[0].shape[1]), fill, dtype=np.float32)
+    for i, x in enumerate(X):
+        data[i, :len(x)] = x
+    return {"x": data, "lengths": np.array([len(x) for x in X], dtype=np.int64)}
+
+
+def test_export_onnx_variable_length_matches_the_estimators(tmp_path):
+    from scipy.special import softmax
+
+    X, y = ragged_sequences(24, 2, 6)
+    longest = max(len(x) for x in X)
+    lstm = RNNClassifier(hidden_size=6, max_epochs=1, random_state=0).fit(X, y)
+    assert lstm.n_steps_ == longest  # the default n_steps of the export
+    gru = LatticePruner(RNNClassifier(hidden_size=[6, 4], num_layers=2, cell="gru",
+                                      max_epochs=1, random_state=0),
+                        sparsity=0.4, granularity="unit", n_rounds=1, random_state=0).fit(X, y)
+    assert isinstance(gru.net_.module_.encoder, StackedRNN)  # one torch GRU per layer
+    assert sum(layer.size for layer in NeuronGraph(gru.net_.module_).layers) < 10
+    top_down = RNNRegressor(hidden_size=5, num_layers=2, top_down=True, cell="rnn_tanh",
+                            sequence_output=True, max_epochs=1,
+                            random_state=0).fit(X, [x.sum(axis=1) for x in X])
+    # top-down (the existing export test has a top-down LSTM): the steps fixed at n_steps_
+    cases = [(lstm, longest + 3, "steps"), (gru, longest + 3, "steps"),
+             (top_down, longest, longest)]
+    for index, (model, steps, steps_dim) in enumerate(cases):
+        path = export_onnx(model, tmp_path / f"{index}.onnx", variable_length=True)
+        session = onnxruntime.InferenceSession(str(path))
+        assert session.get_inputs()[0].shape == ["batch", steps_dim, 3]
+        assert session.get_inputs()[1].shape == ["batch"]
+        feed = padded_feed(X, steps)
+        out = session.run(None, feed)[0]
+        if model is top_down:  # per-step outputs, cut at each end
+            for i, (x, pred) in enumerate(zip(X, top_down.predict(X))):
+                np.testing.assert_allclose(out[i, :len(x), 0], pred, atol=1e-5)
+        else:
+            np.testing.assert_allclose(softmax(out, axis=1), model.predict_proba(X), atol=1e-5)
+        for i in range(3):  # a sequence alone, unpadded where the steps are dynamic
+            alone = padded_feed(X[i:i + 1], len(X[i]) if steps_dim == "steps" else steps)
+            np.testing.assert_allclose(session.run(None, alone)[0][0, :len(X[i])],
+                                       out[i, :len(X[i])], atol=1e-6)
+        bad = dict(feed, lengths=feed["lengths"].copy())
+        bad["lengths"][:3] = [0, steps + 1, -2]  # out of range: NaN for those sequences only
+        wrong = session.run(None, bad)[0]
+        assert np.isnan(wrong[:3]).all()
+        np.testing.assert_array_equal(wrong[3:], out[3:])
+
+
+def test_export_onnx_rejects_bad_parameters(tmp_path):
+    net = RecurrentNet(3, 2, hidden_size=4)
+    for kwargs, message in [({"variable_length": "yes"}, "'variable_length' parameter"),
+                            ({"variable_length": np.array([5, 3])}, "'variable_length' parameter"),
+                            ({"n_steps": 0}, "'n_steps' parameter"),
+                            ({"n_steps": 2.5}, "'n_steps' parameter")]:
+        with pytest.raises(ValueError, match=message):
+            export_onnx(net, tmp_path / "m.onnx", **kwargs)
+    with pytest.raises(ValueError, match="n_steps is needed.*fixed number of steps"):
+        export_onnx(RecurrentNet(3, 2, hidden_size=4, cell="rnn_tanh"), tmp_path / "m.onnx")
+
+    class NoLengths(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.GRU(3, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x)[0][:, -1]
+
+    with pytest.raises(ValueError, match="variable_length=True needs a module whose forward "
+                                         "takes lengths"):
+        export_onnx(NoLengths(), tmp_path / "m.onnx", variable_length=True)
 
 
 def test_unit_pruned_pruner_saves_and_loads_weights_without_pickle(data, tmp_path):
