@@ -99,8 +99,12 @@ def load(dataset, quick, mnist_path):
 
 
 def make_net(dataset, cell, s):
+    # Batches in one fixed order, as when the committed tables were made (the estimators
+    # shuffle by default since): the regimes compare on the same training. Shuffled, the
+    # adding problem's dense Elman stays at the constant solution after its 40 epochs
+    # (MSE 0.168 against 0.018 for seed 0).
     kwargs = dict(cell=cell, hidden_size=s["hidden"], max_epochs=s["epochs"], lr=s["lr"],
-                  batch_size=s["batch"])
+                  batch_size=s["batch"], iterator_train__shuffle=False)
     return RNNRegressor(**kwargs) if dataset == "adding" else RNNClassifier(**kwargs)
 
 
@@ -262,7 +266,8 @@ def main(argv=None):
     schedule = ("recovery epochs as stated below" if args.dataset == "strength" else
                 f"moduli variants: {schedule_phrase(s['epochs'], s['recovery'])}")
     out.append(f"Nets: hidden {s['hidden']}, {s['epochs']} epochs ({schedule}), Adam lr "
-               f"{s['lr']}, batch {s['batch']}; strength {strength:g} unless stated.\n")
+               f"{s['lr']}, batch {s['batch']} in a fixed order (not shuffled, as the committed "
+               f"tables); strength {strength:g} unless stated.\n")
     log("\n".join(out))
     start = time.time()
     if args.dataset == "adding":

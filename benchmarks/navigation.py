@@ -305,7 +305,9 @@ def ablation_table(hidden, s, suffix, variants, command):
         + (" (no recovery: the schedule reaches the target at the end of the last epoch)"
            if s["recovery"] == 0 else "")
         + ". Each row moves one setting of the baseline to the moduli paper's value. Decoded "
-        "position error on held-out trajectories, cm, mean ± sd over the seeds (sample sd); "
+        "position error on held-out trajectories, cm, mean ± sd over the seeds (sample sd) "
+        "of the per-seed values as the results files print them (0.1 cm), so a mean may "
+        "differ from its file's by 0.1; "
         "'torus < control': seeds on which the torus has the lower error; 'W_hh sparsity': "
         "its range over the pruned columns (prune-io ranks W_hh with the input and read-out "
         "weights, so its W_hh sparsity is not fixed at 0.9).",
