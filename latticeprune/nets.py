@@ -231,9 +231,10 @@ def run_top_down(layers, x):
         below = states[index][0]
     outputs.append(below)
     onednn = _onednn_steps(x)
-    steppers = [(_gated_step if N_GATES[layer.cell] > 1 else _elman_step)(
-        layer, index == 0, index + 1 < len(layers), x[:, 1:], onednn)
-        for index, layer in enumerate(layers)]
+    steppers = [_gated_step(layer, index == 0, index + 1 < len(layers), x[:, 1:])
+                if N_GATES[layer.cell] > 1 else
+                _elman_step(layer, index == 0, index + 1 < len(layers), x[:, 1:], onednn)
+                for index, layer in enumerate(layers)]
     for t in range(steps - 1):
         previous = [state[0] for state in states]
         below = None
@@ -245,7 +246,7 @@ def run_top_down(layers, x):
     return torch.stack(outputs, dim=1)
 
 
-def _gated_step(layer, bottom, has_above, x, onednn):
+def _gated_step(layer, bottom, has_above, x):
     """One later step of an LSTM/GRU layer of :func:`run_top_down`, as a function
     ``(t, below, state, above) -> state``: torch's one-step kernel over ``[below, above]``
     (the bottom layer's ``below`` is ``x[:, t]``)."""

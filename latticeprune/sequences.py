@@ -42,8 +42,9 @@ import torch
 from sklearn.utils.validation import check_array
 from torch.nn.utils.rnn import pad_sequence
 
-__all__ = ["PaddedSequences", "is_ragged", "is_variable_length", "check_padded", "nan_lengths", "sequence_ends",
-           "step_mask", "check_step_targets", "pad_steps", "unpad", "sequence_array", "from_aeon"]
+__all__ = ["PaddedSequences", "is_ragged", "is_variable_length", "check_padded", "nan_lengths",
+           "sequence_ends", "step_mask", "check_step_targets", "pad_steps", "unpad",
+           "sequence_array", "from_aeon"]
 
 
 class PaddedSequences:

@@ -301,7 +301,8 @@ class CompactRecurrentNet(nn.Module):
     Built from ``weights`` (:class:`RecurrentWeights`, usually from :func:`compact_weights`).
     ``layers`` holds one fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` per layer (None for a layer
     left with no units) or, with top-down feedback, step layers run jointly as
-    :class:`~latticeprune.nets.HierarchicalRNN` does; ``readout`` is a :class:`~latticeprune.nets.Readout` or None.
+    :class:`~latticeprune.nets.HierarchicalRNN` does; ``readout`` is a
+    :class:`~latticeprune.nets.Readout` or None.
     """
 
     def __init__(self, weights):

@@ -136,20 +136,27 @@ def position_error_scorer(centres, k=3):
     return make_scorer(decoded_position_error_cm, greater_is_better=False, centres=centres, k=k)
 
 
-def _check_codes(init_codes, atol=1e-3):
-    """Refuse start codes that are no place-cell codes (non-negative, each summing to one, as
-    :func:`~latticeprune.datasets.place_cell_codes` makes them): the sign of an ``X`` built
-    for another number of place cells, which the packed layout could otherwise misread as
-    more or fewer steps."""
-    sums = init_codes.sum(axis=1, dtype=np.float64)
-    bad = np.flatnonzero((np.abs(sums - 1.0) > atol) | (init_codes < -atol).any(axis=1))
+def _not_codes(codes):
+    """Rows (over the last axis) of ``codes`` that are no place-cell codes: a negative entry,
+    or a sum off one by more than ``_CODE_SUM_TOLERANCE``."""
+    sums = codes.sum(axis=-1, dtype=np.float64)
+    return (codes < 0).any(axis=-1) | (np.abs(sums - 1.0) > _CODE_SUM_TOLERANCE)
+
+
+def _check_codes(init_codes):
+    """Refuse start codes that are no place-cell codes (:func:`_not_codes`; as
+    :func:`~latticeprune.datasets.place_cell_codes` makes them, non-negative and summing to
+    one): the sign of an ``X`` built for another number of place cells, which the packed
+    layout could otherwise misread as more or fewer steps."""
+    bad = np.flatnonzero(_not_codes(init_codes))
     if bad.size:
         raise ValueError(
             f"The first {init_codes.shape[1]} columns of X must be the start positions' "
             f"place-cell codes (non-negative, summing to one), one per place cell of "
-            f"`centres`; row {bad[0]} sums to {sums[bad[0]]:.4g}. Was X built for another "
-            "number of place cells? Build it with latticeprune.tasks.navigation_inputs("
-            "velocities, init_codes) from make_navigation_task or place_cell_codes.")
+            f"`centres`; row {bad[0]} sums to {init_codes[bad[0]].sum(dtype=np.float64):.4g}. "
+            "Was X built for another number of place cells? Build it with "
+            "latticeprune.tasks.navigation_inputs(velocities, init_codes) from "
+            "make_navigation_task or place_cell_codes.")
 
 
 def _check_centres(centres):
@@ -356,7 +363,7 @@ class PathIntegrator(SequenceNet, NeuralNetRegressor):
             raise ValueError(f"y must be the target place-cell codes of shape (n_samples, "
                              f"n_steps, n_place_cells) = {expected} for this X; got shape "
                              f"{y.shape}.")
-        if y.min() < 0 or np.abs(y.sum(axis=-1) - 1).max() > _CODE_SUM_TOLERANCE:
+        if _not_codes(y).any():
             raise ValueError("y must hold place-cell codes: non-negative, each step summing to "
                              "one over the place cells (make_navigation_task(...).targets).")
         return y
