@@ -120,11 +120,6 @@ def _build_runner(weights, engine):
         plan = {"dense": _NEVER_SPARSE, "sparse": _ALWAYS_SPARSE}.get(engine)
         if plan is None:
             plan = sparse_batches(layer) if layer.hidden_size else _NEVER_SPARSE
-            if plan[0] and plan[1] is not None:
-                # Sparse at batch 1 and for large batches: CSR only, for every batch size. A
-                # dense copy for the few small batch sizes in between would cost more memory
-                # than the CSR form saves.
-                plan = _ALWAYS_SPARSE
         dense = sparse = None
         if plan != _ALWAYS_SPARSE:
             dense = CompactRecurrentNet(single).layers[0]

@@ -36,13 +36,16 @@ __all__ = ["SparseRecurrentNet", "MIN_SPARSITY", "sparse_batches", "runs_sparse"
 MIN_SPARSITY = 0.9
 
 #: Cost model of one recurrent step per sequence, in dense weights of torch's fused kernel at
-#: the same batch size (single thread; fitted: see docs/experiments.md): a CSR non-zero costs
+#: the same batch size (single thread): a CSR non-zero costs
 #: ``NONZERO_COST`` (batch 1) or ``BATCH_NONZERO_COST``; the loop's fixed per-step Python and
 #: numpy calls ``STEP_OVERHEAD[cell]`` or ``BATCH_STEP_OVERHEAD[cell]`` (shared by a batch);
 #: for a batch, each gate row of the element-wise passes ``BATCH_ROW_COST`` per sequence.
-NONZERO_COST = 8.0
+#: Fitted to the crossovers of ``benchmarks/results/inference_speed.txt``: auto must pick the
+#: engine measured faster wherever the two differ by more than 10% (a test checks every row;
+#: the fit: see docs/experiments.md). Refit them when a rerun moves a crossover.
+NONZERO_COST = 2.5
 BATCH_NONZERO_COST = 6.0
-STEP_OVERHEAD = {"rnn_tanh": 5_000, "rnn_relu": 5_000, "lstm": 100_000, "gru": 100_000}
+STEP_OVERHEAD = {"rnn_tanh": 5_000, "rnn_relu": 5_000, "lstm": 220_000, "gru": 110_000}
 BATCH_STEP_OVERHEAD = {"rnn_tanh": 20_000, "rnn_relu": 20_000, "lstm": 300_000, "gru": 300_000}
 BATCH_ROW_COST = 70.0
 #: Smallest batch that may run the CSR loop at all: below it sparse-times-dense products with a
@@ -66,7 +69,8 @@ def sparse_batches(layer, min_sparsity=MIN_SPARSITY):
     """Where the CSR step loop should run ``layer``: ``(at_batch_1, from_batch)``.
 
     ``at_batch_1`` says whether it pays for a single sequence; ``from_batch`` is the smallest
-    batch size (at least :data:`BATCH_FLOOR`) from which it pays for batches (None: never).
+    batch size (at least :data:`BATCH_FLOOR`) from which it pays for batches (None: never),
+    or 2 if it pays at batch 1 too: then the layer runs sparse for every batch size.
     Both need the step's matrices (recurrent and top-down) at least ``min_sparsity`` sparse and
     the model's cost (see :data:`NONZERO_COST`) :data:`SAFETY_FACTOR` times below the dense
     weight count: ``STEP_OVERHEAD + NONZERO_COST * non-zeros`` at batch 1, and
@@ -81,7 +85,7 @@ def sparse_batches(layer, min_sparsity=MIN_SPARSITY):
     ...     w = (np.random.default_rng(0).random((hidden, hidden)) >= sparsity).astype(np.float32)
     ...     return LayerWeights("rnn_tanh", w[:, :4], w, None, w[:, 0], w[:, 0], np.arange(hidden))
     >>> sparse_batches(elman(1024, 0.95)), sparse_batches(elman(1024, 0.5))
-    ((True, 4), (False, None))
+    ((True, 2), (False, None))
     """
     counts = _stepped_counts(layer, min_sparsity)
     if counts is None:
@@ -92,6 +96,10 @@ def sparse_batches(layer, min_sparsity=MIN_SPARSITY):
               - BATCH_ROW_COST * layer.n_gates * layer.hidden_size)
     from_batch = None if margin <= 0 else max(
         BATCH_FLOOR[layer.cell], int(np.ceil(BATCH_STEP_OVERHEAD[layer.cell] / margin - 1e-9)))
+    if at_one and from_batch is not None:
+        # Sparse at batch 1 and for large batches: sparse for every batch size. A dense copy
+        # for the few small batch sizes in between would cost more memory than CSR saves.
+        from_batch = 2
     return bool(at_one), from_batch
 
 
