@@ -13,12 +13,19 @@ alike); each sample is the wall time of one ``fit`` (2 epochs) and of one ``pred
 2,000 sequences. The table gives medians and the ratio top-down / stacked.
 
 A second table looks for the floor at module level (batch 64, no gradient, median of 31 warm
-calls): the stacked ``nn.LSTM``, the top-down net, and the top-down net's step products
-alone, issued as its layers issue them (``torch.lstm_cell`` runs two ``addmm`` per layer and
-step: bottom-up with top-down, and recurrent) and as one oneDNN GEMM per layer and step over
-the concatenated inputs (the inputs converted to oneDNN tensors each step). Where the
-products alone already take more than 1.5x the stacked module, no eager formulation on
-torch's GEMMs gets the top-down net within 1.5x.
+calls): the stacked ``nn.LSTM`` and its products alone (each layer's input projection one
+GEMM over all steps, then one ``addmm`` per layer and step: how close oneDNN's fused layer
+gets to its GEMMs); the top-down net and its step products alone, issued as its layers issue
+them (``torch.lstm_cell`` runs two ``addmm`` per layer and step: bottom-up with top-down, and
+recurrent), as one oneDNN GEMM per layer and step over the concatenated inputs (the inputs
+converted to oneDNN tensors each step), and in the best formulation found (the bottom layer's
+input projection hoisted out of the time loop, one ``addmm`` per layer and step over
+``[above, h]`` / ``[below, h]`` with the weights transposed once, contiguous); then a whole
+top-down forward in that formulation with torch's eager gate arithmetic, as a Python loop,
+in TorchScript and through ``torch.compile`` (inductor), each checked against the net's
+output. Where the products alone already take more than 1.5x the stacked module, no
+formulation on torch's GEMMs gets the top-down net within 1.5x; where they take less, the
+rest of the distance is the gate arithmetic between them.
 """
 
 import argparse
@@ -27,6 +34,7 @@ import platform
 import statistics
 import sys
 import time
+from typing import List
 
 import numpy as np
 import torch
@@ -49,6 +57,28 @@ def timed(func):
 def median_time(func, repeats=31):
     func()
     return float(np.median([timed(func) for _ in range(repeats)]))
+
+
+def top_down_loop(projected: torch.Tensor, bottom_weight: torch.Tensor,
+                      top_weight: torch.Tensor, top_bias: torch.Tensor, hidden: int):
+    """A 2-layer top-down LSTM forward in TorchScript: per step one addmm per layer over
+    ``[above, h]`` (bottom, whose input projection ``projected`` is done) and ``[below, h]``."""
+    batch, steps = projected.shape[0], projected.shape[1]
+    h0 = torch.zeros(batch, hidden)
+    h1, c0, c1 = torch.zeros_like(h0), torch.zeros_like(h0), torch.zeros_like(h0)
+    outputs: List[torch.Tensor] = []
+    for t in range(steps):
+        i, f, g, o = torch.addmm(projected[:, t], torch.cat([h1, h0], 1), bottom_weight).chunk(4, 1)
+        c0 = torch.sigmoid(f) * c0 + torch.sigmoid(i) * torch.tanh(g)
+        h0 = torch.sigmoid(o) * torch.tanh(c0)
+        i, f, g, o = torch.addmm(top_bias, torch.cat([h0, h1], 1), top_weight).chunk(4, 1)
+        c1 = torch.sigmoid(f) * c1 + torch.sigmoid(i) * torch.tanh(g)
+        h1 = torch.sigmoid(o) * torch.tanh(c1)
+        outputs.append(h1)
+    return torch.stack(outputs, 1)
+
+
+scripted_top_down = torch.jit.script(top_down_loop)
 
 
 def floor_rows(hidden, batch=64):
@@ -78,11 +108,58 @@ def floor_rows(hidden, batch=64):
             for weight, step_input in zip(weights, inputs):
                 torch.nn.functional.linear(step_input.to_mkldnn(), weight).to_dense()
 
+    # The best formulation on torch's GEMMs: the bottom layer's input projection one GEMM over
+    # all steps, then one addmm per layer and step over [above, h] / [below, h].
+    step_weights = [torch.cat([bottom.weight_td, bottom.weight_hh], 1).t().contiguous(),
+                    torch.cat([top.weight_ih, top.weight_hh], 1).t().contiguous()]
+    step_bias = top.bias_ih + top.bias_hh
+    concatenated = torch.randn(batch, 2 * hidden)
+
+    def hoisted_products():
+        projected = torch.addmm(bottom.bias_ih + bottom.bias_hh, x.reshape(-1, FEATURES),
+                                bottom.weight_ih.t()).view(batch, STEPS, -1)
+        for t in range(STEPS):
+            torch.addmm(projected[:, t], concatenated, step_weights[0])
+            torch.addmm(step_bias, concatenated, step_weights[1])
+
+    # The stacked module's own products, as its layers can issue them: each layer's input
+    # projection one GEMM over all steps, then one addmm per layer and step.
+    layer_weights = [(getattr(stacked, f"weight_ih_l{k}"), getattr(stacked, f"weight_hh_l{k}"),
+                      getattr(stacked, f"bias_ih_l{k}") + getattr(stacked, f"bias_hh_l{k}"))
+                     for k in range(2)]
+    layer_inputs = [x.reshape(-1, FEATURES), torch.randn(batch * STEPS, hidden)]
+
+    def stacked_products():
+        for (weight_ih, weight_hh, bias), layer_input in zip(layer_weights, layer_inputs):
+            torch.addmm(bias, layer_input, weight_ih.t())
+            for _ in range(STEPS):
+                torch.addmm(bias, h, weight_hh.t())
+
+    def looped(loop):
+        projected = torch.addmm(bottom.bias_ih + bottom.bias_hh, x.reshape(-1, FEATURES),
+                                bottom.weight_ih.t()).view(batch, STEPS, -1)
+        return loop(projected, step_weights[0], step_weights[1], step_bias, hidden)
+
+    compiled = torch.compile(top_down_loop)
     with torch.no_grad():
-        times = [median_time(lambda: stacked(x)), median_time(lambda: net(x)),
-                 median_time(mkl_products), median_time(onednn_products)]
-    names = ["stacked nn.LSTM", "top-down net", "its products alone (addmm, as torch.lstm_cell)",
-             "its products alone (one oneDNN GEMM per layer and step)"]
+        start = time.perf_counter()
+        torch.testing.assert_close(looped(compiled), net(x)[0])
+        compile_seconds = time.perf_counter() - start
+        torch.testing.assert_close(looped(scripted_top_down), net(x)[0])
+        times = [median_time(lambda: stacked(x)), median_time(stacked_products),
+                 median_time(lambda: net(x)), median_time(mkl_products),
+                 median_time(onednn_products), median_time(hoisted_products),
+                 median_time(lambda: looped(top_down_loop)),
+                 median_time(lambda: looped(scripted_top_down)),
+                 median_time(lambda: looped(compiled))]
+    names = ["stacked nn.LSTM",
+             "its products alone (inputs hoisted, one addmm per layer and step)",
+             "top-down net", "its products alone (addmm, as torch.lstm_cell)",
+             "its products alone (one oneDNN GEMM per layer and step)",
+             "its products alone (bottom inputs hoisted, one addmm per layer and step)",
+             "top-down forward as one eager loop (hoisted, one addmm per layer and step)",
+             "the same loop in TorchScript",
+             f"the same loop through torch.compile (inductor; first call {compile_seconds:.0f} s)"]
     return [{"hidden": hidden, "module": name, "ms": f"{1e3 * t:.2f}",
              "ratio": f"{t / times[0]:.2f}x"} for name, t in zip(names, times)]
 
