@@ -12,18 +12,18 @@ trained in turn (``repeats`` rounds, so a change in the load of the shared machi
 alike); each sample is the wall time of one ``fit`` (2 epochs) and of one ``predict`` on the
 2,000 sequences. The table gives medians and the ratio top-down / stacked.
 
-A second table looks for the floor at module level (batch 64, no gradient, median of 31 warm
-calls): the stacked ``nn.LSTM`` and its products alone (each layer's input projection one
-GEMM over all steps, then one ``addmm`` per layer and step: how close oneDNN's fused layer
-gets to its GEMMs); the top-down net and its step products alone, issued as its layers issue
-them (``torch.lstm_cell`` runs two ``addmm`` per layer and step: bottom-up with top-down, and
-recurrent), as one oneDNN GEMM per layer and step over the concatenated inputs (the inputs
-converted to oneDNN tensors each step), and in the best formulation found (the bottom layer's
-input projection hoisted out of the time loop, one ``addmm`` per layer and step over
-``[above, h]`` / ``[below, h]`` with the weights transposed once, contiguous); then a whole
-top-down forward in that formulation with torch's eager gate arithmetic, as a Python loop,
-in TorchScript and through ``torch.compile`` (inductor), each checked against the net's
-output. Where the products alone already take more than 1.5x the stacked module, no
+A second table looks for the floor at module level (batch 64, no gradient, one thread,
+median of 31 warm calls): the stacked ``nn.LSTM`` and its products alone (each layer's input
+projection one GEMM over all steps, then one ``addmm`` per layer and step: how close oneDNN's
+fused layer gets to its GEMMs); the top-down net and its step products alone, issued as its
+layers issue them (``torch.lstm_cell`` runs two ``addmm`` per layer and step: bottom-up with
+top-down, and recurrent), as one oneDNN GEMM per layer and step over the concatenated
+inputs (the inputs converted to oneDNN tensors each step), and in the best formulation found
+(the bottom layer's input projection hoisted out of the time loop, one ``addmm`` per layer and
+step over ``[above, h]`` / ``[below, h]`` with the weights transposed once, contiguous); then
+a whole top-down forward in that formulation with torch's eager gate arithmetic, as a Python
+loop, in TorchScript and through ``torch.compile`` (inductor), each checked against the
+net's output. Where the products alone already take more than 1.5x the stacked module, no
 formulation on torch's GEMMs gets the top-down net within 1.5x; where they take less, the
 rest of the distance is the gate arithmetic between them.
 """
@@ -68,7 +68,8 @@ def top_down_loop(projected: torch.Tensor, bottom_weight: torch.Tensor,
     h1, c0, c1 = torch.zeros_like(h0), torch.zeros_like(h0), torch.zeros_like(h0)
     outputs: List[torch.Tensor] = []
     for t in range(steps):
-        i, f, g, o = torch.addmm(projected[:, t], torch.cat([h1, h0], 1), bottom_weight).chunk(4, 1)
+        gates = torch.addmm(projected[:, t], torch.cat([h1, h0], 1), bottom_weight)
+        i, f, g, o = gates.chunk(4, 1)
         c0 = torch.sigmoid(f) * c0 + torch.sigmoid(i) * torch.tanh(g)
         h0 = torch.sigmoid(o) * torch.tanh(c0)
         i, f, g, o = torch.addmm(top_bias, torch.cat([h0, h1], 1), top_weight).chunk(4, 1)
@@ -173,7 +174,10 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((N_SEQUENCES, STEPS * FEATURES)).astype(np.float32)
     y = rng.integers(0, CLASSES, N_SEQUENCES)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread, as the fits (n_threads=1)
     floors = [row for hidden in SIZES for row in floor_rows(hidden)]  # first: a quiet process
+    torch.set_num_threads(threads)
     rows = []
     for hidden in SIZES:
         samples = {}
@@ -205,8 +209,8 @@ def main(argv=None):
         "",
         format_table(rows, COLUMNS),
         "",
-        "Floor at module level: forward of batch 64, no gradient, median of 31 warm calls, "
-        "measured before the fits (ms; ratio to the stacked module)",
+        "Floor at module level: forward of batch 64, no gradient, one thread, median of 31 "
+        "warm calls, measured before the fits (ms; ratio to the stacked module)",
         "",
         format_table(floors, ["hidden", "module", "ms", "ratio"]),
     ]
