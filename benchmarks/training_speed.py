@@ -60,9 +60,10 @@ def median_time(func, repeats=31):
 
 
 def top_down_loop(projected: torch.Tensor, bottom_weight: torch.Tensor,
-                      top_weight: torch.Tensor, top_bias: torch.Tensor, hidden: int):
-    """A 2-layer top-down LSTM forward in TorchScript: per step one addmm per layer over
-    ``[above, h]`` (bottom, whose input projection ``projected`` is done) and ``[below, h]``."""
+                  top_weight: torch.Tensor, top_bias: torch.Tensor, hidden: int):
+    """A 2-layer top-down LSTM forward, written so that TorchScript and ``torch.compile`` take
+    it as it is: per step one addmm per layer over ``[above, h]`` (bottom, whose input
+    projection ``projected`` is done) and ``[below, h]``."""
     batch, steps = projected.shape[0], projected.shape[1]
     h0 = torch.zeros(batch, hidden)
     h1, c0, c1 = torch.zeros_like(h0), torch.zeros_like(h0), torch.zeros_like(h0)
@@ -116,9 +117,12 @@ def floor_rows(hidden, batch=64):
     step_bias = top.bias_ih + top.bias_hh
     concatenated = torch.randn(batch, 2 * hidden)
 
+    def project():  # the bottom layer's input projection, one GEMM over all steps
+        return torch.addmm(bottom.bias_ih + bottom.bias_hh, x.reshape(-1, FEATURES),
+                           bottom.weight_ih.t()).view(batch, STEPS, -1)
+
     def hoisted_products():
-        projected = torch.addmm(bottom.bias_ih + bottom.bias_hh, x.reshape(-1, FEATURES),
-                                bottom.weight_ih.t()).view(batch, STEPS, -1)
+        projected = project()
         for t in range(STEPS):
             torch.addmm(projected[:, t], concatenated, step_weights[0])
             torch.addmm(step_bias, concatenated, step_weights[1])
@@ -137,9 +141,7 @@ def floor_rows(hidden, batch=64):
                 torch.addmm(bias, h, weight_hh.t())
 
     def looped(loop):
-        projected = torch.addmm(bottom.bias_ih + bottom.bias_hh, x.reshape(-1, FEATURES),
-                                bottom.weight_ih.t()).view(batch, STEPS, -1)
-        return loop(projected, step_weights[0], step_weights[1], step_bias, hidden)
+        return loop(project(), step_weights[0], step_weights[1], step_bias, hidden)
 
     compiled = torch.compile(top_down_loop)
     with torch.no_grad():
