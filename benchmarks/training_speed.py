@@ -40,11 +40,13 @@ import numpy as np
 import torch
 
 from latticeprune import RNNClassifier
+from latticeprune.top_down_kernel import SWITCH
 from latticeprune.utils import format_table
 
 SIZES = (128, 512)
 N_SEQUENCES, STEPS, FEATURES, CLASSES = 2000, 28, 28, 10
-COLUMNS = ["hidden", "task", "stacked (s)", "top-down (s)", "ratio"]
+COLUMNS = ["hidden", "task", "stacked (s)", "top-down (s)", "ratio", "eager ops (s)",
+           "ratio (eager)"]
 OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "training_speed.txt")
 
 
@@ -81,6 +83,15 @@ def top_down_loop(projected: torch.Tensor, bottom_weight: torch.Tensor,
 
 
 scripted_top_down = torch.jit.script(top_down_loop)
+
+
+def eager_time(func, repeats=31):
+    """:func:`median_time` of ``func`` with the top-down kernel turned off."""
+    os.environ[SWITCH] = "0"
+    try:
+        return median_time(func, repeats)
+    finally:
+        del os.environ[SWITCH]
 
 
 def floor_rows(hidden, batch=64):
@@ -143,6 +154,17 @@ def floor_rows(hidden, batch=64):
     def looped(loop):
         return loop(project(), step_weights[0], step_weights[1], step_bias, hidden)
 
+    # The same products as the kernel issues them for float32: MKL's packed GEMM, each weight
+    # packed once per sequence (torch's mkl ops, where torch has them).
+    kernel_weights = [w.t().contiguous() for w in step_weights]
+
+    def packed_products():
+        packed = [torch.ops.mkl._mkl_reorder_linear_weight(w, batch) for w in kernel_weights]
+        project()
+        for _ in range(STEPS):
+            for weight, packed_weight in zip(kernel_weights, packed):
+                torch.ops.mkl._mkl_linear(concatenated, packed_weight, weight, None, batch)
+
     compiled = torch.compile(top_down_loop)
     with torch.no_grad():
         start = time.perf_counter()
@@ -152,6 +174,7 @@ def floor_rows(hidden, batch=64):
         times = [median_time(lambda: stacked(x)), median_time(stacked_products),
                  median_time(lambda: net(x)), median_time(mkl_products),
                  median_time(onednn_products), median_time(hoisted_products),
+                 median_time(packed_products), eager_time(lambda: net(x)),
                  median_time(lambda: looped(top_down_loop)),
                  median_time(lambda: looped(scripted_top_down)),
                  median_time(lambda: looped(compiled))]
@@ -160,6 +183,8 @@ def floor_rows(hidden, batch=64):
              "top-down net", "its products alone (addmm, as torch.lstm_cell)",
              "its products alone (one oneDNN GEMM per layer and step)",
              "its products alone (bottom inputs hoisted, one addmm per layer and step)",
+             "the same products on MKL's packed GEMM (as the net's kernel issues them)",
+             f"top-down net on torch's eager ops ({SWITCH}=0)",
              "top-down forward as one eager loop (hoisted, one addmm per layer and step)",
              "the same loop in TorchScript",
              f"the same loop through torch.compile (inductor; first call {compile_seconds:.0f} s)"]
@@ -184,19 +209,24 @@ def main(argv=None):
     for hidden in SIZES:
         samples = {}
         for _ in range(args.repeats):
-            for top_down in (False, True):
+            for net in ("stacked", "top-down", "eager"):
                 clf = RNNClassifier(cell="lstm", hidden_size=hidden, num_layers=2,
-                                    top_down=top_down, input_size=FEATURES, max_epochs=2,
-                                    n_threads=1, random_state=0)
+                                    top_down=net != "stacked", input_size=FEATURES,
+                                    max_epochs=2, n_threads=1, random_state=0)
+                if net == "eager":
+                    os.environ[SWITCH] = "0"
                 fit = timed(lambda: clf.fit(X, y))
                 with torch.inference_mode():
                     predict = timed(lambda: clf.predict(X))
-                samples.setdefault(top_down, []).append((fit, predict))
+                os.environ.pop(SWITCH, None)
+                samples.setdefault(net, []).append((fit, predict))
         medians = {key: np.median(np.array(value), axis=0) for key, value in samples.items()}
         for task, column in (("train (2 epochs)", 0), ("inference", 1)):
-            stacked, top = medians[False][column], medians[True][column]
+            stacked, top, eager = (medians[net][column]
+                                   for net in ("stacked", "top-down", "eager"))
             rows.append(dict(zip(COLUMNS, (hidden, task, f"{stacked:.2f}", f"{top:.2f}",
-                                           f"{top / stacked:.2f}x"))))
+                                           f"{top / stacked:.2f}x", f"{eager:.2f}",
+                                           f"{eager / stacked:.2f}x"))))
         print(rows[-2], rows[-1], flush=True)
     lines = [
         "python " + " ".join(sys.argv),

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .sequences import sequence_ends
+from .top_down_kernel import kernel_applies, run_lstm_steps
 
 @dataclass(frozen=True)
 class Cell:
@@ -212,7 +213,9 @@ def run_top_down(layers, x):
 
     Each layer is a :class:`HierarchicalLayer` (or has its weights, ``cell``, ``init_state``
     and ``update``). Step 0 calls each layer, so forward pre-hooks (``torch.nn.utils.prune``
-    masks) refresh its weights; the later steps reuse them. A gated layer (LSTM, GRU) steps
+    masks) refresh its weights; the later steps reuse them. LSTM layers step through the
+    compiled kernel of :mod:`latticeprune.top_down_kernel` where it applies (its
+    :func:`~latticeprune.top_down_kernel.kernel_applies`). Otherwise a gated layer (LSTM, GRU) steps
     through torch's one-step kernel (:attr:`Cell.torch_step`, the gate arithmetic in one
     call) over ``[below, above]`` with ``weight_ih`` and ``weight_td`` side by side. An
     Elman layer steps by one GEMM over the concatenated inputs ``[below, h, above]`` and
@@ -230,6 +233,8 @@ def run_top_down(layers, x):
         states[index] = layer(below, states[index], above)
         below = states[index][0]
     outputs.append(below)
+    if steps > 1 and kernel_applies(layers, x):
+        return torch.cat([below.unsqueeze(1), run_lstm_steps(layers, states, x)], dim=1)
     onednn = _onednn_steps(x)
     steppers = [_gated_step(layer, index == 0, index + 1 < len(layers), x[:, 1:])
                 if N_GATES[layer.cell] > 1 else

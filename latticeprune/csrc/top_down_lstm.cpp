@@ -1,0 +1,241 @@
+// The time loop of a top-down LSTM net (latticeprune.nets.HierarchicalRNN), forward and
+// back-propagation through time, for latticeprune/top_down_kernel.py (which states the algorithm
+// and its cost). Layer l at step t reads [below, h, above]: layer l - 1 at t (the bottom layer
+// reads its input projection instead), itself and layer l + 1 at t - 1. Gate blocks are in
+// torch's order (i, f, g, o). The products are torch's (MKL's packed GEMM where a packed copy
+// of the weight is given, else addmm); the non-linearities are torch's vectorised sigmoid and
+// tanh; the cell update and the gate gradients are loops of ours, one pass each.
+#include <torch/extension.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+using at::Tensor;
+
+namespace {
+
+// c = f * c_prev + i * g, for rows of gates a (batch x 4H, activated).
+template <typename T>
+void cell_state(const T* __restrict a, const T* __restrict c_prev, T* __restrict c,
+                int64_t batch, int64_t H) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* i = a + b * 4 * H;
+    const T* f = i + H;
+    const T* g = i + 2 * H;
+    const T* cp = c_prev + b * H;
+    T* cn = c + b * H;
+    for (int64_t j = 0; j < H; ++j) cn[j] = f[j] * cp[j] + i[j] * g[j];
+  }
+}
+
+// h = o * tanh(c).
+template <typename T>
+void cell_output(const T* __restrict a, const T* __restrict tanh_c, T* __restrict h,
+                 int64_t batch, int64_t H) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* o = a + b * 4 * H + 3 * H;
+    const T* tc = tanh_c + b * H;
+    T* hb = h + b * H;
+    for (int64_t j = 0; j < H; ++j) hb[j] = o[j] * tc[j];
+  }
+}
+
+// Rows of a (batch x width) matrix, row_stride apart (0: one row, shared by every b).
+template <typename T>
+struct Rows {
+  const T* data;
+  int64_t row_stride;
+  const T* row(int64_t b) const { return data + b * row_stride; }
+};
+
+// Gradients of the gates' pre-activations d (batch x 4H) from the gradient of h, the sum of
+// four sources (missing ones point at zeros), and dc (the cell state's gradient from step
+// t + 1; on return, to step t - 1).
+template <typename T>
+void cell_backward(const T* __restrict a, const T* __restrict tanh_c, const T* __restrict c_prev,
+                   const Rows<T> (&dh)[4], T* __restrict dc, T* __restrict d, int64_t batch,
+                   int64_t H) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* i = a + b * 4 * H;
+    const T* f = i + H;
+    const T* g = i + 2 * H;
+    const T* o = i + 3 * H;
+    const T* tc = tanh_c + b * H;
+    const T* cp = c_prev + b * H;
+    const T* __restrict dh0 = dh[0].row(b);
+    const T* __restrict dh1 = dh[1].row(b);
+    const T* __restrict dh2 = dh[2].row(b);
+    const T* __restrict dh3 = dh[3].row(b);
+    T* dcb = dc + b * H;
+    T* di = d + b * 4 * H;
+    T* df = di + H;
+    T* dg = di + 2 * H;
+    T* d_o = di + 3 * H;
+    for (int64_t j = 0; j < H; ++j) {
+      const T dhj = dh0[j] + dh1[j] + dh2[j] + dh3[j];
+      const T dcell = dcb[j] + dhj * o[j] * (T(1) - tc[j] * tc[j]);
+      d_o[j] = dhj * tc[j] * o[j] * (T(1) - o[j]);
+      df[j] = dcell * cp[j] * f[j] * (T(1) - f[j]);
+      di[j] = dcell * g[j] * i[j] * (T(1) - i[j]);
+      dg[j] = dcell * i[j] * (T(1) - g[j] * g[j]);
+      dcb[j] = dcell * f[j];
+    }
+  }
+}
+
+// x @ w.T (+ bias): MKL's packed GEMM when packed (from mkl::_mkl_reorder_linear_weight) is
+// not empty, else addmm / mm.
+Tensor product(const Tensor& x, const Tensor& w, const Tensor& packed, const Tensor& bias) {
+  const bool has_bias = bias.defined() && bias.numel() > 0;
+  if (packed.numel() > 0) {
+    static auto op = c10::Dispatcher::singleton()
+        .findSchemaOrThrow("mkl::_mkl_linear", "")
+        .typed<Tensor(const Tensor&, const Tensor&, const Tensor&,
+                      const std::optional<Tensor>&, int64_t)>();
+    return op.call(x, packed, w, has_bias ? std::optional<Tensor>(bias) : std::nullopt,
+                   x.size(0));
+  }
+  return has_bias ? at::addmm(bias, x, w.t()) : at::mm(x, w.t());
+}
+
+}  // namespace
+
+// What the forward keeps for the backward, per layer: its inputs (T, B, K_l), cell states
+// (T + 1, B, H_l) and tanh of them (T, B, H_l); the activated gates, layer-major (L * T of them).
+struct Saved {
+  std::vector<Tensor> inputs, cells, tanh_cells, gates;
+};
+
+// proj: (T, B, 4 H_0) the bottom layer's input projection, biases included; h, c: each
+// layer's state before the first step; weight[l]: (4 H_l, K_l) over [below (l > 0), h, above
+// (l < L - 1)], contiguous; packed[l]: its packed copy or empty; bias[l]: (4 H_l) (unused for
+// l = 0). Returns the top layer's states (T, B, H_top) and, when save, what the backward needs.
+std::tuple<Tensor, std::shared_ptr<Saved>> forward(
+    const Tensor& proj, std::vector<Tensor> h, std::vector<Tensor> c,
+    const std::vector<Tensor>& weight, const std::vector<Tensor>& packed,
+    const std::vector<Tensor>& bias, bool save) {
+  const int64_t L = weight.size(), T = proj.size(0), B = proj.size(1);
+  std::vector<int64_t> H(L);
+  auto saved = save ? std::make_shared<Saved>() : nullptr;
+  std::vector<Tensor> inputs(L), cells(L), tanh_cells(L), gates;
+  for (int64_t l = 0; l < L; ++l) {
+    H[l] = weight[l].size(0) / 4;
+    if (save) {
+      inputs[l] = proj.new_empty({T, B, weight[l].size(1)});
+      cells[l] = proj.new_empty({T + 1, B, H[l]});
+      cells[l][0].copy_(c[l]);
+      tanh_cells[l] = proj.new_empty({T, B, H[l]});
+    }
+  }
+  if (save) gates.resize(L * T);
+  Tensor out = proj.new_empty({T, B, H[L - 1]});
+  for (int64_t t = 0; t < T; ++t) {
+    const std::vector<Tensor> previous = h;
+    Tensor below;
+    for (int64_t l = 0; l < L; ++l) {
+      std::vector<Tensor> parts;
+      if (l > 0) parts.push_back(below);
+      parts.push_back(previous[l]);
+      if (l + 1 < L) parts.push_back(previous[l + 1]);
+      Tensor x;
+      if (save) {
+        x = inputs[l][t];
+        at::cat_out(x, parts, 1);
+      } else {
+        x = at::cat(parts, 1);
+      }
+      Tensor g = product(x, weight[l], packed[l], l == 0 ? Tensor() : bias[l]);
+      if (l == 0) g.add_(proj[t]);
+      g.narrow(1, 0, 2 * H[l]).sigmoid_();
+      g.narrow(1, 2 * H[l], H[l]).tanh_();
+      g.narrow(1, 3 * H[l], H[l]).sigmoid_();
+      Tensor c_new = save ? cells[l][t + 1] : proj.new_empty({B, H[l]});
+      Tensor tanh_c = save ? tanh_cells[l][t] : proj.new_empty({B, H[l]});
+      Tensor h_new = l == L - 1 ? out[t] : proj.new_empty({B, H[l]});
+      AT_DISPATCH_FLOATING_TYPES(proj.scalar_type(), "top_down_lstm_forward", [&] {
+        cell_state<scalar_t>(g.data_ptr<scalar_t>(), c[l].data_ptr<scalar_t>(),
+                             c_new.data_ptr<scalar_t>(), B, H[l]);
+        at::tanh_out(tanh_c, c_new);
+        cell_output<scalar_t>(g.data_ptr<scalar_t>(), tanh_c.data_ptr<scalar_t>(),
+                              h_new.data_ptr<scalar_t>(), B, H[l]);
+      });
+      if (save) gates[l * T + t] = g;
+      c[l] = c_new;
+      h[l] = h_new;
+      below = h_new;
+    }
+  }
+  if (save) *saved = Saved{inputs, cells, tanh_cells, gates};
+  return {out, saved};
+}
+
+// grad_out: (T, B, H_top); weight_t[l]: weight[l].t(), contiguous; packed_t[l]: its packed copy
+// or empty; saved: what the forward kept. Returns [the gradient of proj (T, B, 4 H_0), then
+// per layer the gradients of h, c (before the first step), weight and bias].
+std::vector<Tensor> backward(const Tensor& grad_out, const std::vector<Tensor>& weight_t,
+                             const std::vector<Tensor>& packed_t, const Saved& saved) {
+  const std::vector<Tensor>& inputs = saved.inputs;
+  const std::vector<Tensor>& cells = saved.cells;
+  const std::vector<Tensor>& tanh_cells = saved.tanh_cells;
+  const std::vector<Tensor>& gates = saved.gates;
+  const int64_t L = weight_t.size(), T = inputs[0].size(0), B = inputs[0].size(1);
+  std::vector<int64_t> H(L), offset(L);  // offset[l]: where h starts in layer l's inputs
+  std::vector<Tensor> dc(L), d_gates(L);
+  // The gradients of each layer's inputs at step t + 1 (previous) and t (now).
+  std::vector<Tensor> d_previous(L), d_now(L);
+  int64_t widest = 1;
+  for (int64_t l = 0; l < L; ++l) {
+    H[l] = weight_t[l].size(1) / 4;
+    offset[l] = l > 0 ? H[l - 1] : 0;
+    widest = std::max(widest, H[l]);
+    dc[l] = grad_out.new_zeros({B, H[l]});
+    d_gates[l] = grad_out.new_empty({T, B, 4 * H[l]});
+  }
+  const Tensor zeros = grad_out.new_zeros({widest});
+  AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "top_down_lstm_backward", [&] {
+    const Rows<scalar_t> none{zeros.data_ptr<scalar_t>(), 0};
+    auto rows = [](const Tensor& m, int64_t column) {
+      return Rows<scalar_t>{m.data_ptr<scalar_t>() + column, m.stride(0)};
+    };
+    for (int64_t t = T - 1; t >= 0; --t) {
+      for (int64_t l = L - 1; l >= 0; --l) {  // layer l + 1 at t reads layer l at t
+        // h_l(t) feeds: the output (top layer), layer l + 1 at t (below), itself at t + 1
+        // (recurrent) and layer l - 1 at t + 1 (above).
+        const Rows<scalar_t> dh[4] = {
+            l == L - 1 ? rows(grad_out[t], 0) : none,
+            l + 1 < L ? rows(d_now[l + 1], 0) : none,
+            d_previous[l].defined() ? rows(d_previous[l], offset[l]) : none,
+            l > 0 && d_previous[l - 1].defined()
+                ? rows(d_previous[l - 1], offset[l - 1] + H[l - 1]) : none};
+        Tensor d = d_gates[l][t];
+        cell_backward<scalar_t>(gates[l * T + t].data_ptr<scalar_t>(),
+                                tanh_cells[l][t].data_ptr<scalar_t>(),
+                                cells[l][t].data_ptr<scalar_t>(), dh, dc[l].data_ptr<scalar_t>(),
+                                d.data_ptr<scalar_t>(), B, H[l]);
+        d_now[l] = product(d, weight_t[l], packed_t[l], Tensor());
+      }
+      std::swap(d_previous, d_now);
+    }
+  });
+  std::vector<Tensor> result{d_gates[0]};
+  for (int64_t l = 0; l < L; ++l) {
+    const Tensor g = d_gates[l].view({T * B, 4 * H[l]});
+    Tensor dh = d_previous[l].narrow(1, offset[l], H[l]).clone();  // the state before step 0
+    if (l > 0) dh.add_(d_previous[l - 1].narrow(1, offset[l - 1] + H[l - 1], H[l]));
+    result.push_back(dh);
+    result.push_back(dc[l]);
+    result.push_back(at::mm(g.t(), inputs[l].view({T * B, inputs[l].size(2)})));
+    result.push_back(g.sum(0));
+  }
+  return result;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  pybind11::class_<Saved, std::shared_ptr<Saved>>(m, "Saved");
+  m.def("forward", &forward, "The top-down LSTM's forward over all steps");
+  m.def("backward", &backward, "Its back-propagation through time");
+}

@@ -1,0 +1,147 @@
+"""The top-down LSTM's time loop as one compiled kernel, forward and backward.
+
+:func:`~latticeprune.nets.run_top_down` runs the steps after the first of a top-down net of
+LSTM layers (:class:`~latticeprune.nets.HierarchicalRNN`) through :func:`run_lstm_steps` where
+:func:`kernel_applies` says so; elsewhere it steps through torch's eager ops. Both compute the
+same function (same weights in, same outputs and gradients out, to float rounding).
+
+Algorithm. Forward, for each step ``t`` and layer ``l`` (bottom first): one GEMM of the layer's
+inputs ``[below, h, above]`` (layer ``l - 1`` at ``t``, itself and layer ``l + 1`` at ``t - 1``;
+the bottom layer's input projection is one GEMM over all steps, outside the loop) with its
+weights ``[weight_ih, weight_hh, weight_td]`` side by side; torch's vectorised sigmoid and tanh
+on the gates; the cell update in one loop. The backward is back-propagation through time in the
+same layout: for each step (last first) and layer (top first) one loop for the gates'
+gradients and one GEMM for the gradients of the layer's inputs; the weights' gradients are one
+GEMM per layer over all ``steps * batch`` rows, the biases' one sum. The float32 step GEMMs use
+MKL's packed GEMM (the weight packed once per sequence) where torch has it, else ``addmm``.
+
+Cost: the multiply-adds of autograd through ``torch.lstm_cell`` (``2 * steps * batch * 4H * K``
+per layer forward, twice that backward), without autograd's per-step graph: about 20 calls into
+torch per layer and step, forward and backward together, against about 40. Memory: per layer
+the inputs, gates and cell states of every step, ``steps * batch * (K + 6H)`` numbers, what
+autograd saves too. Higher-order gradients are not supported (``once_differentiable``).
+
+Build: ``torch.utils.cpp_extension.load`` compiles ``csrc/top_down_lstm.cpp`` on first use (a
+C++ compiler and ``ninja`` are needed; about 25 s, once per machine and source version, cached
+under ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``). Where it cannot be
+built, :func:`kernel_applies` warns once and returns False: the net runs on torch's eager ops,
+with the same results, more slowly. The environment variable
+``LATTICEPRUNE_TOP_DOWN_KERNEL=0`` turns the kernel off.
+"""
+
+import functools
+import os
+import warnings
+
+import torch
+from torch import nn
+
+__all__ = ["kernel_applies", "load_kernel", "run_lstm_steps"]
+
+#: The kernel's source, next to this module.
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "top_down_lstm.cpp")
+#: The environment variable that turns the kernel off when set to ``0``.
+SWITCH = "LATTICEPRUNE_TOP_DOWN_KERNEL"
+
+
+@functools.lru_cache(maxsize=None)
+def load_kernel():
+    """The compiled kernel (built on the first call), or None (with a warning) where it cannot
+    be built."""
+    try:
+        from torch.utils.cpp_extension import load
+        return load("latticeprune_top_down_lstm", [SOURCE], extra_cflags=["-O3"])
+    except Exception as error:  # no compiler, no ninja, a failed build: run eager
+        warnings.warn(f"latticeprune could not build its top-down LSTM kernel ({error}); "
+                      "top-down LSTM nets run on torch's eager ops: same results, slower "
+                      f"(set {SWITCH}=0 to skip the build).", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _tracing():
+    """Whether torch is capturing a graph (``torch.export``, ``torch.compile``, ``torch.jit``),
+    which cannot enter the compiled kernel."""
+    compiler = getattr(torch, "compiler", None)
+    return (torch.jit.is_tracing() or torch.jit.is_scripting()
+            or bool(compiler and compiler.is_compiling())
+            or bool(compiler and getattr(compiler, "is_exporting", lambda: False)()))
+
+
+def kernel_applies(layers, x):
+    """Whether :func:`run_lstm_steps` runs ``layers`` on ``x``: LSTM layers of at least one
+    unit, every layer but the top with top-down weights, a float32 or float64 CPU tensor, no
+    graph capture, the kernel not turned off and built."""
+    if os.environ.get(SWITCH, "1") == "0" or _tracing():
+        return False
+    if type(x) is not torch.Tensor:
+        return False  # tensor subclasses (fake tensors of graph capture) stay on torch's ops
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return False
+    if not all(layer.cell == "lstm" and layer.hidden_size > 0 for layer in layers):
+        return False
+    if any(layer.weight_td is None for layer in layers[:-1]):
+        return False
+    return load_kernel() is not None
+
+
+def _packable(dtype):
+    return dtype == torch.float32 and hasattr(torch.ops.mkl, "_mkl_linear") \
+        and torch.backends.mkl.is_available()
+
+
+def _packed(weights, batch):
+    """MKL's packed copies of float32 ``weights`` for GEMMs of ``batch`` rows (empty tensors
+    where torch has no packed GEMM: the kernel falls back to ``addmm``)."""
+    if not weights or not _packable(weights[0].dtype):
+        return [w.new_empty(0) for w in weights]
+    return [torch.ops.mkl._mkl_reorder_linear_weight(w, batch) for w in weights]
+
+
+class _TopDownLSTM(torch.autograd.Function):
+    """The steps of a top-down LSTM net through the kernel: ``apply(proj, n_layers, *h, *c,
+    *weights, *biases)`` -> top-layer states ``(steps, batch, hidden)``; see
+    :func:`run_lstm_steps`."""
+
+    @staticmethod
+    def forward(ctx, proj, n_layers, *tensors):
+        h = [s.contiguous() for s in tensors[:n_layers]]
+        c = [s.contiguous() for s in tensors[n_layers:2 * n_layers]]
+        weights = [w.contiguous() for w in tensors[2 * n_layers:3 * n_layers]]
+        biases = [proj.new_empty(0) if b is None else b for b in tensors[3 * n_layers:]]
+        save = any(ctx.needs_input_grad)
+        outputs, saved = load_kernel().forward(proj.contiguous(), h, c, weights,
+                                               _packed(weights, proj.shape[1]), biases, save)
+        if save:
+            ctx.saved = saved  # the kernel's own record: inputs, gates and cell states
+            ctx.save_for_backward(*weights)
+        return outputs
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        weights_t = [w.t().contiguous() for w in ctx.saved_tensors]
+        grads = load_kernel().backward(grad.contiguous(), weights_t,
+                                       _packed(weights_t, grad.shape[1]), ctx.saved)
+        per_layer = grads[1:]
+        biases = [None] + list(per_layer[3::4][1:])  # the bottom layer's bias is in proj
+        return (grads[0], None, *per_layer[0::4], *per_layer[1::4], *per_layer[2::4], *biases)
+
+
+def run_lstm_steps(layers, states, x):
+    """Top-layer states ``(batch, steps - 1, hidden)`` of LSTM ``layers`` (as
+    :func:`~latticeprune.nets.run_top_down` takes them) at steps ``1 ..`` of batch-first ``x``,
+    from ``states`` (each layer's ``(h, c)`` after step 0), through the compiled kernel (see
+    :func:`kernel_applies`). Gradients flow to the weights, ``x`` and ``states``."""
+    last = len(layers) - 1
+    weights, biases = [], []
+    for index, layer in enumerate(layers):
+        parts = [layer.weight_ih] if index else []
+        parts += [layer.weight_hh] + ([layer.weight_td] if index < last else [])
+        weights.append(torch.cat(parts, dim=1))
+        biases.append(layer.bias_ih + layer.bias_hh if index else None)
+    bottom = layers[0]
+    proj = nn.functional.linear(x[:, 1:].transpose(0, 1), bottom.weight_ih,
+                                bottom.bias_ih + bottom.bias_hh)
+    outputs = _TopDownLSTM.apply(proj, len(layers), *[s[0] for s in states],
+                                 *[s[1] for s in states], *weights, *biases)
+    return outputs.transpose(0, 1)

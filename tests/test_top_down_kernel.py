@@ -1,0 +1,129 @@
+"""The compiled top-down LSTM kernel against torch's eager ops (latticeprune.top_down_kernel)."""
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch.nn.utils import prune
+
+from latticeprune import RNNClassifier
+from latticeprune.nets import HierarchicalRNN
+from latticeprune.top_down_kernel import SWITCH, kernel_applies, load_kernel
+
+needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                                    reason="no C++ compiler: the kernel cannot be built here")
+
+
+def both_ways(monkeypatch, func):
+    """``func()`` through the kernel, then through torch's eager ops."""
+    assert kernel_applies(*func.kernel_args)
+    got = func()
+    monkeypatch.setenv(SWITCH, "0")
+    assert not kernel_applies(*func.kernel_args)
+    want = func()
+    monkeypatch.delenv(SWITCH)
+    return got, want
+
+
+@needs_compiler
+def test_the_kernel_builds_where_there_is_a_compiler():
+    assert load_kernel() is not None
+
+
+@needs_compiler
+@pytest.mark.parametrize("num_layers", [2, 3, 4])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_kernel_equals_eager_ops_outputs_and_gradients(num_layers, dtype, batch, monkeypatch):
+    torch.manual_seed(num_layers)
+    net = HierarchicalRNN(5, 7, num_layers).to(dtype)
+    prune.random_unstructured(net.layers[0], "weight_hh", amount=0.5)  # masks through hooks
+    prune.random_unstructured(net.layers[1], "weight_td" if num_layers > 2 else "weight_ih",
+                              amount=0.5)
+    x = torch.randn(batch, 6, 5, dtype=dtype, requires_grad=True)
+    weight = torch.randn(batch, 6, 7, dtype=dtype)
+
+    def run():
+        out = net(x)[0]
+        grads = torch.autograd.grad((out * weight).sum(), [x, *net.parameters()])
+        return out.detach(), grads
+    run.kernel_args = (net.layers, x)
+    (got, got_grads), (want, want_grads) = both_ways(monkeypatch, run)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(got, want, **tol)
+    for a, b in zip(got_grads, want_grads):
+        torch.testing.assert_close(a, b, **(dict(rtol=1e-4, atol=1e-6)
+                                          if dtype == torch.float32 else tol))
+
+
+@needs_compiler
+def test_kernel_gradients_pass_gradcheck():
+    torch.manual_seed(0)
+    net = HierarchicalRNN(3, 4, 3).double()
+    x = torch.randn(2, 5, 3, dtype=torch.double, requires_grad=True)
+    assert kernel_applies(net.layers, x)
+    assert torch.autograd.gradcheck(lambda x, *params: net(x)[0], (x, *net.parameters()))
+
+
+@needs_compiler
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_kernel_without_gradients_equals_eager_ops(mode, monkeypatch):
+    torch.manual_seed(0)
+    net = HierarchicalRNN(5, 9, 2)
+    x = torch.randn(3, 8, 5)
+
+    def run():
+        with mode():
+            return net(x, torch.tensor([8, 3, 1]))
+    run.kernel_args = (net.layers, x)
+    got, want = both_ways(monkeypatch, run)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@needs_compiler
+def test_fitted_top_down_classifier_is_the_same_with_and_without_the_kernel(small_digits,
+                                                                             monkeypatch):
+    X, y = small_digits
+    params = dict(hidden_size=8, num_layers=2, top_down=True, max_epochs=2, random_state=0)
+    got = RNNClassifier(**params).fit(X, y).predict_proba(X)
+    monkeypatch.setenv(SWITCH, "0")
+    want = RNNClassifier(**params).fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_kernel_applies_only_to_what_it_computes(monkeypatch):
+    lstm = HierarchicalRNN(3, 4, 2)
+    x = torch.randn(2, 5, 3)
+    assert not kernel_applies(HierarchicalRNN(3, 4, 2, cell="gru").layers, x)
+    assert not kernel_applies(lstm.layers, x.half())
+    assert not kernel_applies(lstm.layers, x.to(torch.int64))
+    empty = HierarchicalRNN(3, 4, 2)
+    empty.layers[1].hidden_size = 0  # a compacted layer left with no units
+    assert not kernel_applies(empty.layers, x)
+    monkeypatch.setenv(SWITCH, "0")
+    assert not kernel_applies(lstm.layers, x)
+
+
+def test_a_failed_build_warns_once_and_runs_on_eager_ops(monkeypatch):
+    import torch.utils.cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", no_compiler)
+    load_kernel.cache_clear()
+    try:
+        torch.manual_seed(0)
+        net = HierarchicalRNN(3, 4, 2)
+        x = torch.randn(2, 5, 3)
+        with pytest.warns(RuntimeWarning, match="could not build its top-down LSTM kernel"):
+            out = net(x)[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # once: the failure is remembered
+            torch.testing.assert_close(net(x)[0], out)
+        monkeypatch.setenv(SWITCH, "0")
+        torch.testing.assert_close(net(x)[0], out)
+    finally:
+        load_kernel.cache_clear()
