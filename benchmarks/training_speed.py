@@ -7,10 +7,11 @@ Usage::
 Set-up (issue 15): random data, 2,000 sequences of 28 steps x 28 features, 10 classes,
 ``RNNClassifier(cell="lstm", num_layers=2, hidden_size=H, max_epochs=2, n_threads=1)``
 with ``top_down=False`` (torch's fused ``nn.LSTM``) and ``top_down=True``
-(:class:`~latticeprune.nets.HierarchicalRNN`), for ``H`` in 128 and 512. The two nets are
-trained in turn (``repeats`` rounds, so a change in the load of the shared machine hits both
+(:class:`~latticeprune.nets.HierarchicalRNN`, through its compiled kernel, and again on torch's
+eager ops with ``LATTICEPRUNE_TOP_DOWN_KERNEL=0``), for ``H`` in 128 and 512. The nets are
+trained in turn (``repeats`` rounds, so a change in the load of the shared machine hits all
 alike); each sample is the wall time of one ``fit`` (2 epochs) and of one ``predict`` on the
-2,000 sequences. The table gives medians and the ratio top-down / stacked.
+2,000 sequences. The table gives medians and the ratios to the stacked net.
 
 A second table looks for the floor at module level (batch 64, no gradient, one thread,
 median of 31 warm calls): the stacked ``nn.LSTM`` and its products alone (each layer's input
@@ -20,12 +21,13 @@ layers issue them (``torch.lstm_cell`` runs two ``addmm`` per layer and step: bo
 top-down, and recurrent), as one oneDNN GEMM per layer and step over the concatenated
 inputs (the inputs converted to oneDNN tensors each step), and in the best formulation found
 (the bottom layer's input projection hoisted out of the time loop, one ``addmm`` per layer and
-step over ``[above, h]`` / ``[below, h]`` with the weights transposed once, contiguous); then
-a whole top-down forward in that formulation with torch's eager gate arithmetic, as a Python
-loop, in TorchScript and through ``torch.compile`` (inductor), each checked against the
-net's output. Where the products alone already take more than 1.5x the stacked module, no
-formulation on torch's GEMMs gets the top-down net within 1.5x; where they take less, the
-rest of the distance is the gate arithmetic between them.
+step over ``[above, h]`` / ``[below, h]`` with the weights transposed once, contiguous) and
+those products on MKL's packed GEMM, as the net's kernel issues them; the net on torch's eager
+ops; then a whole top-down forward in the hoisted formulation with torch's eager gate
+arithmetic, as a Python loop, in TorchScript and through ``torch.compile`` (inductor), each
+checked against the net's output. Where the products alone already take more than 1.5x the
+stacked module, no formulation on those GEMMs gets the top-down net within 1.5x; where they
+take less, the rest of the distance is the gate arithmetic between them.
 """
 
 import argparse

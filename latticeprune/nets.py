@@ -213,9 +213,10 @@ def run_top_down(layers, x):
 
     Each layer is a :class:`HierarchicalLayer` (or has its weights, ``cell``, ``init_state``
     and ``update``). Step 0 calls each layer, so forward pre-hooks (``torch.nn.utils.prune``
-    masks) refresh its weights; the later steps reuse them. LSTM layers step through the
-    compiled kernel of :mod:`latticeprune.top_down_kernel` where it applies (its
-    :func:`~latticeprune.top_down_kernel.kernel_applies`). Otherwise a gated layer (LSTM, GRU) steps
+    masks) refresh its weights; the later steps reuse them. LSTM layers run all steps through
+    the compiled kernel of :mod:`latticeprune.top_down_kernel` where it applies (its
+    :func:`~latticeprune.top_down_kernel.kernel_applies`), after a call of each layer on an
+    empty batch for the hooks. Otherwise a gated layer (LSTM, GRU) steps
     through torch's one-step kernel (:attr:`Cell.torch_step`, the gate arithmetic in one
     call) over ``[below, above]`` with ``weight_ih`` and ``weight_td`` side by side. An
     Elman layer steps by one GEMM over the concatenated inputs ``[below, h, above]`` and
@@ -227,14 +228,18 @@ def run_top_down(layers, x):
     """
     batch, steps, _ = x.shape
     states = [layer.init_state(batch, x.dtype, x.device) for layer in layers]
+    if steps and kernel_applies(layers, x):
+        for index, layer in enumerate(layers):  # an empty batch: the forward pre-hooks run
+            below = states[index - 1][0][:0] if index else x[:0, 0]
+            above = states[index + 1][0][:0] if index + 1 < len(layers) else None
+            layer(below, tuple(state[:0] for state in states[index]), above)
+        return run_lstm_steps(layers, x)
     below, outputs = x[:, 0], []
     for index, layer in enumerate(layers):  # step 0: the above states are zero
         above = states[index + 1][0] if index + 1 < len(layers) else None
         states[index] = layer(below, states[index], above)
         below = states[index][0]
     outputs.append(below)
-    if steps > 1 and kernel_applies(layers, x):
-        return torch.cat([below.unsqueeze(1), run_lstm_steps(layers, states, x)], dim=1)
     onednn = _onednn_steps(x)
     steppers = [_gated_step(layer, index == 0, index + 1 < len(layers), x[:, 1:])
                 if N_GATES[layer.cell] > 1 else

@@ -1,6 +1,6 @@
 """The top-down LSTM's time loop as one compiled kernel, forward and backward.
 
-:func:`~latticeprune.nets.run_top_down` runs the steps after the first of a top-down net of
+:func:`~latticeprune.nets.run_top_down` runs the steps of a top-down net of
 LSTM layers (:class:`~latticeprune.nets.HierarchicalRNN`) through :func:`run_lstm_steps` where
 :func:`kernel_applies` says so; elsewhere it steps through torch's eager ops. Both compute the
 same function (same weights in, same outputs and gradients out, to float rounding).
@@ -127,11 +127,11 @@ class _TopDownLSTM(torch.autograd.Function):
         return (grads[0], None, *per_layer[0::4], *per_layer[1::4], *per_layer[2::4], *biases)
 
 
-def run_lstm_steps(layers, states, x):
-    """Top-layer states ``(batch, steps - 1, hidden)`` of LSTM ``layers`` (as
-    :func:`~latticeprune.nets.run_top_down` takes them) at steps ``1 ..`` of batch-first ``x``,
-    from ``states`` (each layer's ``(h, c)`` after step 0), through the compiled kernel (see
-    :func:`kernel_applies`). Gradients flow to the weights, ``x`` and ``states``."""
+def run_lstm_steps(layers, x):
+    """Top-layer states ``(batch, steps, hidden)`` of LSTM ``layers`` (as
+    :func:`~latticeprune.nets.run_top_down` takes them, their weights current) over batch-first
+    ``x``, from zero states, through the compiled kernel (see :func:`kernel_applies`).
+    Gradients flow to the weights and ``x``."""
     last = len(layers) - 1
     weights, biases = [], []
     for index, layer in enumerate(layers):
@@ -140,8 +140,8 @@ def run_lstm_steps(layers, states, x):
         weights.append(torch.cat(parts, dim=1))
         biases.append(layer.bias_ih + layer.bias_hh if index else None)
     bottom = layers[0]
-    proj = nn.functional.linear(x[:, 1:].transpose(0, 1), bottom.weight_ih,
+    proj = nn.functional.linear(x.transpose(0, 1), bottom.weight_ih,
                                 bottom.bias_ih + bottom.bias_hh)
-    outputs = _TopDownLSTM.apply(proj, len(layers), *[s[0] for s in states],
-                                 *[s[1] for s in states], *weights, *biases)
+    zeros = [x.new_zeros(x.shape[0], layer.hidden_size) for layer in layers]
+    outputs = _TopDownLSTM.apply(proj, len(layers), *zeros, *zeros, *weights, *biases)
     return outputs.transpose(0, 1)
