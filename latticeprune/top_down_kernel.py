@@ -6,9 +6,10 @@ LSTM layers (:class:`~latticeprune.nets.HierarchicalRNN`) through :func:`run_lst
 same function (same weights in, same outputs and gradients out, to float rounding).
 
 Algorithm. Forward, for each step ``t`` and layer ``l`` (bottom first): one GEMM of the layer's
-inputs ``[below, h, above]`` (layer ``l - 1`` at ``t``, itself and layer ``l + 1`` at ``t - 1``;
-the bottom layer's input projection is one GEMM over all steps, outside the loop) with its
-weights ``[weight_ih, weight_hh, weight_td]`` side by side; torch's vectorised sigmoid and tanh
+inputs ``[below, h, above]`` (layer ``l - 1`` at ``t``, the input for the bottom layer, itself
+and layer ``l + 1`` at ``t - 1``) with its weights ``[weight_ih, weight_hh, weight_td]`` side by
+side (the bottom layer's input projection inside the step GEMM: cheaper here than one GEMM
+over all steps plus an addition per step); torch's vectorised sigmoid and tanh
 on the gates; the cell update in one loop. The backward is back-propagation through time in the
 same layout: for each step (last first) and layer (top first) one loop for the gates'
 gradients and one GEMM for the gradients of the layer's inputs; the weights' gradients are one
@@ -98,19 +99,20 @@ def _packed(weights, batch):
 
 
 class _TopDownLSTM(torch.autograd.Function):
-    """The steps of a top-down LSTM net through the kernel: ``apply(proj, n_layers, *h, *c,
-    *weights, *biases)`` -> top-layer states ``(steps, batch, hidden)``; see
-    :func:`run_lstm_steps`."""
+    """The steps of a top-down LSTM net through the kernel: ``apply(x, n_layers, save, *h, *c,
+    *weights, *biases)``, ``x`` time-major ``(steps, batch, input)`` -> top-layer states
+    ``(steps, batch, hidden)``; ``save``: keep what the backward needs (see
+    :func:`run_lstm_steps`)."""
 
     @staticmethod
-    def forward(ctx, proj, n_layers, *tensors):
+    def forward(ctx, x, n_layers, save, *tensors):
         h = [s.contiguous() for s in tensors[:n_layers]]
         c = [s.contiguous() for s in tensors[n_layers:2 * n_layers]]
         weights = [w.contiguous() for w in tensors[2 * n_layers:3 * n_layers]]
-        biases = [proj.new_empty(0) if b is None else b for b in tensors[3 * n_layers:]]
-        save = any(ctx.needs_input_grad)
-        outputs, saved = load_kernel().forward(proj.contiguous(), h, c, weights,
-                                               _packed(weights, proj.shape[1]), biases, save)
+        biases = [b.contiguous() for b in tensors[3 * n_layers:]]
+        save = save and any(ctx.needs_input_grad)
+        outputs, saved = load_kernel().forward(x.contiguous(), h, c, weights,
+                                               _packed(weights, x.shape[1]), biases, save)
         if save:
             ctx.saved = saved  # the kernel's own record: inputs, gates and cell states
             ctx.save_for_backward(*weights)
@@ -121,10 +123,11 @@ class _TopDownLSTM(torch.autograd.Function):
     def backward(ctx, grad):
         weights_t = [w.t().contiguous() for w in ctx.saved_tensors]
         grads = load_kernel().backward(grad.contiguous(), weights_t,
-                                       _packed(weights_t, grad.shape[1]), ctx.saved)
+                                       _packed(weights_t, grad.shape[1]), ctx.saved,
+                                       ctx.needs_input_grad[0])
         per_layer = grads[1:]
-        biases = [None] + list(per_layer[3::4][1:])  # the bottom layer's bias is in proj
-        return (grads[0], None, *per_layer[0::4], *per_layer[1::4], *per_layer[2::4], *biases)
+        return (grads[0], None, None, *per_layer[0::4], *per_layer[1::4], *per_layer[2::4],
+                *per_layer[3::4])
 
 
 def run_lstm_steps(layers, x):
@@ -133,15 +136,13 @@ def run_lstm_steps(layers, x):
     ``x``, from zero states, through the compiled kernel (see :func:`kernel_applies`).
     Gradients flow to the weights and ``x``."""
     last = len(layers) - 1
-    weights, biases = [], []
-    for index, layer in enumerate(layers):
-        parts = [layer.weight_ih] if index else []
-        parts += [layer.weight_hh] + ([layer.weight_td] if index < last else [])
-        weights.append(torch.cat(parts, dim=1))
-        biases.append(layer.bias_ih + layer.bias_hh if index else None)
-    bottom = layers[0]
-    proj = nn.functional.linear(x.transpose(0, 1), bottom.weight_ih,
-                                bottom.bias_ih + bottom.bias_hh)
+    weights = [torch.cat([layer.weight_ih, layer.weight_hh]
+                         + ([layer.weight_td] if index < last else []), dim=1)
+               for index, layer in enumerate(layers)]
+    biases = [layer.bias_ih + layer.bias_hh for layer in layers]
     zeros = [x.new_zeros(x.shape[0], layer.hidden_size) for layer in layers]
-    outputs = _TopDownLSTM.apply(proj, len(layers), *zeros, *zeros, *weights, *biases)
+    # Under no_grad autograd still reports the inputs' requires_grad to the function; only
+    # the grad mode here says whether a backward can follow.
+    outputs = _TopDownLSTM.apply(x.transpose(0, 1), len(layers), torch.is_grad_enabled(),
+                                 *zeros, *zeros, *weights, *biases)
     return outputs.transpose(0, 1)

@@ -127,3 +127,27 @@ def test_a_failed_build_warns_once_and_runs_on_eager_ops(monkeypatch):
         torch.testing.assert_close(net(x)[0], out)
     finally:
         load_kernel.cache_clear()
+
+
+@needs_compiler
+def test_kernel_keeps_intermediates_only_when_a_backward_can_follow(monkeypatch):
+    from latticeprune import top_down_kernel
+    kernel, calls = load_kernel(), []
+
+    class Recording:
+        def forward(self, *args):
+            calls.append(args[-1])  # save
+            return kernel.forward(*args)
+
+        def backward(self, *args):
+            return kernel.backward(*args)
+    monkeypatch.setattr(top_down_kernel, "load_kernel", lambda: Recording())
+    net = HierarchicalRNN(3, 4, 2)  # its parameters require grad
+    x = torch.randn(2, 5, 3)
+    with torch.no_grad():
+        net(x)
+    with torch.inference_mode():
+        net(x)
+    net(x)[0].sum().backward()
+    assert calls == [False, False, True]
+    assert net.layers[0].weight_td.grad is not None

@@ -1,7 +1,7 @@
 // The time loop of a top-down LSTM net (latticeprune.nets.HierarchicalRNN), forward and
 // back-propagation through time, for latticeprune/top_down_kernel.py (which states the algorithm
 // and its cost). Layer l at step t reads [below, h, above]: layer l - 1 at t (the bottom layer
-// reads its input projection instead), itself and layer l + 1 at t - 1. Gate blocks are in
+// reads the input x at t), itself and layer l + 1 at t - 1. Gate blocks are in
 // torch's order (i, f, g, o). The products are torch's (MKL's packed GEMM where a packed copy
 // of the weight is given, else addmm); the non-linearities are torch's vectorised sigmoid and
 // tanh; the cell update and the gate gradients are loops of ours, one pass each.
@@ -110,53 +110,50 @@ struct Saved {
   std::vector<Tensor> inputs, cells, tanh_cells, gates;
 };
 
-// proj: (T, B, 4 H_0) the bottom layer's input projection, biases included; h, c: each
-// layer's state before the first step; weight[l]: (4 H_l, K_l) over [below (l > 0), h, above
-// (l < L - 1)], contiguous; packed[l]: its packed copy or empty; bias[l]: (4 H_l) (unused for
-// l = 0). Returns the top layer's states (T, B, H_top) and, when save, what the backward needs.
+// x: (T, B, I) the input, time-major, contiguous; h, c: each layer's state before the first
+// step; weight[l]: (4 H_l, K_l) over [below (x for l = 0), h, above (l < L - 1)], contiguous;
+// packed[l]: its packed copy or empty; bias[l]: (4 H_l). Returns the top layer's states
+// (T, B, H_top) and, when save, what the backward needs.
 std::tuple<Tensor, std::shared_ptr<Saved>> forward(
-    const Tensor& proj, std::vector<Tensor> h, std::vector<Tensor> c,
+    const Tensor& x, std::vector<Tensor> h, std::vector<Tensor> c,
     const std::vector<Tensor>& weight, const std::vector<Tensor>& packed,
     const std::vector<Tensor>& bias, bool save) {
-  const int64_t L = weight.size(), T = proj.size(0), B = proj.size(1);
+  const int64_t L = weight.size(), T = x.size(0), B = x.size(1);
   std::vector<int64_t> H(L);
   auto saved = save ? std::make_shared<Saved>() : nullptr;
   std::vector<Tensor> inputs(L), cells(L), tanh_cells(L), gates;
   for (int64_t l = 0; l < L; ++l) {
     H[l] = weight[l].size(0) / 4;
     if (save) {
-      inputs[l] = proj.new_empty({T, B, weight[l].size(1)});
-      cells[l] = proj.new_empty({T + 1, B, H[l]});
+      inputs[l] = x.new_empty({T, B, weight[l].size(1)});
+      cells[l] = x.new_empty({T + 1, B, H[l]});
       cells[l][0].copy_(c[l]);
-      tanh_cells[l] = proj.new_empty({T, B, H[l]});
+      tanh_cells[l] = x.new_empty({T, B, H[l]});
     }
   }
   if (save) gates.resize(L * T);
-  Tensor out = proj.new_empty({T, B, H[L - 1]});
+  Tensor out = x.new_empty({T, B, H[L - 1]});
   for (int64_t t = 0; t < T; ++t) {
     const std::vector<Tensor> previous = h;
-    Tensor below;
+    Tensor below = x[t];
     for (int64_t l = 0; l < L; ++l) {
-      std::vector<Tensor> parts;
-      if (l > 0) parts.push_back(below);
-      parts.push_back(previous[l]);
+      std::vector<Tensor> parts{below, previous[l]};
       if (l + 1 < L) parts.push_back(previous[l + 1]);
-      Tensor x;
+      Tensor step_input;
       if (save) {
-        x = inputs[l][t];
-        at::cat_out(x, parts, 1);
+        step_input = inputs[l][t];
+        at::cat_out(step_input, parts, 1);
       } else {
-        x = at::cat(parts, 1);
+        step_input = at::cat(parts, 1);
       }
-      Tensor g = product(x, weight[l], packed[l], l == 0 ? Tensor() : bias[l]);
-      if (l == 0) g.add_(proj[t]);
+      Tensor g = product(step_input, weight[l], packed[l], bias[l]);
       g.narrow(1, 0, 2 * H[l]).sigmoid_();
       g.narrow(1, 2 * H[l], H[l]).tanh_();
       g.narrow(1, 3 * H[l], H[l]).sigmoid_();
-      Tensor c_new = save ? cells[l][t + 1] : proj.new_empty({B, H[l]});
-      Tensor tanh_c = save ? tanh_cells[l][t] : proj.new_empty({B, H[l]});
-      Tensor h_new = l == L - 1 ? out[t] : proj.new_empty({B, H[l]});
-      AT_DISPATCH_FLOATING_TYPES(proj.scalar_type(), "top_down_lstm_forward", [&] {
+      Tensor c_new = save ? cells[l][t + 1] : x.new_empty({B, H[l]});
+      Tensor tanh_c = save ? tanh_cells[l][t] : x.new_empty({B, H[l]});
+      Tensor h_new = l == L - 1 ? out[t] : x.new_empty({B, H[l]});
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "top_down_lstm_forward", [&] {
         cell_state<scalar_t>(g.data_ptr<scalar_t>(), c[l].data_ptr<scalar_t>(),
                              c_new.data_ptr<scalar_t>(), B, H[l]);
         at::tanh_out(tanh_c, c_new);
@@ -174,10 +171,12 @@ std::tuple<Tensor, std::shared_ptr<Saved>> forward(
 }
 
 // grad_out: (T, B, H_top); weight_t[l]: weight[l].t(), contiguous; packed_t[l]: its packed copy
-// or empty; saved: what the forward kept. Returns [the gradient of proj (T, B, 4 H_0), then
-// per layer the gradients of h, c (before the first step), weight and bias].
+// or empty; saved: what the forward kept; input_grad: whether x needs its gradient. Returns [the
+// gradient of x (T, B, I) or an undefined tensor, then per layer the gradients of h, c (before
+// the first step), weight and bias].
 std::vector<Tensor> backward(const Tensor& grad_out, const std::vector<Tensor>& weight_t,
-                             const std::vector<Tensor>& packed_t, const Saved& saved) {
+                             const std::vector<Tensor>& packed_t, const Saved& saved,
+                             bool input_grad) {
   const std::vector<Tensor>& inputs = saved.inputs;
   const std::vector<Tensor>& cells = saved.cells;
   const std::vector<Tensor>& tanh_cells = saved.tanh_cells;
@@ -188,9 +187,11 @@ std::vector<Tensor> backward(const Tensor& grad_out, const std::vector<Tensor>& 
   // The gradients of each layer's inputs at step t + 1 (previous) and t (now).
   std::vector<Tensor> d_previous(L), d_now(L);
   int64_t widest = 1;
+  for (int64_t l = 0; l < L; ++l) H[l] = weight_t[l].size(1) / 4;
+  const int64_t I = weight_t[0].size(0) - H[0] - (L > 1 ? H[1] : 0);
+  Tensor dx = input_grad ? grad_out.new_empty({T, B, I}) : Tensor();
   for (int64_t l = 0; l < L; ++l) {
-    H[l] = weight_t[l].size(1) / 4;
-    offset[l] = l > 0 ? H[l - 1] : 0;
+    offset[l] = l > 0 ? H[l - 1] : I;
     widest = std::max(widest, H[l]);
     dc[l] = grad_out.new_zeros({B, H[l]});
     d_gates[l] = grad_out.new_empty({T, B, 4 * H[l]});
@@ -218,10 +219,11 @@ std::vector<Tensor> backward(const Tensor& grad_out, const std::vector<Tensor>& 
                                 d.data_ptr<scalar_t>(), B, H[l]);
         d_now[l] = product(d, weight_t[l], packed_t[l], Tensor());
       }
+      if (input_grad) dx[t].copy_(d_now[0].narrow(1, 0, I));
       std::swap(d_previous, d_now);
     }
   });
-  std::vector<Tensor> result{d_gates[0]};
+  std::vector<Tensor> result{dx};
   for (int64_t l = 0; l < L; ++l) {
     const Tensor g = d_gates[l].view({T * B, 4 * H[l]});
     Tensor dh = d_previous[l].narrow(1, offset[l], H[l]).clone();  // the state before step 0

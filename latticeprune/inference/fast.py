@@ -23,17 +23,13 @@ from ..nets import readout_linear
 from ..neuron_graph import find_module, find_net
 from ..sequences import sequence_ends
 from .compact import CompactRecurrentNet, compact_weights, read_weights, run_fused_layer
-from .sparse import MIN_SPARSITY, SparseRecurrentNet, runs_sparse, sparse_batches
+from .sparse import (ALWAYS_SPARSE, MIN_SPARSITY, NEVER_SPARSE, SparseRecurrentNet,
+                     runs_sparse, sparse_batches)
 
 __all__ = ["to_inference", "FastRecurrentNet", "ENGINES"]
 
 #: Valid ``engine`` values of :func:`to_inference` (which describes them).
 ENGINES = ("auto", "sparse", "dense")
-
-#: Plans ``(sparse at batch 1, sparse from this batch size or None)`` of a layer run by one
-#: engine for every batch size.
-_ALWAYS_SPARSE, _NEVER_SPARSE = (True, 2), (False, None)
-
 
 class _LayerStack:
     """Stacked layers ``(plan, fused dense layer, CSR runner)``, each run by the engine its
@@ -95,8 +91,8 @@ class _TorchRunner:
 
 def _describe(plan):
     """``layer_engines`` entry of a layer run by ``plan``."""
-    if plan in (_ALWAYS_SPARSE, _NEVER_SPARSE):
-        return "sparse" if plan == _ALWAYS_SPARSE else "dense"
+    if plan in (ALWAYS_SPARSE, NEVER_SPARSE):
+        return "sparse" if plan == ALWAYS_SPARSE else "dense"
     return (f"{'sparse' if plan[0] else 'dense'} at batch 1, dense for batches"
             + ("" if plan[1] is None else f" below {plan[1]}, sparse from it"))
 
@@ -117,14 +113,14 @@ def _build_runner(weights, engine):
     layers, kinds, nbytes = [], [], 0
     for layer in weights.layers:
         single = type(weights)([layer], False, layer.input_size)
-        plan = {"dense": _NEVER_SPARSE, "sparse": _ALWAYS_SPARSE}.get(engine)
+        plan = {"dense": NEVER_SPARSE, "sparse": ALWAYS_SPARSE}.get(engine)
         if plan is None:
-            plan = sparse_batches(layer) if layer.hidden_size else _NEVER_SPARSE
+            plan = sparse_batches(layer) if layer.hidden_size else NEVER_SPARSE
         dense = sparse = None
-        if plan != _ALWAYS_SPARSE:
+        if plan != ALWAYS_SPARSE:
             dense = CompactRecurrentNet(single).layers[0]
             nbytes += _tensor_nbytes(dense)
-        if plan != _NEVER_SPARSE:
+        if plan != NEVER_SPARSE:
             sparse = SparseRecurrentNet(single, 0.0 if engine == "sparse" else MIN_SPARSITY)
             nbytes += sparse.nbytes()
         layers.append((plan, dense, sparse))

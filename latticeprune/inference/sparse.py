@@ -65,12 +65,18 @@ def _stepped_counts(layer, min_sparsity):
     return weights, nonzeros
 
 
+#: Plans ``(sparse at batch 1, sparse from this batch size or None)`` (:func:`sparse_batches`)
+#: of a layer run by one engine for every batch size.
+ALWAYS_SPARSE, NEVER_SPARSE = (True, 2), (False, None)
+
+
 def sparse_batches(layer, min_sparsity=MIN_SPARSITY):
     """Where the CSR step loop should run ``layer``: ``(at_batch_1, from_batch)``.
 
     ``at_batch_1`` says whether it pays for a single sequence; ``from_batch`` is the smallest
     batch size (at least :data:`BATCH_FLOOR`) from which it pays for batches (None: never),
-    or 2 if it pays at batch 1 too: then the layer runs sparse for every batch size.
+    or 2 if it pays at batch 1 too: then the layer runs sparse for every batch size
+    (:data:`ALWAYS_SPARSE`).
     Both need the step's matrices (recurrent and top-down) at least ``min_sparsity`` sparse and
     the model's cost (see :data:`NONZERO_COST`) :data:`SAFETY_FACTOR` times below the dense
     weight count: ``STEP_OVERHEAD + NONZERO_COST * non-zeros`` at batch 1, and
@@ -89,7 +95,7 @@ def sparse_batches(layer, min_sparsity=MIN_SPARSITY):
     """
     counts = _stepped_counts(layer, min_sparsity)
     if counts is None:
-        return False, None
+        return NEVER_SPARSE
     weights, nonzeros = counts
     at_one = (STEP_OVERHEAD[layer.cell] + NONZERO_COST * nonzeros) * SAFETY_FACTOR <= weights
     margin = (weights / SAFETY_FACTOR - BATCH_NONZERO_COST * nonzeros
@@ -99,7 +105,7 @@ def sparse_batches(layer, min_sparsity=MIN_SPARSITY):
     if at_one and from_batch is not None:
         # Sparse at batch 1 and for large batches: sparse for every batch size. A dense copy
         # for the few small batch sizes in between would cost more memory than CSR saves.
-        from_batch = 2
+        return ALWAYS_SPARSE
     return bool(at_one), from_batch
 
 
