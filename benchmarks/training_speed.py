@@ -21,9 +21,9 @@ layers issue them (``torch.lstm_cell`` runs two ``addmm`` per layer and step: bo
 top-down, and recurrent), as one oneDNN GEMM per layer and step over the concatenated
 inputs (the inputs converted to oneDNN tensors each step), and in the best formulation found
 (the bottom layer's input projection hoisted out of the time loop, one ``addmm`` per layer and
-step over ``[above, h]`` / ``[below, h]`` with the weights transposed once, contiguous) and
-those products on MKL's packed GEMM, as the net's kernel issues them; the net on torch's eager
-ops; then a whole top-down forward in the hoisted formulation with torch's eager gate
+step over ``[above, h]`` / ``[below, h]`` with the weights transposed once, contiguous), the
+products as the net's kernel issues them (MKL's packed GEMM, one per layer and step, the bottom
+layer's over ``[x_t, h, above]``); the net on torch's eager ops; then a whole top-down forward in the hoisted formulation with torch's eager gate
 arithmetic, as a Python loop, in TorchScript and through ``torch.compile`` (inductor), each
 checked against the net's output. Where the products alone already take more than 1.5x the
 stacked module, no formulation on those GEMMs gets the top-down net within 1.5x; where they
@@ -156,16 +156,18 @@ def floor_rows(hidden, batch=64):
     def looped(loop):
         return loop(project(), step_weights[0], step_weights[1], step_bias, hidden)
 
-    # The same products as the kernel issues them for float32: MKL's packed GEMM, each weight
-    # packed once per sequence (torch's mkl ops, where torch has them).
-    kernel_weights = [w.t().contiguous() for w in step_weights]
+    # The products as the net's kernel issues them for float32: MKL's packed GEMM, each weight
+    # packed once per sequence (torch's mkl ops), the bottom layer's input inside its step
+    # GEMM, over [x_t, h, above] and [below, h].
+    kernel_weights = [torch.cat([bottom.weight_ih, bottom.weight_hh, bottom.weight_td], 1),
+                      torch.cat([top.weight_ih, top.weight_hh], 1)]
+    kernel_inputs = [torch.randn(batch, FEATURES + 2 * hidden), concatenated]
 
     def packed_products():
         packed = [torch.ops.mkl._mkl_reorder_linear_weight(w, batch) for w in kernel_weights]
-        project()
         for _ in range(STEPS):
-            for weight, packed_weight in zip(kernel_weights, packed):
-                torch.ops.mkl._mkl_linear(concatenated, packed_weight, weight, None, batch)
+            for weight, packed_weight, step_input in zip(kernel_weights, packed, kernel_inputs):
+                torch.ops.mkl._mkl_linear(step_input, packed_weight, weight, None, batch)
 
     compiled = torch.compile(top_down_loop)
     with torch.no_grad():
@@ -185,7 +187,7 @@ def floor_rows(hidden, batch=64):
              "top-down net", "its products alone (addmm, as torch.lstm_cell)",
              "its products alone (one oneDNN GEMM per layer and step)",
              "its products alone (bottom inputs hoisted, one addmm per layer and step)",
-             "the same products on MKL's packed GEMM (as the net's kernel issues them)",
+             "its products on MKL's packed GEMM, as the net's kernel issues them",
              f"top-down net on torch's eager ops ({SWITCH}=0)",
              "top-down forward as one eager loop (hoisted, one addmm per layer and step)",
              "the same loop in TorchScript",
