@@ -116,6 +116,48 @@ def test_auto_engine_switches_by_batch_size(cell, sparsity, monkeypatch):
         assert bool(calls) == csr, batch
 
 
+@pytest.mark.parametrize("hidden, sparsity", [(64, 0.5), (64, 0.98), (128, 0.98), (256, 0.98)])
+def test_auto_engine_runs_a_top_down_net_jointly_by_batch_size(hidden, sparsity, monkeypatch):
+    """A top-down net's layers step jointly: auto runs all of them through torch (the top-down
+    kernel) or all through the CSR loop, CSR only where it pays for every layer."""
+    from latticeprune.inference import sparse
+    from latticeprune.inference.compact import compact_weights, read_weights
+
+    torch.manual_seed(0)
+    net = RecurrentNet(input_size=4, output_size=3, hidden_size=hidden, num_layers=2,
+                       top_down=True).eval()
+    rng = np.random.default_rng(0)
+    for layer in net.encoder.layers:
+        for name in ("weight_hh", "weight_td"):
+            if getattr(layer, name) is not None:
+                mask = rng.random(tuple(getattr(layer, name).shape)) >= sparsity
+                prune.custom_from_mask(layer, name, torch.as_tensor(mask))
+    fast = to_inference(net)
+    plans = [sparse.sparse_batches(layer)
+             for layer in compact_weights(read_weights(net), "outputs")[0].layers]
+    starts = [start for _, start in plans]
+    if all(at_one for at_one, _ in plans):  # 256 units at 0.98: the CSR loop for every batch
+        assert hidden == 256 and fast.layer_engines == ["sparse", "sparse"]
+        threshold = 1
+    elif None in starts:  # 64 units: a layer that never pays keeps the whole net on torch
+        assert hidden == 64 and fast.layer_engines == ["dense", "dense"]
+        threshold = None
+    else:  # 128 units at 0.98: torch below the larger of the two layers' thresholds
+        threshold = max(starts)
+        assert hidden == 128 and min(starts) < threshold
+        assert fast.layer_engines == [
+            f"dense at batch 1, dense for batches below {threshold}, sparse from it"] * 2
+    calls = []
+    original = sparse.SparseRecurrentNet.encode_time_major
+    monkeypatch.setattr(sparse.SparseRecurrentNet, "encode_time_major",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    for batch in (1, 3) + ((threshold - 1, threshold) if threshold not in (None, 1) else ()):
+        calls.clear()
+        x = torch.randn(batch, 5, 4)
+        np.testing.assert_allclose(fast.forward(x).numpy(), reference(net, x)[0], atol=ATOL)
+        assert bool(calls) == (threshold is not None and batch >= threshold), batch
+
+
 def measured_crossovers():
     """``(cell, hidden, sparsity, batch, dense/sparse)`` of the committed inference benchmark's
     rows (sections latency, crossover and small nets) with sparsity at least MIN_SPARSITY."""

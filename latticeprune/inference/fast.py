@@ -89,6 +89,35 @@ class _TorchRunner:
         return self.net.encode(x)[0]
 
 
+class _TopDownChoice:
+    """A top-down net held twice, as a :class:`_TorchRunner` (torch, the top-down kernel) and as
+    the CSR step loop, each run for the batch sizes its ``plan`` gives it
+    (:func:`~latticeprune.inference.sparse.runs_sparse`): a top-down net's layers step
+    jointly, so one engine runs them all."""
+
+    def __init__(self, plan, dense, sparse):
+        self.plan, self.dense, self.sparse = plan, dense, sparse
+
+    def runs_dense(self, batch):
+        return not runs_sparse(self.plan, batch)
+
+    def encode_tensor(self, x):
+        return self.dense.encode_tensor(x)
+
+    def encode(self, x, need_sequence):
+        return self.sparse.encode(x, need_sequence)
+
+
+def _top_down_plan(layers):
+    """The plan of a top-down net's joint step loop from its layers' plans: CSR where it pays
+    for every layer (at batch 1, and from the largest of their thresholds)."""
+    plans = [sparse_batches(layer) if layer.hidden_size else NEVER_SPARSE for layer in layers]
+    at_one = all(plan[0] for plan in plans)
+    starts = [plan[1] for plan in plans]
+    from_batch = None if None in starts else max(starts)
+    return ALWAYS_SPARSE if at_one and from_batch is not None else (at_one, from_batch)
+
+
 def _describe(plan):
     """``layer_engines`` entry of a layer run by ``plan``."""
     if plan in (ALWAYS_SPARSE, NEVER_SPARSE):
@@ -104,12 +133,22 @@ def _tensor_nbytes(module):
 
 def _build_runner(weights, engine):
     """The runner for compacted ``weights``, its per-layer description and its weight bytes."""
-    if weights.top_down and engine == "dense":
-        net = CompactRecurrentNet(weights)
-        return _TorchRunner(net), ["dense"] * len(weights.layers), _tensor_nbytes(net.layers)
     if weights.top_down:
-        runner = SparseRecurrentNet(weights, 0.0 if engine == "sparse" else MIN_SPARSITY)
-        return runner, runner.layer_engines(), runner.nbytes()
+        plan = {"dense": NEVER_SPARSE, "sparse": ALWAYS_SPARSE}.get(engine)
+        plan = _top_down_plan(weights.layers) if plan is None else plan
+        dense = sparse = None
+        if plan != ALWAYS_SPARSE:
+            dense = CompactRecurrentNet(weights)
+        if plan != NEVER_SPARSE:
+            sparse = SparseRecurrentNet(weights, 0.0 if engine == "sparse" else MIN_SPARSITY)
+        if sparse is None:
+            return _TorchRunner(dense), ["dense"] * len(weights.layers), _tensor_nbytes(
+                dense.layers)
+        if dense is None:
+            return sparse, sparse.layer_engines(), sparse.nbytes()
+        return (_TopDownChoice(plan, _TorchRunner(dense), sparse),
+                [_describe(plan)] * len(weights.layers),
+                _tensor_nbytes(dense.layers) + sparse.nbytes())
     layers, kinds, nbytes = [], [], 0
     for layer in weights.layers:
         single = type(weights)([layer], False, layer.input_size)
@@ -294,7 +333,9 @@ def to_inference(obj, *, engine="auto", batch_size=None):
         :data:`~latticeprune.inference.sparse.MIN_SPARSITY` zeros and the layer, or the batch,
         is large enough for it to pay (:func:`~latticeprune.inference.sparse.sparse_batches`),
         torch's fused dense kernel otherwise (a layer sparse at batch 1 and for large batches
-        is sparse for all). ``"sparse"``: CSR step loop everywhere. ``"dense"``: the compacted
+        is sparse for all); a top-down net runs all its layers one way, on the CSR loop only
+        where it pays for every layer, otherwise through torch (the top-down kernel for
+        LSTM layers). ``"sparse"``: CSR step loop everywhere. ``"dense"``: the compacted
         net on torch's dense kernels.
     batch_size : int or None, default=None
         Samples per chunk in the returned estimator's predictions (its ``batch_size``
