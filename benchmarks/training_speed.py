@@ -23,11 +23,12 @@ inputs (the inputs converted to oneDNN tensors each step), and in the best formu
 (the bottom layer's input projection hoisted out of the time loop, one ``addmm`` per layer and
 step over ``[above, h]`` / ``[below, h]`` with the weights transposed once, contiguous), the
 products as the net's kernel issues them (MKL's packed GEMM, one per layer and step, the bottom
-layer's over ``[x_t, h, above]``); the net on torch's eager ops; then a whole top-down forward in the hoisted formulation with torch's eager gate
-arithmetic, as a Python loop, in TorchScript and through ``torch.compile`` (inductor), each
-checked against the net's output. Where the products alone already take more than 1.5x the
-stacked module, no formulation on those GEMMs gets the top-down net within 1.5x; where they
-take less, the rest of the distance is the gate arithmetic between them.
+layer's over ``[x_t, h, above]``); the net on torch's eager ops; then a whole top-down forward
+in the hoisted formulation with torch's eager gate arithmetic, as a Python loop, in TorchScript
+and through ``torch.compile`` (inductor), each checked against the net's output. Where the
+products alone already take more than 1.5x the stacked module, no formulation on those GEMMs
+gets the top-down net within 1.5x; where they take less, the rest of the distance is the gate
+arithmetic between them.
 """
 
 import argparse

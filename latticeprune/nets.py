@@ -227,13 +227,14 @@ def run_top_down(layers, x):
     call; the others are ``torch.addmm``. (Measured per cell and size: docs/experiments.md.)
     """
     batch, steps, _ = x.shape
-    states = [layer.init_state(batch, x.dtype, x.device) for layer in layers]
     if steps and kernel_applies(layers, x):
+        empty = [layer.init_state(0, x.dtype, x.device) for layer in layers]
         for index, layer in enumerate(layers):  # an empty batch: the forward pre-hooks run
-            below = states[index - 1][0][:0] if index else x[:0, 0]
-            above = states[index + 1][0][:0] if index + 1 < len(layers) else None
-            layer(below, tuple(state[:0] for state in states[index]), above)
+            below = empty[index - 1][0] if index else x[:0, 0]
+            above = empty[index + 1][0] if index + 1 < len(layers) else None
+            layer(below, empty[index], above)
         return run_lstm_steps(layers, x)
+    states = [layer.init_state(batch, x.dtype, x.device) for layer in layers]
     below, outputs = x[:, 0], []
     for index, layer in enumerate(layers):  # step 0: the above states are zero
         above = states[index + 1][0] if index + 1 < len(layers) else None

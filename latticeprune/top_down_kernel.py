@@ -18,9 +18,10 @@ MKL's packed GEMM (the weight packed once per sequence) where torch has it, else
 
 Cost: the multiply-adds of autograd through ``torch.lstm_cell`` (``steps * batch * 4H * K`` per
 layer forward, twice that backward), without autograd's per-step graph: about 15 calls into
-torch per layer and step, forward and backward together, against about 35 nodes and ops. Memory: per layer
-the inputs, gates and cell states of every step, ``steps * batch * (K + 6H)`` numbers, what
-autograd saves too. Higher-order gradients are not supported (``once_differentiable``).
+torch per layer and step, forward and backward together, against about 35 nodes and ops.
+Memory: per layer the inputs, gates and cell states of every step, ``steps * batch * (K + 6H)``
+numbers, what autograd saves too. Higher-order gradients are not supported
+(``once_differentiable``).
 
 Build: ``torch.utils.cpp_extension.load`` compiles ``csrc/top_down_lstm.cpp`` on first use (a
 C++ compiler and ``ninja`` are needed; about 25 s, once per machine and source version, cached
@@ -100,19 +101,17 @@ def _packed(weights, batch):
 
 
 class _TopDownLSTM(torch.autograd.Function):
-    """The steps of a top-down LSTM net through the kernel: ``apply(x, n_layers, save, *h, *c,
-    *weights, *biases)``, ``x`` time-major ``(steps, batch, input)`` -> top-layer states
-    ``(steps, batch, hidden)``; ``save``: keep what the backward needs (see
+    """The steps of a top-down LSTM net through the kernel, from zero states: ``apply(x,
+    n_layers, save, *weights, *biases)``, ``x`` time-major ``(steps, batch, input)`` ->
+    top-layer states ``(steps, batch, hidden)``; ``save``: keep what the backward needs (see
     :func:`run_lstm_steps`)."""
 
     @staticmethod
     def forward(ctx, x, n_layers, save, *tensors):
-        h = [s.contiguous() for s in tensors[:n_layers]]
-        c = [s.contiguous() for s in tensors[n_layers:2 * n_layers]]
-        weights = [w.contiguous() for w in tensors[2 * n_layers:3 * n_layers]]
-        biases = [b.contiguous() for b in tensors[3 * n_layers:]]
+        weights = [w.contiguous() for w in tensors[:n_layers]]
+        biases = [b.contiguous() for b in tensors[n_layers:]]
         save = save and any(ctx.needs_input_grad)
-        outputs, saved = load_kernel().forward(x.contiguous(), h, c, weights,
+        outputs, saved = load_kernel().forward(x.contiguous(), weights,
                                                _packed(weights, x.shape[1]), biases, save)
         if save:
             ctx.saved = saved  # the kernel's own record: inputs, gates and cell states
@@ -126,9 +125,7 @@ class _TopDownLSTM(torch.autograd.Function):
         grads = load_kernel().backward(grad.contiguous(), weights_t,
                                        _packed(weights_t, grad.shape[1]), ctx.saved,
                                        ctx.needs_input_grad[0])
-        per_layer = grads[1:]
-        return (grads[0], None, None, *per_layer[0::4], *per_layer[1::4], *per_layer[2::4],
-                *per_layer[3::4])
+        return (grads[0], None, None, *grads[1::2], *grads[2::2])
 
 
 def run_lstm_steps(layers, x):
@@ -141,9 +138,8 @@ def run_lstm_steps(layers, x):
                          + ([layer.weight_td] if index < last else []), dim=1)
                for index, layer in enumerate(layers)]
     biases = [layer.bias_ih + layer.bias_hh for layer in layers]
-    zeros = [x.new_zeros(x.shape[0], layer.hidden_size) for layer in layers]
     # Under no_grad autograd still reports the inputs' requires_grad to the function; only
     # the grad mode here says whether a backward can follow.
     outputs = _TopDownLSTM.apply(x.transpose(0, 1), len(layers), torch.is_grad_enabled(),
-                                 *zeros, *zeros, *weights, *biases)
+                                 *weights, *biases)
     return outputs.transpose(0, 1)

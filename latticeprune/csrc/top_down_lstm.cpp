@@ -110,24 +110,27 @@ struct Saved {
   std::vector<Tensor> inputs, cells, tanh_cells, gates;
 };
 
-// x: (T, B, I) the input, time-major, contiguous; h, c: each layer's state before the first
-// step; weight[l]: (4 H_l, K_l) over [below (x for l = 0), h, above (l < L - 1)], contiguous;
+// x: (T, B, I) the input, time-major, contiguous (every state starts at zero); weight[l]:
+// (4 H_l, K_l) over [below (x for l = 0), h, above (l < L - 1)], contiguous;
 // packed[l]: its packed copy or empty; bias[l]: (4 H_l). Returns the top layer's states
 // (T, B, H_top) and, when save, what the backward needs.
 std::tuple<Tensor, std::shared_ptr<Saved>> forward(
-    const Tensor& x, std::vector<Tensor> h, std::vector<Tensor> c,
+    const Tensor& x,
     const std::vector<Tensor>& weight, const std::vector<Tensor>& packed,
     const std::vector<Tensor>& bias, bool save) {
   const int64_t L = weight.size(), T = x.size(0), B = x.size(1);
   std::vector<int64_t> H(L);
   auto saved = save ? std::make_shared<Saved>() : nullptr;
   std::vector<Tensor> inputs(L), cells(L), tanh_cells(L), gates;
+  std::vector<Tensor> h(L), c(L);
   for (int64_t l = 0; l < L; ++l) {
     H[l] = weight[l].size(0) / 4;
+    h[l] = x.new_zeros({B, H[l]});
+    c[l] = h[l];
     if (save) {
       inputs[l] = x.new_empty({T, B, weight[l].size(1)});
       cells[l] = x.new_empty({T + 1, B, H[l]});
-      cells[l][0].copy_(c[l]);
+      cells[l][0].zero_();
       tanh_cells[l] = x.new_empty({T, B, H[l]});
     }
   }
@@ -172,8 +175,8 @@ std::tuple<Tensor, std::shared_ptr<Saved>> forward(
 
 // grad_out: (T, B, H_top); weight_t[l]: weight[l].t(), contiguous; packed_t[l]: its packed copy
 // or empty; saved: what the forward kept; input_grad: whether x needs its gradient. Returns [the
-// gradient of x (T, B, I) or an undefined tensor, then per layer the gradients of h, c (before
-// the first step), weight and bias].
+// gradient of x (T, B, I) or an undefined tensor, then per layer the gradients of its weight
+// and bias].
 std::vector<Tensor> backward(const Tensor& grad_out, const std::vector<Tensor>& weight_t,
                              const std::vector<Tensor>& packed_t, const Saved& saved,
                              bool input_grad) {
@@ -226,10 +229,6 @@ std::vector<Tensor> backward(const Tensor& grad_out, const std::vector<Tensor>& 
   std::vector<Tensor> result{dx};
   for (int64_t l = 0; l < L; ++l) {
     const Tensor g = d_gates[l].view({T * B, 4 * H[l]});
-    Tensor dh = d_previous[l].narrow(1, offset[l], H[l]).clone();  // the state before step 0
-    if (l > 0) dh.add_(d_previous[l - 1].narrow(1, offset[l - 1] + H[l - 1], H[l]));
-    result.push_back(dh);
-    result.push_back(dc[l]);
     result.push_back(at::mm(g.t(), inputs[l].view({T * B, inputs[l].size(2)})));
     result.push_back(g.sum(0));
   }

@@ -108,10 +108,19 @@ class _TopDownChoice:
         return self.sparse.encode(x, need_sequence)
 
 
-def _top_down_plan(layers):
+def _layer_plan(layer, engine):
+    """The plan of ``layer`` under ``engine``: forced by ``"dense"`` / ``"sparse"``, else
+    :func:`~latticeprune.inference.sparse.sparse_batches` (dense for a layer with no units)."""
+    plan = {"dense": NEVER_SPARSE, "sparse": ALWAYS_SPARSE}.get(engine)
+    if plan is None:
+        plan = sparse_batches(layer) if layer.hidden_size else NEVER_SPARSE
+    return plan
+
+
+def _top_down_plan(layers, engine):
     """The plan of a top-down net's joint step loop from its layers' plans: CSR where it pays
     for every layer (at batch 1, and from the largest of their thresholds)."""
-    plans = [sparse_batches(layer) if layer.hidden_size else NEVER_SPARSE for layer in layers]
+    plans = [_layer_plan(layer, engine) for layer in layers]
     at_one = all(plan[0] for plan in plans)
     starts = [plan[1] for plan in plans]
     from_batch = None if None in starts else max(starts)
@@ -134,8 +143,7 @@ def _tensor_nbytes(module):
 def _build_runner(weights, engine):
     """The runner for compacted ``weights``, its per-layer description and its weight bytes."""
     if weights.top_down:
-        plan = {"dense": NEVER_SPARSE, "sparse": ALWAYS_SPARSE}.get(engine)
-        plan = _top_down_plan(weights.layers) if plan is None else plan
+        plan = _top_down_plan(weights.layers, engine)
         dense = sparse = None
         if plan != ALWAYS_SPARSE:
             dense = CompactRecurrentNet(weights)
@@ -152,9 +160,7 @@ def _build_runner(weights, engine):
     layers, kinds, nbytes = [], [], 0
     for layer in weights.layers:
         single = type(weights)([layer], False, layer.input_size)
-        plan = {"dense": NEVER_SPARSE, "sparse": ALWAYS_SPARSE}.get(engine)
-        if plan is None:
-            plan = sparse_batches(layer) if layer.hidden_size else NEVER_SPARSE
+        plan = _layer_plan(layer, engine)
         dense = sparse = None
         if plan != ALWAYS_SPARSE:
             dense = CompactRecurrentNet(single).layers[0]
