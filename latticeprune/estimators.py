@@ -5,6 +5,7 @@ n_features)`` or, after 2-D transformers, ``(n_samples, n_steps * n_features)`` 
 ``input_size=n_features``.
 """
 
+import contextlib
 import inspect
 import numbers
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from .nets import CELLS, RecurrentNet
 from .neuron_graph import NeuronGraph
 from .sequences import (PaddedSequences, check_padded, check_step_targets, is_ragged, pad_steps,
                         sequence_array, step_mask, unpad)
+from .top_down_kernel import frozen_weights
 from .utils import torch_compute, torch_seed
 
 __all__ = ["SequenceNet", "RNNClassifier", "RNNRegressor"]
@@ -323,11 +325,19 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         return self
 
     # -- outputs -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _predicting(self):
+        """The scope of a prediction over batches: ``n_threads`` threads, and the module's
+        weights held fixed (:func:`~latticeprune.top_down_kernel.frozen_weights`: a top-down LSTM
+        net prepares its kernel's weights once)."""
+        with torch_compute(self.n_threads), frozen_weights():
+            yield
+
     def _outputs(self, X, what="outputs"):
         """The module's outputs for ``X``, finite: a numpy array, or per-step outputs of
         variable-length sequences as a 1-D object array of ``(n_steps_i, n_outputs)`` arrays."""
         X = self.check_sequences(X)
-        with torch_compute(self.n_threads):
+        with self._predicting():
             out = (self._sequence_outputs(X) if self._per_sequence(X)
                    else to_numpy(self.forward(X, training=False)))
         return self._check_finite_output(out, what)
@@ -366,7 +376,7 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         """``[compute(Xi, yi) ...]`` over the batches of validated ``X`` (and ``y``), with the
         module in evaluation mode, no gradients and ``n_threads`` threads."""
         self.module_.train(False)
-        with torch.no_grad(), torch_compute(self.n_threads):
+        with torch.no_grad(), self._predicting():
             return [compute(to_device(Xi, self.device), yi)
                     for Xi, yi in self.get_iterator(self.get_dataset(X, y), training=False)]
 
@@ -617,7 +627,7 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
         probabilities of sequences of different lengths one ``(n_steps_i, n_classes)`` array
         per sequence."""
         X = self.check_sequences(X)
-        with torch_compute(self.n_threads):
+        with self._predicting():
             proba = (self._sequence_outputs(X, self._get_predict_nonlinearity())
                      if self._per_sequence(X) else super().predict_proba(X))
         return self._check_finite_output(proba, "probabilities")

@@ -9,36 +9,44 @@ Algorithm. Forward, for each step ``t`` and layer ``l`` (bottom first): one GEMM
 inputs ``[below, h, above]`` (layer ``l - 1`` at ``t``, the input for the bottom layer, itself
 and layer ``l + 1`` at ``t - 1``) with its weights ``[weight_ih, weight_hh, weight_td]`` side by
 side (the bottom layer's input projection inside the step GEMM: cheaper here than one GEMM
-over all steps plus an addition per step); torch's vectorised sigmoid and tanh
-on the gates; the cell update in one loop. The backward is back-propagation through time in the
-same layout: for each step (last first) and layer (top first) one loop for the gates'
-gradients and one GEMM for the gradients of the layer's inputs; the weights' gradients are one
-GEMM per layer over all ``steps * batch`` rows, the biases' one sum. The float32 step GEMMs use
-MKL's packed GEMM (the weight packed once per sequence) where torch has it, else ``addmm``.
+over all steps plus an addition per step); then the gates' non-linearities and the cell
+update in one pass over each row, on ATen's vector types (``sigmoid(x) = 1 / (1 + exp(-x))``
+with ATen's ``exp_u20``, ``tanh(x) = 2 sigmoid(2x) - 1``) where the kernel is built for AVX2 or
+AVX-512 (:data:`CAPABILITY_FLAGS`), else torch's sigmoid and tanh and a loop. The new state
+is written straight into the inputs that read it at the next step (so no step concatenates).
+The backward is back-propagation through time in the same layout: for each step (last
+first) and layer (top first) one loop for the gates' gradients (adding them to the bias's)
+and one GEMM for the gradients of the layer's inputs; the weights' gradients are one GEMM per
+layer over all ``steps * batch`` rows. The float32 step GEMMs use MKL's packed GEMM where
+torch has it, else ``addmm``; the weights are concatenated and packed once per call, or once
+per batch size inside :func:`frozen_weights` (the estimators' predictions).
 
 Cost: the multiply-adds of autograd through ``torch.lstm_cell`` (``steps * batch * 4H * K`` per
-layer forward, twice that backward), without autograd's per-step graph: about 15 calls into
-torch per layer and step, forward and backward together, against about 35 nodes and ops.
-Memory: per layer the inputs, gates and cell states of every step, ``steps * batch * (K + 6H)``
-numbers, what autograd saves too. Higher-order gradients are not supported
+layer forward, twice that backward), without autograd's per-step graph: per layer and step
+one GEMM forward and one backward, a few tensor views (and, built without vector flags, four
+calls of torch's sigmoid and tanh), against about 35 autograd nodes and ops. Memory: per
+layer the inputs, gates and cell states of every step, ``steps * batch * (K + 6H)`` numbers,
+what autograd saves too. Higher-order gradients are not supported
 (``once_differentiable``).
 
 Build: ``torch.utils.cpp_extension.load`` compiles ``csrc/top_down_lstm.cpp`` on first use (a
-C++ compiler and ``ninja`` are needed; about 25 s, once per machine and source version, cached
-under ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``). Where it cannot be
-built, :func:`kernel_applies` warns once and returns False: the net runs on torch's eager ops,
-with the same results, more slowly. The environment variable
-``LATTICEPRUNE_TOP_DOWN_KERNEL=0`` turns the kernel off.
+C++ compiler and ``ninja`` are needed; about 30 s, once per machine, source version and
+vector capability, cached under ``TORCH_EXTENSIONS_DIR``, by default
+``~/.cache/torch_extensions``). Where it cannot be built, :func:`kernel_applies` warns once and
+returns False: the net runs on torch's eager ops, with the same results, more slowly. The
+environment variable ``LATTICEPRUNE_TOP_DOWN_KERNEL=0`` turns the kernel off.
 """
 
+import contextlib
 import functools
 import os
+import threading
 import warnings
 
 import torch
 from torch import nn
 
-__all__ = ["kernel_applies", "load_kernel", "run_lstm_steps"]
+__all__ = ["frozen_weights", "kernel_applies", "load_kernel", "run_lstm_steps"]
 
 #: The kernel's source, next to this module.
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "top_down_lstm.cpp")
@@ -46,13 +54,27 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "top_d
 SWITCH = "LATTICEPRUNE_TOP_DOWN_KERNEL"
 
 
+#: Compiler flags per vector capability of torch on this CPU
+#: (``torch.backends.cpu.get_cpu_capability()``, as torch builds its own kernels for it): with
+#: them the kernel runs the gates' non-linearities and the cell update in one pass on ATen's
+#: vector types; under any other capability it runs them on torch's ops.
+CAPABILITY_FLAGS = {
+    "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma",
+               "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"],
+    "AVX2": ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"],
+}
+
+
 @functools.lru_cache(maxsize=None)
 def load_kernel():
-    """The compiled kernel (built on the first call), or None (with a warning) where it cannot
-    be built."""
+    """The compiled kernel (built on the first call, for this CPU's vector capability: one
+    build per capability, so a cache shared by different machines never runs instructions a
+    CPU lacks), or None (with a warning) where it cannot be built."""
+    capability = torch.backends.cpu.get_cpu_capability()
     try:
         from torch.utils.cpp_extension import load
-        return load("latticeprune_top_down_lstm", [SOURCE], extra_cflags=["-O3"])
+        return load(f"latticeprune_top_down_lstm_{capability.lower()}", [SOURCE],
+                    extra_cflags=["-O3", *CAPABILITY_FLAGS.get(capability, [])])
     except Exception as error:  # no compiler, no ninja, a failed build: run eager
         warnings.warn(f"latticeprune could not build its top-down LSTM kernel ({error}); "
                       "top-down LSTM nets run on torch's eager ops: same results, slower "
@@ -102,17 +124,17 @@ def _packed(weights, batch):
 
 class _TopDownLSTM(torch.autograd.Function):
     """The steps of a top-down LSTM net through the kernel, from zero states: ``apply(x,
-    n_layers, save, *weights, *biases)``, ``x`` time-major ``(steps, batch, input)`` ->
-    top-layer states ``(steps, batch, hidden)``; ``save``: keep what the backward needs (see
+    packed, save, *weights, *biases)``, ``x`` time-major ``(steps, batch, input)`` ->
+    top-layer states ``(steps, batch, hidden)``; ``packed``: the weights' packed copies for
+    this batch size (:func:`_packed`); ``save``: keep what the backward needs (see
     :func:`run_lstm_steps`)."""
 
     @staticmethod
-    def forward(ctx, x, n_layers, save, *tensors):
-        weights = [w.contiguous() for w in tensors[:n_layers]]
-        biases = [b.contiguous() for b in tensors[n_layers:]]
+    def forward(ctx, x, packed, save, *tensors):
+        weights = [w.contiguous() for w in tensors[:len(packed)]]
+        biases = [b.contiguous() for b in tensors[len(packed):]]
         save = save and any(ctx.needs_input_grad)
-        outputs, saved = load_kernel().forward(x.contiguous(), weights,
-                                               _packed(weights, x.shape[1]), biases, save)
+        outputs, saved = load_kernel().forward(x.contiguous(), weights, packed, biases, save)
         if save:
             ctx.saved = saved  # the kernel's own record: inputs, gates and cell states
             ctx.save_for_backward(*weights)
@@ -128,18 +150,54 @@ class _TopDownLSTM(torch.autograd.Function):
         return (grads[0], None, None, *grads[1::2], *grads[2::2])
 
 
-def run_lstm_steps(layers, x):
-    """Top-layer states ``(batch, steps, hidden)`` of LSTM ``layers`` (as
-    :func:`~latticeprune.nets.run_top_down` takes them, their weights current) over batch-first
-    ``x``, from zero states, through the compiled kernel (see :func:`kernel_applies`).
-    Gradients flow to the weights and ``x``."""
+def _prepared(layers, batch):
+    """The kernel's weights of ``layers`` (per layer ``[weight_ih, weight_hh, weight_td]`` side
+    by side), biases (``bias_ih + bias_hh``) and packed weights for ``batch`` rows."""
     last = len(layers) - 1
     weights = [torch.cat([layer.weight_ih, layer.weight_hh]
                          + ([layer.weight_td] if index < last else []), dim=1)
                for index, layer in enumerate(layers)]
     biases = [layer.bias_ih + layer.bias_hh for layer in layers]
+    return weights, biases, _packed([w.detach() for w in weights], batch)
+
+
+_frozen = threading.local()  # .cache: the prepared weights of the innermost frozen_weights
+
+
+@contextlib.contextmanager
+def frozen_weights():
+    """Within, the weights of the nets this thread runs without gradients do not change:
+    :func:`run_lstm_steps` concatenates and packs each net's weights once per batch size and
+    reuses them until the outermost ``with`` ends. For inference over many batches (the
+    estimators' predictions, scores and ``transform`` run in it); calls with gradients, and
+    calls outside it, prepare the weights every time."""
+    outermost = getattr(_frozen, "cache", None) is None
+    if outermost:
+        _frozen.cache = {}
+    try:
+        yield
+    finally:
+        if outermost:
+            _frozen.cache = None
+
+
+def run_lstm_steps(layers, x):
+    """Top-layer states ``(batch, steps, hidden)`` of LSTM ``layers`` (as
+    :func:`~latticeprune.nets.run_top_down` takes them, their weights current) over batch-first
+    ``x``, from zero states, through the compiled kernel (see :func:`kernel_applies`).
+    Gradients flow to the weights and ``x``. Inside :func:`frozen_weights`, without gradients,
+    the weights prepared by an earlier call on the same layers and batch size are reused."""
     # Under no_grad autograd still reports the inputs' requires_grad to the function; only
     # the grad mode here says whether a backward can follow.
-    outputs = _TopDownLSTM.apply(x.transpose(0, 1), len(layers), torch.is_grad_enabled(),
-                                 *weights, *biases)
+    save = torch.is_grad_enabled()
+    cache = None if save else getattr(_frozen, "cache", None)
+    key = (tuple(map(id, layers)), x.dtype, x.shape[0])
+    if cache is None or key not in cache:
+        prepared = (layers, *_prepared(layers, x.shape[0]))  # holds the layers: ids stay unique
+        if cache is not None:
+            cache[key] = prepared
+    else:
+        prepared = cache[key]
+    _, weights, biases, packed = prepared
+    outputs = _TopDownLSTM.apply(x.transpose(0, 1), packed, save, *weights, *biases)
     return outputs.transpose(0, 1)

@@ -1,6 +1,10 @@
 """The compiled top-down LSTM kernel against torch's eager ops (latticeprune.top_down_kernel)."""
 
+import os
 import shutil
+import subprocess
+import sys
+import threading
 import warnings
 
 import numpy as np
@@ -10,7 +14,7 @@ from torch.nn.utils import prune
 
 from latticeprune import RNNClassifier
 from latticeprune.nets import HierarchicalRNN
-from latticeprune.top_down_kernel import SWITCH, kernel_applies, load_kernel
+from latticeprune.top_down_kernel import SWITCH, frozen_weights, kernel_applies, load_kernel
 
 needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                                     reason="no C++ compiler: the kernel cannot be built here")
@@ -151,3 +155,76 @@ def test_kernel_keeps_intermediates_only_when_a_backward_can_follow(monkeypatch)
     net(x)[0].sum().backward()
     assert calls == [False, False, True]
     assert net.layers[0].weight_td.grad is not None
+
+
+@needs_compiler
+def test_frozen_weights_prepares_a_nets_weights_once_per_batch_size_and_thread():
+    torch.manual_seed(0)
+    net = HierarchicalRNN(3, 4, 2)
+    x, wider = torch.randn(2, 5, 3), torch.randn(3, 5, 3)
+    with torch.no_grad():
+        before, before_wider = net(x)[0], net(wider)[0]
+        with frozen_weights():
+            assert torch.equal(net(x)[0], before)  # prepared here, for batches of 2
+            net.layers[0].weight_hh.add_(0.5)
+            assert torch.equal(net(x)[0], before)  # reused: the scope promised fixed weights
+            changed_wider = net(wider)[0]  # batches of 3: prepared now, from the new weights
+            assert not torch.allclose(changed_wider, before_wider)
+            with torch.enable_grad():  # calls with gradients prepare their weights each time
+                assert not torch.allclose(net(x)[0], before)
+            other_thread = []
+            thread = threading.Thread(target=lambda: other_thread.append(net(x)[0]))
+            thread.start()
+            thread.join()
+            assert not torch.allclose(other_thread[0], before)  # the scope is this thread's
+        after = net(x)[0]  # the scope ended: prepared again
+    assert not torch.allclose(after, before)
+    torch.testing.assert_close(after, other_thread[0])
+
+
+@needs_compiler
+def test_predictions_over_uneven_batches_equal_eager_ops(small_digits, monkeypatch):
+    X, y = small_digits
+    clf = RNNClassifier(hidden_size=8, num_layers=2, top_down=True, max_epochs=1,
+                        random_state=0).fit(X, y)
+    clf.set_params(batch_size=7)  # the last batch is shorter: its weights packed for its size
+    assert len(X) % 7
+    got, got_states = clf.predict_proba(X), clf.transform(X)
+    monkeypatch.setenv(SWITCH, "0")
+    np.testing.assert_allclose(clf.predict_proba(X), got, atol=1e-5)
+    np.testing.assert_allclose(clf.transform(X), got_states, atol=1e-5)
+
+
+CHECK_BUILD = """
+import torch
+from latticeprune.nets import HierarchicalRNN
+from latticeprune.top_down_kernel import SWITCH, load_kernel
+import os
+torch.manual_seed(0)
+net = HierarchicalRNN(5, 21, 3)  # 21 units: vector lanes and a remainder
+x = torch.randn(4, 6, 5, requires_grad=True)
+
+def run():
+    out = net(x)[0]
+    return [out, *torch.autograd.grad(out.sum(), [x, *net.parameters()])]
+got = run()
+os.environ[SWITCH] = "0"
+for a, b in zip(got, run()):
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+print(load_kernel().__name__)
+"""
+
+
+@needs_compiler
+@pytest.mark.parametrize("capability", ["default", "avx2"])
+def test_the_kernel_built_for_other_vector_capabilities_equals_eager_ops(capability):
+    # torch runs its own kernels for the capability ATEN_CPU_CAPABILITY names (at most the
+    # CPU's); the kernel is built for it too, the gates on torch's ops without vector flags.
+    if capability == "avx2" and torch.backends.cpu.get_cpu_capability() not in ("AVX2",
+                                                                              "AVX512"):
+        pytest.skip("this CPU has no AVX2")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+    done = subprocess.run([sys.executable, "-c", CHECK_BUILD], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [f"latticeprune_top_down_lstm_{capability}"]

@@ -3,8 +3,10 @@
 // and its cost). Layer l at step t reads [below, h, above]: layer l - 1 at t (the bottom layer
 // reads the input x at t), itself and layer l + 1 at t - 1. Gate blocks are in
 // torch's order (i, f, g, o). The products are torch's (MKL's packed GEMM where a packed copy
-// of the weight is given, else addmm); the non-linearities are torch's vectorised sigmoid and
-// tanh; the cell update and the gate gradients are loops of ours, one pass each.
+// of the weight is given, else addmm); each new state is written straight into the inputs
+// that read it. Built with AVX2 / AVX-512 flags, the gates' non-linearities and the cell
+// update are one pass on ATen's vector types; otherwise torch's sigmoid and tanh, then loops
+// of ours. The gate gradients are one loop of ours, which also sums the bias gradient.
 #include <torch/extension.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
@@ -32,17 +34,90 @@ void cell_state(const T* __restrict a, const T* __restrict c_prev, T* __restrict
   }
 }
 
-// h = o * tanh(c).
+// Where a layer's new state goes: rows of a matrix, row_stride apart.
 template <typename T>
-void cell_output(const T* __restrict a, const T* __restrict tanh_c, T* __restrict h,
-                 int64_t batch, int64_t H) {
+struct Destination {
+  T* data;
+  int64_t row_stride;
+};
+
+// h = o * tanh(c), written to every destination (the layer's own and its neighbours' next
+// inputs, the output), so that no step concatenates its inputs.
+template <typename T>
+void cell_output(const T* __restrict a, const T* __restrict tanh_c,
+                 const std::vector<Destination<T>>& to, int64_t batch, int64_t H) {
   for (int64_t b = 0; b < batch; ++b) {
     const T* o = a + b * 4 * H + 3 * H;
     const T* tc = tanh_c + b * H;
-    T* hb = h + b * H;
-    for (int64_t j = 0; j < H; ++j) hb[j] = o[j] * tc[j];
+    T* __restrict first = to[0].data + b * to[0].row_stride;
+    for (int64_t j = 0; j < H; ++j) first[j] = o[j] * tc[j];
+    for (size_t k = 1; k < to.size(); ++k) {
+      T* __restrict other = to[k].data + b * to[k].row_stride;
+      for (int64_t j = 0; j < H; ++j) other[j] = first[j];
+    }
   }
 }
+
+}  // namespace
+
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+#include <ATen/cpu/vec/vec.h>
+
+namespace {
+
+// Built for the CPU's vector instructions (top_down_kernel.py passes them): the gates'
+// non-linearities and the cell update in one pass, on ATen's vector types.
+#define LATTICEPRUNE_FUSED_CELL 1
+
+template <typename T>
+using Vec = at::vec::Vectorized<T>;
+
+template <typename T>
+Vec<T> vec_sigmoid(const Vec<T>& x) {
+  return (Vec<T>(T(1)) + x.neg().exp_u20()).reciprocal();
+}
+
+// tanh(x) = 2 sigmoid(2x) - 1.
+template <typename T>
+Vec<T> vec_tanh(const Vec<T>& x) {
+  return Vec<T>(T(2)) * vec_sigmoid(x * Vec<T>(T(2))) - Vec<T>(T(1));
+}
+
+// One layer and step after its GEMM: gates a (batch x 4H pre-activations, activated on
+// return), c = f * c_prev + i * g, tanh_c = tanh(c) and h = o * tanh(c) to every destination.
+template <typename T>
+void cell_forward(T* a, const T* c_prev, T* c, T* tanh_c,
+                  const std::vector<Destination<T>>& to, int64_t batch, int64_t H) {
+  constexpr int64_t width = Vec<T>::size();
+  for (int64_t b = 0; b < batch; ++b) {
+    T* i = a + b * 4 * H;
+    T* f = i + H;
+    T* g = i + 2 * H;
+    T* o = i + 3 * H;
+    for (int64_t j = 0; j < H; j += width) {
+      const int64_t n = std::min(width, H - j);
+      const Vec<T> vi = vec_sigmoid(Vec<T>::loadu(i + j, n));
+      const Vec<T> vf = vec_sigmoid(Vec<T>::loadu(f + j, n));
+      const Vec<T> vg = vec_tanh(Vec<T>::loadu(g + j, n));
+      const Vec<T> vo = vec_sigmoid(Vec<T>::loadu(o + j, n));
+      const Vec<T> vc = vf * Vec<T>::loadu(c_prev + b * H + j, n) + vi * vg;
+      const Vec<T> vt = vec_tanh(vc);
+      const Vec<T> vh = vo * vt;
+      vi.store(i + j, n);
+      vf.store(f + j, n);
+      vg.store(g + j, n);
+      vo.store(o + j, n);
+      vc.store(c + b * H + j, n);
+      vt.store(tanh_c + b * H + j, n);
+      for (const Destination<T>& d : to) vh.store(d.data + b * d.row_stride + j, n);
+    }
+  }
+}
+
+}  // namespace
+#endif
+
+namespace {
 
 // Rows of a (batch x width) matrix, row_stride apart (0: one row, shared by every b).
 template <typename T>
@@ -54,11 +129,11 @@ struct Rows {
 
 // Gradients of the gates' pre-activations d (batch x 4H) from the gradient of h, the sum of
 // four sources (missing ones point at zeros), and dc (the cell state's gradient from step
-// t + 1; on return, to step t - 1).
+// t + 1; on return, to step t - 1); d's rows are added to db (the bias's gradient).
 template <typename T>
 void cell_backward(const T* __restrict a, const T* __restrict tanh_c, const T* __restrict c_prev,
-                   const Rows<T> (&dh)[4], T* __restrict dc, T* __restrict d, int64_t batch,
-                   int64_t H) {
+                   const Rows<T> (&dh)[4], T* __restrict dc, T* __restrict d,
+                   T* __restrict db, int64_t batch, int64_t H) {
   for (int64_t b = 0; b < batch; ++b) {
     const T* i = a + b * 4 * H;
     const T* f = i + H;
@@ -84,6 +159,7 @@ void cell_backward(const T* __restrict a, const T* __restrict tanh_c, const T* _
       dg[j] = dcell * i[j] * (T(1) - g[j] * g[j]);
       dcb[j] = dcell * f[j];
     }
+    for (int64_t k = 0; k < 4 * H; ++k) db[k] += di[k];
   }
 }
 
@@ -118,55 +194,62 @@ std::tuple<Tensor, std::shared_ptr<Saved>> forward(
     const Tensor& x,
     const std::vector<Tensor>& weight, const std::vector<Tensor>& packed,
     const std::vector<Tensor>& bias, bool save) {
-  const int64_t L = weight.size(), T = x.size(0), B = x.size(1);
-  std::vector<int64_t> H(L);
+  const int64_t L = weight.size(), T = x.size(0), B = x.size(1), I = x.size(2);
+  std::vector<int64_t> H(L), offset(L);  // offset[l]: where h starts in layer l's inputs
   auto saved = save ? std::make_shared<Saved>() : nullptr;
+  // Layer l's inputs at step t: inputs[l][t] when saving, else one of two buffers in turn.
+  // Each new state is written straight into the inputs that read it.
   std::vector<Tensor> inputs(L), cells(L), tanh_cells(L), gates;
-  std::vector<Tensor> h(L), c(L);
   for (int64_t l = 0; l < L; ++l) {
     H[l] = weight[l].size(0) / 4;
-    h[l] = x.new_zeros({B, H[l]});
-    c[l] = h[l];
-    if (save) {
-      inputs[l] = x.new_empty({T, B, weight[l].size(1)});
-      cells[l] = x.new_empty({T + 1, B, H[l]});
-      cells[l][0].zero_();
-      tanh_cells[l] = x.new_empty({T, B, H[l]});
-    }
+    offset[l] = l > 0 ? H[l - 1] : I;
+    inputs[l] = x.new_empty({save ? T : 2, B, weight[l].size(1)});
+    if (inputs[l].size(0) > 0) inputs[l][0].zero_();
+    cells[l] = x.new_empty({save ? T + 1 : 2, B, H[l]});
+    cells[l][0].zero_();
+    tanh_cells[l] = x.new_empty({save ? T : 1, B, H[l]});
   }
+  auto step_inputs = [&](int64_t l, int64_t t) { return inputs[l][save ? t : t % 2]; };
   if (save) gates.resize(L * T);
   Tensor out = x.new_empty({T, B, H[L - 1]});
   for (int64_t t = 0; t < T; ++t) {
-    const std::vector<Tensor> previous = h;
-    Tensor below = x[t];
+    step_inputs(0, t).narrow(1, 0, I).copy_(x[t]);
     for (int64_t l = 0; l < L; ++l) {
-      std::vector<Tensor> parts{below, previous[l]};
-      if (l + 1 < L) parts.push_back(previous[l + 1]);
-      Tensor step_input;
-      if (save) {
-        step_input = inputs[l][t];
-        at::cat_out(step_input, parts, 1);
-      } else {
-        step_input = at::cat(parts, 1);
-      }
-      Tensor g = product(step_input, weight[l], packed[l], bias[l]);
+      Tensor g = product(step_inputs(l, t), weight[l], packed[l], bias[l]);
+#ifndef LATTICEPRUNE_FUSED_CELL
       g.narrow(1, 0, 2 * H[l]).sigmoid_();
       g.narrow(1, 2 * H[l], H[l]).tanh_();
       g.narrow(1, 3 * H[l], H[l]).sigmoid_();
-      Tensor c_new = save ? cells[l][t + 1] : x.new_empty({B, H[l]});
-      Tensor tanh_c = save ? tanh_cells[l][t] : x.new_empty({B, H[l]});
-      Tensor h_new = l == L - 1 ? out[t] : x.new_empty({B, H[l]});
+#endif
+      const Tensor c_prev = cells[l][save ? t : t % 2];
+      const Tensor c_new = cells[l][save ? t + 1 : (t + 1) % 2];
+      Tensor tanh_c = tanh_cells[l][save ? t : 0];
       AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "top_down_lstm_forward", [&] {
-        cell_state<scalar_t>(g.data_ptr<scalar_t>(), c[l].data_ptr<scalar_t>(),
+        using Out = Destination<scalar_t>;
+        auto rows_at = [](const Tensor& m, int64_t column) {
+          return Out{m.data_ptr<scalar_t>() + column, m.stride(0)};
+        };
+        // h_l(t) is read by the output (top layer), layer l + 1 at t (below), itself at
+        // t + 1 (recurrent) and layer l - 1 at t + 1 (above).
+        std::vector<Out> to;
+        if (l == L - 1) to.push_back(rows_at(out[t], 0));
+        if (l + 1 < L) to.push_back(rows_at(step_inputs(l + 1, t), 0));
+        if (t + 1 < T) {
+          to.push_back(rows_at(step_inputs(l, t + 1), offset[l]));
+          if (l > 0) to.push_back(rows_at(step_inputs(l - 1, t + 1), offset[l - 1] + H[l - 1]));
+        }
+#ifdef LATTICEPRUNE_FUSED_CELL
+        cell_forward<scalar_t>(g.data_ptr<scalar_t>(), c_prev.data_ptr<scalar_t>(),
+                               c_new.data_ptr<scalar_t>(), tanh_c.data_ptr<scalar_t>(), to, B,
+                               H[l]);
+#else
+        cell_state<scalar_t>(g.data_ptr<scalar_t>(), c_prev.data_ptr<scalar_t>(),
                              c_new.data_ptr<scalar_t>(), B, H[l]);
         at::tanh_out(tanh_c, c_new);
-        cell_output<scalar_t>(g.data_ptr<scalar_t>(), tanh_c.data_ptr<scalar_t>(),
-                              h_new.data_ptr<scalar_t>(), B, H[l]);
+        cell_output<scalar_t>(g.data_ptr<scalar_t>(), tanh_c.data_ptr<scalar_t>(), to, B, H[l]);
+#endif
       });
       if (save) gates[l * T + t] = g;
-      c[l] = c_new;
-      h[l] = h_new;
-      below = h_new;
     }
   }
   if (save) *saved = Saved{inputs, cells, tanh_cells, gates};
@@ -186,7 +269,7 @@ std::vector<Tensor> backward(const Tensor& grad_out, const std::vector<Tensor>& 
   const std::vector<Tensor>& gates = saved.gates;
   const int64_t L = weight_t.size(), T = inputs[0].size(0), B = inputs[0].size(1);
   std::vector<int64_t> H(L), offset(L);  // offset[l]: where h starts in layer l's inputs
-  std::vector<Tensor> dc(L), d_gates(L);
+  std::vector<Tensor> dc(L), d_gates(L), d_bias(L);
   // The gradients of each layer's inputs at step t + 1 (previous) and t (now).
   std::vector<Tensor> d_previous(L), d_now(L);
   int64_t widest = 1;
@@ -198,6 +281,7 @@ std::vector<Tensor> backward(const Tensor& grad_out, const std::vector<Tensor>& 
     widest = std::max(widest, H[l]);
     dc[l] = grad_out.new_zeros({B, H[l]});
     d_gates[l] = grad_out.new_empty({T, B, 4 * H[l]});
+    d_bias[l] = grad_out.new_zeros({4 * H[l]});
   }
   const Tensor zeros = grad_out.new_zeros({widest});
   AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "top_down_lstm_backward", [&] {
@@ -219,7 +303,8 @@ std::vector<Tensor> backward(const Tensor& grad_out, const std::vector<Tensor>& 
         cell_backward<scalar_t>(gates[l * T + t].data_ptr<scalar_t>(),
                                 tanh_cells[l][t].data_ptr<scalar_t>(),
                                 cells[l][t].data_ptr<scalar_t>(), dh, dc[l].data_ptr<scalar_t>(),
-                                d.data_ptr<scalar_t>(), B, H[l]);
+                                d.data_ptr<scalar_t>(), d_bias[l].data_ptr<scalar_t>(), B,
+                                H[l]);
         d_now[l] = product(d, weight_t[l], packed_t[l], Tensor());
       }
       if (input_grad) dx[t].copy_(d_now[0].narrow(1, 0, I));
@@ -230,7 +315,7 @@ std::vector<Tensor> backward(const Tensor& grad_out, const std::vector<Tensor>& 
   for (int64_t l = 0; l < L; ++l) {
     const Tensor g = d_gates[l].view({T * B, 4 * H[l]});
     result.push_back(at::mm(g.t(), inputs[l].view({T * B, inputs[l].size(2)})));
-    result.push_back(g.sum(0));
+    result.push_back(d_bias[l]);
   }
   return result;
 }

@@ -37,7 +37,6 @@ from ..datasets.wikitext import batchify, bptt_batches
 from ..estimators import SequenceNet
 from ..nets import fused_rnn
 from ..sequences import is_variable_length
-from ..utils import torch_compute
 
 __all__ = ["LanguageModel", "WordLanguageNet", "token_windows"]
 
@@ -331,7 +330,7 @@ class LanguageModel(SequenceNet, NeuralNet):
         data = batchify(torch.from_numpy(ids), batch_size)
         self.module_.train(False)
         total, count, state = 0.0, 0, None
-        with torch.no_grad(), torch_compute(self.n_threads):
+        with torch.no_grad(), self._predicting():
             for inputs, targets in bptt_batches(data, bptt, batch_first=True):
                 logits, state = self.module_.run(inputs.to(self.device), state)
                 state = (tuple(s.detach() for s in state) if isinstance(state, tuple)
