@@ -16,10 +16,12 @@ alike); each sample is the wall time of one ``fit`` (2 epochs) and of one ``pred
 A second table looks for the floor at module level (batch 64, no gradient, one thread,
 median of 31 warm calls): the stacked ``nn.LSTM`` and its products alone (each layer's input
 projection one GEMM over all steps, then one ``addmm`` per layer and step: how close oneDNN's
-fused layer gets to its GEMMs); the top-down net and its step products alone, issued as its
-layers issue them (``torch.lstm_cell`` runs two ``addmm`` per layer and step: bottom-up with
-top-down, and recurrent), as one oneDNN GEMM per layer and step over the concatenated
-inputs (the inputs converted to oneDNN tensors each step), and in the best formulation found
+fused layer gets to its GEMMs); the top-down net (also inside ``frozen_weights``, as the
+estimators predict: its weights concatenated and packed once) and its step products alone,
+issued as its layers issue them (``torch.lstm_cell`` runs two ``addmm`` per layer and step:
+bottom-up with top-down, and recurrent), as one oneDNN GEMM per layer and step over the
+concatenated inputs (the inputs converted to oneDNN tensors each step), and in the best
+formulation found
 (the bottom layer's input projection hoisted out of the time loop, one ``addmm`` per layer and
 step over ``[above, h]`` / ``[below, h]`` with the weights transposed once, contiguous), the
 products as the net's kernel issues them (MKL's packed GEMM, one per layer and step, the bottom
@@ -43,7 +45,7 @@ import numpy as np
 import torch
 
 from latticeprune import RNNClassifier
-from latticeprune.top_down_kernel import SWITCH
+from latticeprune.top_down_kernel import SWITCH, frozen_weights
 from latticeprune.utils import format_table
 
 SIZES = (128, 512)
@@ -86,6 +88,13 @@ def top_down_loop(projected: torch.Tensor, bottom_weight: torch.Tensor,
 
 
 scripted_top_down = torch.jit.script(top_down_loop)
+
+
+def frozen_time(func, repeats=31):
+    """:func:`median_time` of ``func`` inside :func:`~latticeprune.top_down_kernel.frozen_weights`
+    (the scope of the estimators' predictions)."""
+    with frozen_weights():
+        return median_time(func, repeats)
 
 
 def eager_time(func, repeats=31):
@@ -177,7 +186,8 @@ def floor_rows(hidden, batch=64):
         compile_seconds = time.perf_counter() - start
         torch.testing.assert_close(looped(scripted_top_down), net(x)[0])
         times = [median_time(lambda: stacked(x)), median_time(stacked_products),
-                 median_time(lambda: net(x)), median_time(mkl_products),
+                 median_time(lambda: net(x)), frozen_time(lambda: net(x)),
+                 median_time(mkl_products),
                  median_time(onednn_products), median_time(hoisted_products),
                  median_time(packed_products), eager_time(lambda: net(x)),
                  median_time(lambda: looped(top_down_loop)),
@@ -185,7 +195,9 @@ def floor_rows(hidden, batch=64):
                  median_time(lambda: looped(compiled))]
     names = ["stacked nn.LSTM",
              "its products alone (inputs hoisted, one addmm per layer and step)",
-             "top-down net", "its products alone (addmm, as torch.lstm_cell)",
+             "top-down net",
+             "top-down net inside frozen_weights (weights packed once, as in predict)",
+             "its products alone (addmm, as torch.lstm_cell)",
              "its products alone (one oneDNN GEMM per layer and step)",
              "its products alone (bottom inputs hoisted, one addmm per layer and step)",
              "its products on MKL's packed GEMM, as the net's kernel issues them",
