@@ -188,7 +188,10 @@ class HierarchicalRNN(nn.Module):
     Input and output are batch-first: ``forward(x)`` with ``x`` of shape
     ``(batch, steps, input_size)`` returns ``(outputs, h_last)``: the top layer's hidden states
     ``(batch, steps, hidden_size)`` and its final state ``(batch, hidden_size)``; with
-    ``lengths`` (padded ``x``), the states at each sequence's end, zeros after it.
+    ``lengths`` (padded ``x``), the states at each sequence's end, zeros after it. LSTM layers
+    run through a compiled kernel (:func:`run_top_down`); to predict over many batches without
+    gradients, call the module inside :func:`~latticeprune.top_down_kernel.frozen_weights`
+    (as the estimators do), so that its weights are prepared once.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=2, cell="lstm"):
