@@ -228,3 +228,21 @@ def test_the_kernel_built_for_other_vector_capabilities_equals_eager_ops(capabil
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [f"latticeprune_top_down_lstm_{capability}"]
+
+
+@needs_compiler
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 1e30])
+def test_kernel_propagates_nan_and_infinity_as_eager_ops(value, monkeypatch):
+    torch.manual_seed(0)
+    net = HierarchicalRNN(5, 21, 2)  # 21 units: vector lanes and a remainder
+    x = torch.randn(3, 6, 5)
+    x[0, 2, 1] = value
+
+    def run():
+        with torch.no_grad():
+            return net(x)[0]
+    run.kernel_args = (net.layers, x)
+    got, want = both_ways(monkeypatch, run)
+    assert torch.equal(torch.isnan(got), torch.isnan(want))
+    assert torch.isnan(got).any() == (value != value)  # a NaN reaches the outputs
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, equal_nan=True)

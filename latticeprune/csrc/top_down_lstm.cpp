@@ -72,9 +72,11 @@ namespace {
 template <typename T>
 using Vec = at::vec::Vectorized<T>;
 
+// NaN in, NaN out, as torch's sigmoid (exp_u20 alone turns NaN into a number).
 template <typename T>
 Vec<T> vec_sigmoid(const Vec<T>& x) {
-  return (Vec<T>(T(1)) + x.neg().exp_u20()).reciprocal();
+  const Vec<T> y = (Vec<T>(T(1)) + x.neg().exp_u20()).reciprocal();
+  return Vec<T>::blendv(y, x, x.isnan());
 }
 
 // tanh(x) = 2 sigmoid(2x) - 1.
