@@ -20,20 +20,6 @@ using at::Tensor;
 
 namespace {
 
-// c = f * c_prev + i * g, for rows of gates a (batch x 4H, activated).
-template <typename T>
-void cell_state(const T* __restrict a, const T* __restrict c_prev, T* __restrict c,
-                int64_t batch, int64_t H) {
-  for (int64_t b = 0; b < batch; ++b) {
-    const T* i = a + b * 4 * H;
-    const T* f = i + H;
-    const T* g = i + 2 * H;
-    const T* cp = c_prev + b * H;
-    T* cn = c + b * H;
-    for (int64_t j = 0; j < H; ++j) cn[j] = f[j] * cp[j] + i[j] * g[j];
-  }
-}
-
 // Where a layer's new state goes: rows of a matrix, row_stride apart.
 template <typename T>
 struct Destination {
@@ -41,33 +27,19 @@ struct Destination {
   int64_t row_stride;
 };
 
-// h = o * tanh(c), written to every destination (the layer's own and its neighbours' next
-// inputs, the output), so that no step concatenates its inputs.
-template <typename T>
-void cell_output(const T* __restrict a, const T* __restrict tanh_c,
-                 const std::vector<Destination<T>>& to, int64_t batch, int64_t H) {
-  for (int64_t b = 0; b < batch; ++b) {
-    const T* o = a + b * 4 * H + 3 * H;
-    const T* tc = tanh_c + b * H;
-    T* __restrict first = to[0].data + b * to[0].row_stride;
-    for (int64_t j = 0; j < H; ++j) first[j] = o[j] * tc[j];
-    for (size_t k = 1; k < to.size(); ++k) {
-      T* __restrict other = to[k].data + b * to[k].row_stride;
-      for (int64_t j = 0; j < H; ++j) other[j] = first[j];
-    }
-  }
-}
-
 }  // namespace
 
+// cell_forward(g, c_prev, c, tanh_c, to, H): one layer and step after its GEMM. The gates g
+// (batch x 4H pre-activations) are activated in place (sigmoid, sigmoid, tanh, sigmoid); then
+// c = f * c_prev + i * g, tanh_c = tanh(c), and h = o * tanh(c) is written to every
+// destination (the layer's own and its neighbours' next inputs, the output), so that no step
+// concatenates its inputs.
 #if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+// Built for the CPU's vector instructions (top_down_kernel.py passes them): one pass over each
+// row on ATen's vector types.
 #include <ATen/cpu/vec/vec.h>
 
 namespace {
-
-// Built for the CPU's vector instructions (top_down_kernel.py passes them): the gates'
-// non-linearities and the cell update in one pass, on ATen's vector types.
-#define LATTICEPRUNE_FUSED_CELL 1
 
 template <typename T>
 using Vec = at::vec::Vectorized<T>;
@@ -85,12 +57,15 @@ Vec<T> vec_tanh(const Vec<T>& x) {
   return Vec<T>(T(2)) * vec_sigmoid(x * Vec<T>(T(2))) - Vec<T>(T(1));
 }
 
-// One layer and step after its GEMM: gates a (batch x 4H pre-activations, activated on
-// return), c = f * c_prev + i * g, tanh_c = tanh(c) and h = o * tanh(c) to every destination.
 template <typename T>
-void cell_forward(T* a, const T* c_prev, T* c, T* tanh_c,
-                  const std::vector<Destination<T>>& to, int64_t batch, int64_t H) {
+void cell_forward(Tensor& gates, const Tensor& c_prev, const Tensor& c_new, Tensor& tanh_c,
+                  const std::vector<Destination<T>>& to, int64_t H) {
   constexpr int64_t width = Vec<T>::size();
+  const int64_t batch = gates.size(0);
+  T* a = gates.data_ptr<T>();
+  const T* cp = c_prev.data_ptr<T>();
+  T* c = c_new.data_ptr<T>();
+  T* tc = tanh_c.data_ptr<T>();
   for (int64_t b = 0; b < batch; ++b) {
     T* i = a + b * 4 * H;
     T* f = i + H;
@@ -102,7 +77,7 @@ void cell_forward(T* a, const T* c_prev, T* c, T* tanh_c,
       const Vec<T> vf = vec_sigmoid(Vec<T>::loadu(f + j, n));
       const Vec<T> vg = vec_tanh(Vec<T>::loadu(g + j, n));
       const Vec<T> vo = vec_sigmoid(Vec<T>::loadu(o + j, n));
-      const Vec<T> vc = vf * Vec<T>::loadu(c_prev + b * H + j, n) + vi * vg;
+      const Vec<T> vc = vf * Vec<T>::loadu(cp + b * H + j, n) + vi * vg;
       const Vec<T> vt = vec_tanh(vc);
       const Vec<T> vh = vo * vt;
       vi.store(i + j, n);
@@ -110,8 +85,42 @@ void cell_forward(T* a, const T* c_prev, T* c, T* tanh_c,
       vg.store(g + j, n);
       vo.store(o + j, n);
       vc.store(c + b * H + j, n);
-      vt.store(tanh_c + b * H + j, n);
+      vt.store(tc + b * H + j, n);
       for (const Destination<T>& d : to) vh.store(d.data + b * d.row_stride + j, n);
+    }
+  }
+}
+
+}  // namespace
+#else
+// Elsewhere: torch's sigmoid and tanh, then loops of ours.
+namespace {
+
+template <typename T>
+void cell_forward(Tensor& gates, const Tensor& c_prev, const Tensor& c_new, Tensor& tanh_c,
+                  const std::vector<Destination<T>>& to, int64_t H) {
+  gates.narrow(1, 0, 2 * H).sigmoid_();
+  gates.narrow(1, 2 * H, H).tanh_();
+  gates.narrow(1, 3 * H, H).sigmoid_();
+  const int64_t batch = gates.size(0);
+  const T* __restrict a = gates.data_ptr<T>();
+  const T* __restrict cp = c_prev.data_ptr<T>();
+  T* __restrict c = c_new.data_ptr<T>();
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* i = a + b * 4 * H;
+    const T* f = i + H;
+    const T* g = i + 2 * H;
+    for (int64_t j = 0; j < H; ++j) c[b * H + j] = f[j] * cp[b * H + j] + i[j] * g[j];
+  }
+  at::tanh_out(tanh_c, c_new);
+  const T* __restrict tc = tanh_c.data_ptr<T>();
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* o = a + b * 4 * H + 3 * H;
+    T* __restrict first = to[0].data + b * to[0].row_stride;
+    for (int64_t j = 0; j < H; ++j) first[j] = o[j] * tc[b * H + j];
+    for (size_t k = 1; k < to.size(); ++k) {
+      T* __restrict other = to[k].data + b * to[k].row_stride;
+      for (int64_t j = 0; j < H; ++j) other[j] = first[j];
     }
   }
 }
@@ -218,11 +227,6 @@ std::tuple<Tensor, std::shared_ptr<Saved>> forward(
     step_inputs(0, t).narrow(1, 0, I).copy_(x[t]);
     for (int64_t l = 0; l < L; ++l) {
       Tensor g = product(step_inputs(l, t), weight[l], packed[l], bias[l]);
-#ifndef LATTICEPRUNE_FUSED_CELL
-      g.narrow(1, 0, 2 * H[l]).sigmoid_();
-      g.narrow(1, 2 * H[l], H[l]).tanh_();
-      g.narrow(1, 3 * H[l], H[l]).sigmoid_();
-#endif
       const Tensor c_prev = cells[l][save ? t : t % 2];
       const Tensor c_new = cells[l][save ? t + 1 : (t + 1) % 2];
       Tensor tanh_c = tanh_cells[l][save ? t : 0];
@@ -240,16 +244,7 @@ std::tuple<Tensor, std::shared_ptr<Saved>> forward(
           to.push_back(rows_at(step_inputs(l, t + 1), offset[l]));
           if (l > 0) to.push_back(rows_at(step_inputs(l - 1, t + 1), offset[l - 1] + H[l - 1]));
         }
-#ifdef LATTICEPRUNE_FUSED_CELL
-        cell_forward<scalar_t>(g.data_ptr<scalar_t>(), c_prev.data_ptr<scalar_t>(),
-                               c_new.data_ptr<scalar_t>(), tanh_c.data_ptr<scalar_t>(), to, B,
-                               H[l]);
-#else
-        cell_state<scalar_t>(g.data_ptr<scalar_t>(), c_prev.data_ptr<scalar_t>(),
-                             c_new.data_ptr<scalar_t>(), B, H[l]);
-        at::tanh_out(tanh_c, c_new);
-        cell_output<scalar_t>(g.data_ptr<scalar_t>(), tanh_c.data_ptr<scalar_t>(), to, B, H[l]);
-#endif
+        cell_forward<scalar_t>(g, c_prev, c_new, tanh_c, to, H[l]);
       });
       if (save) gates[l * T + t] = g;
     }
