@@ -21,19 +21,20 @@ estimators predict: its weights concatenated and packed once) and its step produ
 issued as its layers issue them (``torch.lstm_cell`` runs two ``addmm`` per layer and step:
 bottom-up with top-down, and recurrent), as one oneDNN GEMM per layer and step over the
 concatenated inputs (the inputs converted to oneDNN tensors each step), and in the best
-formulation found
-(the bottom layer's input projection hoisted out of the time loop, one ``addmm`` per layer and
-step over ``[above, h]`` / ``[below, h]`` with the weights transposed once, contiguous), the
-products as the net's kernel issues them (MKL's packed GEMM, one per layer and step, the bottom
-layer's over ``[x_t, h, above]``); the net on torch's eager ops; then a whole top-down forward
-in the hoisted formulation with torch's eager gate arithmetic, as a Python loop, in TorchScript
-and through ``torch.compile`` (inductor), each checked against the net's output. Where the
+formulation found (the bottom layer's input projection hoisted out of the time loop, one
+``addmm`` per layer and step over ``[above, h]`` / ``[below, h]`` with the weights transposed
+once, contiguous), the products as the net's kernel issues them (MKL's packed GEMM, one per
+layer and step, the bottom layer's over ``[x_t, h, above]``); the net on torch's eager ops;
+then a whole top-down forward in the hoisted formulation with torch's eager gate arithmetic,
+as a Python loop, in TorchScript and through ``torch.compile`` (inductor), each checked
+against the net's output. Where the
 products alone already take more than 1.5x the stacked module, no formulation on those GEMMs
 gets the top-down net within 1.5x; where they take less, the rest of the distance is the gate
 arithmetic between them.
 """
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -97,13 +98,20 @@ def frozen_time(func, repeats=31):
         return median_time(func, repeats)
 
 
-def eager_time(func, repeats=31):
-    """:func:`median_time` of ``func`` with the top-down kernel turned off."""
+@contextlib.contextmanager
+def kernel_off():
+    """The top-down kernel turned off (torch's eager ops) inside."""
     os.environ[SWITCH] = "0"
     try:
-        return median_time(func, repeats)
+        yield
     finally:
         del os.environ[SWITCH]
+
+
+def eager_time(func, repeats=31):
+    """:func:`median_time` of ``func`` with the top-down kernel turned off."""
+    with kernel_off():
+        return median_time(func, repeats)
 
 
 def floor_rows(hidden, batch=64):
@@ -230,12 +238,10 @@ def main(argv=None):
                 clf = RNNClassifier(cell="lstm", hidden_size=hidden, num_layers=2,
                                     top_down=net != "stacked", input_size=FEATURES,
                                     max_epochs=2, n_threads=1, random_state=0)
-                if net == "eager":
-                    os.environ[SWITCH] = "0"
-                fit = timed(lambda: clf.fit(X, y))
-                with torch.inference_mode():
-                    predict = timed(lambda: clf.predict(X))
-                os.environ.pop(SWITCH, None)
+                with kernel_off() if net == "eager" else contextlib.nullcontext():
+                    fit = timed(lambda: clf.fit(X, y))
+                    with torch.inference_mode():
+                        predict = timed(lambda: clf.predict(X))
                 samples.setdefault(net, []).append((fit, predict))
         medians = {key: np.median(np.array(value), axis=0) for key, value in samples.items()}
         for task, column in (("train (2 epochs)", 0), ("inference", 1)):
