@@ -149,6 +149,18 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
         """A :class:`~latticeprune.neuron_graph.NeuronGraph` of the fitted net."""
         return NeuronGraph(self.net_.module_)
 
+    @property
+    def pruning_scope(self):
+        """The weight tensors ``sparsity_["overall"]`` counts: ``"recurrent"`` or ``"all"``."""
+        raise NotImplementedError
+
+    def read_masks(self, graph):
+        """Set ``masks_`` and ``sparsity_`` from ``graph`` (the fitted net's
+        :class:`~latticeprune.neuron_graph.NeuronGraph`): how ``fit`` ends, and how
+        :func:`~latticeprune.persistence.load_weights` recomputes them from the masks it loads."""
+        self.masks_ = {name: mask.cpu().numpy() for name, mask in graph.masks().items()}
+        self.sparsity_ = graph.sparsity(self.pruning_scope)
+
     # -- delegation --------------------------------------------------------------------------
     predict = _delegate("predict", "Predict with the sparse ``estimator_``.")
     predict_proba = _delegate("predict_proba", "Class probabilities of the sparse ``estimator_``.")

@@ -1,8 +1,13 @@
-"""``latticeprune demo`` (also ``python -m latticeprune demo``): train a recurrent classifier on
-digits (or an MNIST folder), grid-search sparsity x method (lattice pruning, binary and
-continuous; magnitude; moduli on a torus) with cross-validation, one line per candidate; print
-the results table, write the accuracy-vs-sparsity plot and a JSON. Every argument is checked
-before any training: a bad one exits with argparse's usage error (status 2).
+"""The ``latticeprune`` command (also ``python -m latticeprune``).
+
+``latticeprune demo``: train a recurrent classifier on digits (or an MNIST folder), grid-search
+sparsity x method (lattice pruning, binary and continuous; magnitude; moduli on a torus) with
+cross-validation, one line per candidate; print the results table, write the
+accuracy-vs-sparsity plot and a JSON. Every argument is checked before any training: a bad one
+exits with argparse's usage error (status 2).
+
+``latticeprune build-kernel``: compile the top-down LSTM kernel now (a container image, a
+read-only deployment) or print where it is; exit status 1 and the reason where it cannot.
 """
 
 import argparse
@@ -14,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from joblib import effective_n_jobs
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold, train_test_split
@@ -22,8 +28,13 @@ from sklearn.utils import check_scalar
 
 from . import LatticePruner, ModuliRegularizer, RNNClassifier
 from .datasets import load_digits_sequences, load_mnist
+from .kernel_build import KernelBuildError, build
 from .neuron_graph import NeuronGraph, find_net
+from .top_down_kernel import CAPABILITY_FLAGS, kernel_extension
 from .utils import format_table
+
+#: Capabilities ``build-kernel --capability`` accepts: torch's names (``ATEN_CPU_CAPABILITY``).
+KERNEL_CAPABILITIES = {"DEFAULT", *CAPABILITY_FLAGS}
 
 #: The demo's methods: (sparsifier class, its parameters); labelled by ``_method_label``.
 METHODS = [(LatticePruner, {"adjacency": "binary"}), (LatticePruner, {"adjacency": "continuous"}),
@@ -196,12 +207,18 @@ def build_parser():
         default=0, help="seed of the split, nets and sparsifiers (default: %(default)s)")
     add("--output", default="latticeprune-output", metavar="FOLDER",
         help="folder for the results, created if missing (default: %(default)s)")
+    text = ("compile the top-down LSTM kernel for this machine now (or report where it is), "
+            "e.g. while building an image; exits 1 with the reason where it cannot")
+    kernel = commands.add_parser("build-kernel", help=text, description=text)
+    kernel.add_argument("--capability", type=str.upper, choices=sorted(KERNEL_CAPABILITIES),
+                        help="torch CPU capability to build for (default: this CPU's, "
+                             f"{torch.backends.cpu.get_cpu_capability()})")
     return parser
 
 
-def parse_and_load(argv=None):
-    """``(args, load_data(args))``; a bad argument exits with status 2 and a usage error."""
-    args = build_parser().parse_args(argv)
+def check_demo(args):
+    """``load_data(args)`` after checking the demo's arguments together; a bad one exits with
+    status 2 and a usage error."""
     if (args.dataset == "mnist") != (args.data is not None):
         args.error("argument --data: " + (NEEDS_DATA if args.data is None
                                           else "only read with --dataset mnist"))
@@ -219,12 +236,27 @@ def parse_and_load(argv=None):
     except OSError as error:
         args.error(f"argument --output: cannot write to folder {args.output!r}: "
                    f"{error.strerror}")
-    return args, data
+    return data
+
+
+def build_kernel(args):
+    """Build (or find) the top-down LSTM kernel and print its path; 0, or 1 with the reason
+    on stderr."""
+    extension = kernel_extension(args.capability)
+    try:
+        path = build(extension)
+    except KernelBuildError as error:
+        print(f"latticeprune build-kernel: {error}", file=sys.stderr)
+        return 1
+    print(f"{extension.description} ({args.capability or 'this CPU'}): {path}")
+    return 0
 
 
 def main(argv=None):
-    args, data = parse_and_load(argv)
+    args = build_parser().parse_args(argv)
+    if args.command == "build-kernel":
+        return build_kernel(args)
+    data = check_demo(args)
     np.set_printoptions(precision=4)
-    if args.command == "demo":
-        run_demo(args, data=data)
+    run_demo(args, data=data)
     return 0

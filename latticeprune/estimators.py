@@ -190,6 +190,8 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     def _n_features_out(self):
         """Columns of :meth:`transform` (``get_feature_names_out``): the top layer's units."""
         check_is_fitted(self)
+        if getattr(self.module_, "prediction_only", False):  # to_inference's copy: no layers
+            return int(self.module_.n_features_out)
         return NeuronGraph(self.module_).layers[-1].size
 
     # -- checks ------------------------------------------------------------------------------
@@ -450,6 +452,12 @@ class _RecurrentEstimator(SequenceNet):
                 vars(self).pop("feature_names_in_", None)
                 self.n_features_in_ = X.shape[1] * X.shape[2]
         else:
+            if not reset and n_features > 1 and X.shape[1] == n_features != self.n_features_in_:
+                raise ValueError(
+                    f"X has shape {X.shape}: one sequence of {X.shape[0]} steps x "
+                    f"{X.shape[1]} features? {type(self).__name__} takes a batch of "
+                    f"sequences: pass X[np.newaxis] or [X] for one; 2-D X is (n_samples, "
+                    f"n_steps * n_features), here (n_samples, {self.n_features_in_}).")
             validate_data(self, raw, reset=reset, skip_check_array=True)
             n_features = 1 if n_features is None else n_features
             if X.shape[1] % n_features:

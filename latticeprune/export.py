@@ -17,6 +17,7 @@ import contextlib
 import copy
 import inspect
 import numbers
+import os
 import warnings
 
 import torch
@@ -121,6 +122,10 @@ def export_onnx(estimator, path, n_steps=None, variable_length=False):
     validate_parameter_constraints(_PARAMETER_CONSTRAINTS,
                                    {"n_steps": n_steps, "variable_length": variable_length},
                                    caller_name="export_onnx")
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"export_onnx cannot write {os.fspath(path)!r}: the folder "
+                                f"{folder!r} does not exist.")
     module = copy.deepcopy(find_module(estimator)).cpu().eval()
     if variable_length and "lengths" not in inspect.signature(module.forward).parameters:
         raise ValueError(f"variable_length=True needs a module whose forward takes lengths, "

@@ -204,6 +204,11 @@ class NeuronGraph:
 
     def __init__(self, net):
         self.module = find_module(net)
+        if getattr(self.module, "prediction_only", False):
+            raise TypeError(
+                f"{type(self.module).__name__} is the prediction-only form that to_inference() "
+                "builds: it cannot be pruned, saved with save_weights or exported with "
+                "export_onnx. Use the estimator it was built from (save() pickles this copy).")
         self.layers = []
         self.tensors = []
         recurrent_modules = set()

@@ -14,6 +14,7 @@
 import json
 import pickle
 import warnings
+import zipfile
 from pathlib import Path
 
 import joblib
@@ -120,23 +121,15 @@ def load_weights(estimator, directory):
     a ``LatticePruner(granularity="unit")`` the net's ``hidden_size`` comes from the files (the
     fit made it smaller). A
     restored ``ModuliRegularizer`` lacks its penalty callbacks: only its net can
-    ``partial_fit``. Raises FileNotFoundError without ``latticeprune.json``, ValueError naming
-    a class or parameter that differs, ``pickle.UnpicklingError`` for object arrays.
+    ``partial_fit``. The outermost sparsifier's ``masks_`` and ``sparsity_`` are recomputed from
+    the masks loaded (at ``granularity="unit"`` its ``sparsity_`` is the saved one). Raises
+    FileNotFoundError without ``latticeprune.json`` or ``arrays.npz``, ValueError naming a class
+    or parameter that differs, a file that is truncated, malformed or lacks an array the other
+    refers to, ``pickle.UnpicklingError`` for object arrays.
     """
     directory = Path(directory)
-    if not (directory / STATE_FILE).is_file():
-        raise FileNotFoundError(f"{directory / STATE_FILE} does not exist: {directory} is not "
-                                "a folder written by latticeprune.persistence.save_weights.")
-    state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
-    if state.get("format") != _FORMAT_VERSION:
-        raise ValueError(f"{directory / STATE_FILE} has format {state.get('format')!r}; this "
-                         f"version of latticeprune reads format {_FORMAT_VERSION}.")
-    try:
-        with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except ValueError as exc:  # numpy refuses object arrays: they are pickles
-        raise pickle.UnpicklingError(f"{directory / ARRAYS_FILE} holds pickled objects; only "
-                                     "plain arrays are read (weights only).") from exc
+    state = _read_state(directory)
+    arrays = _read_arrays(directory / ARRAYS_FILE)
     saved = state["levels"]
     chain = [estimator]
     while isinstance(chain[-1], BaseSparsifier) and len(chain) < len(saved):
@@ -147,22 +140,85 @@ def load_weights(estimator, directory):
             level.set_params(hidden_size=saved_level["params"]["hidden_size"])
     _check_configuration(chain, saved)
     net = chain[-1]
+    entry = _entries(arrays, directory)
     for level, saved_level in zip(chain, saved):
         for name, value in saved_level["fitted"].items():
-            setattr(level, name, _join(value, arrays))
+            setattr(level, name, _join(value, entry))
     if "label_encoder_" in saved[-1]["fitted"]:  # saved as its classes_
         net.label_encoder_ = LabelEncoder().fit(net.label_encoder_)
     with torch.random.fork_rng(devices=[]):  # initialize() draws weights we overwrite anyway
         net.initialize()
     graph = NeuronGraph(net)
-    graph.apply_masks({name: torch.from_numpy(arrays[name + "_mask"])
+    graph.apply_masks({name: torch.from_numpy(entry(name + "_mask"))
                        for name in state["pruned_parameters"]})
     # state_dict keys hold no "/"; the fitted attributes' arrays are "<level>/<name>/...".
     net.module_.load_state_dict({key: torch.from_numpy(value) for key, value in arrays.items()
                                  if "/" not in key})
     graph.freeze()
+    top = chain[0]
+    if isinstance(top, BaseSparsifier) and getattr(top, "granularity", None) != "unit":
+        top.read_masks(graph)  # what the loaded masks prune, whatever the file says it was
     net.load_params(f_history=directory / HISTORY_FILE)
     return estimator
+
+
+def _read_state(directory):
+    """``latticeprune.json`` of ``directory``, checked: ``ValueError`` naming what is wrong."""
+    path = directory / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {directory} is not a folder written "
+                                "by latticeprune.persistence.save_weights.")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}): the file was cut short or "
+                         "edited.") from None
+    if not isinstance(state, dict) or state.get("format") != _FORMAT_VERSION:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{path} has format {found!r}; this version of latticeprune reads "
+                         f"format {_FORMAT_VERSION}.")
+    levels, pruned = state.get("levels"), state.get("pruned_parameters")
+    if not (isinstance(levels, list) and levels and all(
+            isinstance(level, dict) and isinstance(level.get("class"), str)
+            and isinstance(level.get("params"), dict) and isinstance(level.get("fitted"), dict)
+            for level in levels)):
+        raise ValueError(f"{path}: 'levels' must be a non-empty list of objects with 'class', "
+                         f"'params' and 'fitted'; got {json.dumps(levels)[:80]}. The file was "
+                         "edited or is not from save_weights.")
+    if not (isinstance(pruned, list) and all(isinstance(name, str) for name in pruned)):
+        raise ValueError(f"{path}: 'pruned_parameters' must be a list of tensor names; got "
+                         f"{json.dumps(pruned)[:80]}.")
+    return state
+
+
+def _read_arrays(path):
+    """Every array of the ``.npz`` file ``path``, without pickle."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist: save_weights writes it beside "
+                                f"{STATE_FILE}.") from None
+    except ValueError as exc:  # numpy refuses object arrays: they are pickles
+        if "allow_pickle" not in str(exc):
+            raise ValueError(f"{path} cannot be read ({exc}).") from None
+        raise pickle.UnpicklingError(f"{path} holds pickled objects; only plain arrays are "
+                                     "read (weights only).") from exc
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ValueError(f"{path} cannot be read ({exc}): the file is truncated or not one "
+                         "that save_weights wrote.") from None
+
+
+def _entries(arrays, directory):
+    """``entry(key)``: ``arrays[key]``, or ``ValueError`` naming the missing entry."""
+    def entry(key):
+        try:
+            return arrays[key]
+        except KeyError:
+            raise ValueError(f"{directory / ARRAYS_FILE} has no array {key!r}, which "
+                             f"{STATE_FILE} refers to: the two files do not belong together "
+                             "or were edited.") from None
+    return entry
 
 
 def _class_path(obj):
@@ -223,14 +279,14 @@ def _split(value, key, arrays):
     raise TypeError(f"{type(value).__name__} is not plain data")
 
 
-def _join(value, arrays):
-    """The inverse of :func:`_split`."""
+def _join(value, entry):
+    """The inverse of :func:`_split`; ``entry(key)`` reads an array."""
     if isinstance(value, list):
-        return [_join(v, arrays) for v in value]
+        return [_join(v, entry) for v in value]
     if not isinstance(value, dict):
         return value
     if "array" in value:
-        return np.asarray(arrays[value["array"]], dtype=value["dtype"])
+        return np.asarray(entry(value["array"]), dtype=value["dtype"])
     if "tuple" in value:
-        return tuple(_join(v, arrays) for v in value["tuple"])
-    return {_join(k, arrays): _join(v, arrays) for k, v in value["items"]}
+        return tuple(_join(v, entry) for v in value["tuple"])
+    return {_join(k, entry): _join(v, entry) for k, v in value["items"]}

@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 
 from .base import BaseSparsifier
 from . import units
-from .callbacks.lattice_pruning import STRATEGIES, LatticePruning, analyse
+from .callbacks.lattice_pruning import RULE_CONSTRAINTS, STRATEGIES, LatticePruning, analyse
 from .neuron_graph import NeuronGraph, find_net
 from .utils import torch_seed
 
@@ -111,7 +111,7 @@ class LatticePruner(BaseSparsifier):
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
-        **dict.fromkeys(_RULE_PARAMS, "no_validation"),  # LatticePruning.initialize checks
+        **{name: RULE_CONSTRAINTS[name] for name in _RULE_PARAMS},
         "fine_tune_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
         "prefit": ["boolean"],
         "verbose": ["verbose"],
@@ -139,7 +139,6 @@ class LatticePruner(BaseSparsifier):
         net = find_net(self.estimator_)
         if pruning.granularity_ == "unit":
             units.check_removable(net.module_)
-            units.check_unit_fraction(NeuronGraph(net.module_), self.sparsity)
         if not NeuronGraph(net.module_).tensors_in(self.scope):
             raise ValueError(f"The net has no weights in scope={self.scope!r}.")
         epochs = self.fine_tune_epochs
@@ -153,8 +152,7 @@ class LatticePruner(BaseSparsifier):
                     self.estimator_.partial_fit(X, y, epochs=epochs, **tune_params)
         self.rounds_ = pruning.rounds_
         graph = NeuronGraph(net.module_).freeze()
-        self.masks_ = {name: mask.numpy() for name, mask in graph.masks().items()}
-        self.sparsity_ = graph.sparsity(self.scope)
+        self.read_masks(graph)
         if pruning.granularity_ == "unit":
             self.units_ = [np.flatnonzero(~pruning.removed_units_[graph.layer_slice(i)])
                            for i in range(len(graph.layers))]
@@ -165,6 +163,10 @@ class LatticePruner(BaseSparsifier):
             graph, self.backbone, self.order, self.centrality, self.levels,
             graded=self.adjacency == "continuous"))
         return self
+
+    @property
+    def pruning_scope(self):
+        return self.scope
 
     def _store_analysis(self, graph, analysis):
         per_layer = [graph.layer_slice(i) for i in range(len(graph.layers))]

@@ -289,8 +289,11 @@ class ModuliRegularizer(BaseSparsifier):
         penalty = dict(self.estimator_.callbacks_)[PENALTY_CALLBACK]
         self.embedding_ = penalty.embedding_
         self.penalty_ = penalty.penalty_
-        self.masks_ = {name: mask.cpu().numpy() for name, mask in graph.masks().items()}
-        self.sparsity_ = graph.sparsity(self.prune_scope)
+        self.read_masks(graph)
+
+    @property
+    def pruning_scope(self):
+        return self.prune_scope
 
     def _sparsity(self, net):
         return NeuronGraph(net.module_).sparsity(self.prune_scope)["overall"]

@@ -2,7 +2,8 @@
 
 The sequence estimators read, besides equal-length ``(n_samples, n_steps, n_features)`` arrays:
 
-* a **list** (or 1-D object array) of 2-D arrays ``(n_steps_i, n_features)``: sklearn indexes
+* a **list** (or 1-D object array) of 2-D arrays ``(n_steps_i, n_features)``, or of 1-D arrays
+  ``(n_steps_i,)`` of different lengths (univariate: one feature per step): sklearn indexes
   lists and object arrays itself (``_safe_indexing``), so CV splitting, ``Pipeline`` and
   ``GridSearchCV`` hand each fold its own list;
 * :class:`PaddedSequences`, a padded 3-D array with the ``lengths`` carried beside it: it has a
@@ -129,7 +130,9 @@ def _check_lengths(data, lengths):
 
 def is_ragged(X):
     """Whether ``X`` is a layout of :func:`check_padded`: a :class:`PaddedSequences`, or a
-    list, tuple or object array whose first element is a 2-D array."""
+    list, tuple or object array whose first element is a 2-D array, or whose elements are
+    1-D arrays of different lengths (univariate sequences; of one length they are the rows
+    of a 2-D array)."""
     if isinstance(X, PaddedSequences):
         return True
     if isinstance(X, np.ndarray):
@@ -137,7 +140,9 @@ def is_ragged(X):
             return False
     elif not isinstance(X, (list, tuple)):
         return False
-    return len(X) > 0 and np.ndim(X[0]) == 2
+    if len(X) == 0:
+        return False
+    return np.ndim(X[0]) == 2 or (np.ndim(X[0]) == 1 and len({np.shape(x) for x in X}) > 1)
 
 
 def is_variable_length(X):
@@ -154,6 +159,10 @@ def is_variable_length(X):
 
 
 def _finite_sequence(index, sequence):
+    """Sequence ``index`` of a list as a float32 ``(n_steps_i, n_features)`` array; a 1-D
+    array is ``n_steps_i`` steps of one feature."""
+    if np.ndim(sequence) == 1 and np.size(sequence):
+        sequence = np.reshape(sequence, (-1, 1))
     try:
         return check_array(sequence, dtype=np.float32, ensure_min_samples=1,
                            ensure_all_finite=True, input_name="X")
@@ -161,7 +170,7 @@ def _finite_sequence(index, sequence):
         if np.size(sequence) == 0 or np.ndim(sequence) != 2:
             raise ValueError(f"Sequence {index} of X has shape {np.shape(sequence)}: every "
                              "sequence needs at least one step, as a 2-D array (n_steps_i, "
-                             "n_features).") from None
+                             "n_features) or, for one feature, a 1-D array (n_steps_i,).") from None
         raise ValueError(f"Sequence {index} of X: {exc}") from None
 
 
@@ -215,12 +224,23 @@ def check_padded(X):
             first = next(i for i, s in enumerate(sequences) if s.shape[1] != sequences[0].shape[1])
             raise ValueError(f"The sequences of X have different feature counts {sorted(widths)}: "
                              f"sequence 0 has {sequences[0].shape[1]}, sequence {first} has "
-                             f"{sequences[first].shape[1]}.")
+                             f"{sequences[first].shape[1]}. {_layout_hint(X, sequences)}")
         lengths = np.array([len(s) for s in sequences], dtype=np.int64)
         data = pad_sequence([torch.from_numpy(s) for s in sequences], batch_first=True).numpy()
     if lengths is not None and (lengths == data.shape[1]).all():
         lengths = None
     return np.ascontiguousarray(data), lengths
+
+
+def _layout_hint(X, sequences):
+    """What the commonest layout mistakes behind different feature counts look like."""
+    hints = ["Each sequence is (n_steps_i, n_features), time steps first"]
+    if any(np.ndim(x) == 1 for x in X):
+        hints.append("a 1-D array is read as n_steps_i steps of one feature")
+    if len({s.shape[0] for s in sequences}) == 1:
+        hints.append("aeon's (n_channels, n_timepoints_i) cases: convert them with "
+                     "latticeprune.sequences.from_aeon")
+    return "; ".join(hints) + "."
 
 
 def sequence_ends(outputs, lengths):

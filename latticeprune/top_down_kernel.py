@@ -29,12 +29,13 @@ layer the inputs, gates and cell states of every step, ``steps * batch * (K + 6H
 what autograd saves too. Higher-order gradients are not supported
 (``once_differentiable``).
 
-Build: ``torch.utils.cpp_extension.load`` compiles ``csrc/top_down_lstm.cpp`` on first use (a
-C++ compiler and ``ninja`` are needed; about 30 s, once per machine, source version and
-vector capability, cached under ``TORCH_EXTENSIONS_DIR``, by default
-``~/.cache/torch_extensions``). Where it cannot be built, :func:`kernel_applies` warns once and
-returns False: the net runs on torch's eager ops, with the same results, more slowly. The
-environment variable ``LATTICEPRUNE_TOP_DOWN_KERNEL=0`` turns the kernel off.
+Build: :mod:`~latticeprune.kernel_build` compiles ``csrc/top_down_lstm.cpp`` on first use
+(:func:`kernel_extension`; a C++ compiler and ``ninja`` are needed; about 30 s, once per
+machine, source version and vector capability, kept under ``TORCH_EXTENSIONS_DIR``, by default
+``~/.cache/torch_extensions``; ``python -m latticeprune build-kernel`` builds it ahead of
+time). Where it cannot be built, :func:`kernel_applies` warns once and returns False: the net
+runs on torch's eager ops, with the same results, more slowly. The environment variable
+``LATTICEPRUNE_TOP_DOWN_KERNEL=0`` turns the kernel off.
 """
 
 import contextlib
@@ -46,7 +47,10 @@ import warnings
 import torch
 from torch import nn
 
-__all__ = ["frozen_weights", "kernel_applies", "load_kernel", "run_lstm_steps"]
+from .kernel_build import Extension, KernelBuildError, build, import_library
+
+__all__ = ["frozen_weights", "kernel_applies", "kernel_extension", "load_kernel",
+           "run_lstm_steps"]
 
 #: The kernel's source, next to this module.
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "top_down_lstm.cpp")
@@ -65,20 +69,27 @@ CAPABILITY_FLAGS = {
 }
 
 
+def kernel_extension(capability=None):
+    """The kernel as a :class:`~latticeprune.kernel_build.Extension` for a torch CPU
+    ``capability`` (default: this CPU's, ``torch.backends.cpu.get_cpu_capability()``)."""
+    capability = (capability or torch.backends.cpu.get_cpu_capability()).upper()
+    return Extension(f"latticeprune_top_down_lstm_{capability.lower()}", SOURCE,
+                     ("-O3", *CAPABILITY_FLAGS.get(capability, [])),
+                     description="the top-down LSTM kernel")
+
+
 @functools.lru_cache(maxsize=None)
 def load_kernel():
     """The compiled kernel (built on the first call, for this CPU's vector capability: one
     build per capability, so a cache shared by different machines never runs instructions a
-    CPU lacks), or None (with a warning) where it cannot be built."""
-    capability = torch.backends.cpu.get_cpu_capability()
+    CPU lacks), or None, with one short warning, where it cannot be built. An interrupted
+    build (``KeyboardInterrupt``) is not remembered: the next call builds again."""
     try:
-        from torch.utils.cpp_extension import load
-        return load(f"latticeprune_top_down_lstm_{capability.lower()}", [SOURCE],
-                    extra_cflags=["-O3", *CAPABILITY_FLAGS.get(capability, [])])
-    except Exception as error:  # no compiler, no ninja, a failed build: run eager
-        warnings.warn(f"latticeprune could not build its top-down LSTM kernel ({error}); "
-                      "top-down LSTM nets run on torch's eager ops: same results, slower "
-                      f"(set {SWITCH}=0 to skip the build).", RuntimeWarning, stacklevel=3)
+        return import_library(build(kernel_extension()))
+    except (KernelBuildError, OSError, ImportError) as error:
+        warnings.warn(f"latticeprune: {error}. Top-down LSTM nets run on torch's eager ops "
+                      f"(same results, slower); {SWITCH}=0 silences this.", RuntimeWarning,
+                      stacklevel=3)
         return None
 
 

@@ -19,6 +19,7 @@ Cost: one pass over the weights per round (the lattice verdict itself is
 """
 
 import copy
+import warnings
 
 import numpy as np
 import torch
@@ -53,12 +54,21 @@ def check_removable(module):
 
 
 def check_unit_fraction(graph, fraction):
-    """``ValueError`` if removing ``fraction`` of the units of a layer would remove all of them."""
+    """``ValueError`` if removing ``fraction`` of the units of a layer would remove all of
+    them; a ``UserWarning`` naming the layers of which a ``fraction > 0`` removes no unit
+    (``pruned_count`` rounds ``fraction * size`` half to even: 0.5 of one unit is none)."""
     for layer in graph.layers:
         if pruned_count(fraction, layer.size) >= layer.size:
             raise ValueError(
                 f"sparsity={fraction} removes all {layer.size} units of layer {layer.name}; "
                 f"at most {(layer.size - 0.5) / layer.size:.4f} keeps one.")
+    untouched = [f"{layer.name} ({layer.size} units)" for layer in graph.layers
+                 if fraction and not pruned_count(fraction, layer.size)]
+    if untouched:
+        warnings.warn(f"sparsity={fraction} removes no unit of layer "
+                      f"{', '.join(untouched)}: {fraction} of its units rounds to 0. "
+                      "Those layers keep every unit (see sparsity_['per_layer']).",
+                      UserWarning, stacklevel=3)
 
 
 def _unit_norms(graph):

@@ -166,3 +166,90 @@ def test_fuzz_predict_and_transform(X, method):
         _check_call(clf.score, X, np.zeros(_n_rows(X), dtype=int))
     else:
         _check_call(getattr(clf, method), X)
+
+
+# -- layouts a user reaches for first ------------------------------------------------------------
+def test_a_list_of_1d_arrays_is_univariate_sequences():
+    rng = np.random.RandomState(0)
+    X = [rng.rand(n).astype(np.float32) for n in [5, 7, 3, 9] * 5]
+    clf = RNNClassifier(**TINY).fit(X, Y_OK)
+    assert clf.input_size_ == 1 and clf.n_steps_ == 9
+    columns = RNNClassifier(**TINY).fit([x[:, None] for x in X], Y_OK)
+    np.testing.assert_array_equal(clf.predict_proba(X), columns.predict_proba(X))
+
+
+@pytest.mark.parametrize("X,match", [
+    ([np.zeros(5)] + [np.zeros((6, 3))] * 19,
+     r"different feature counts \[1, 3\].*a 1-D array is read as n_steps_i steps of one feature"),
+    ([np.zeros((3, n)) for n in range(5, 25)],  # aeon's (n_channels, n_timepoints_i)
+     r"different feature counts.*time steps first.*from_aeon"),
+])
+def test_a_list_in_the_wrong_layout_gets_a_hint(X, match):
+    with pytest.raises(ValueError, match=match):
+        RNNClassifier(**TINY).fit(X, Y_OK)
+
+
+def test_predicting_one_unwrapped_sequence_says_how_to_wrap_it():
+    clf = RNNClassifier(**TINY).fit(X_OK, Y_OK)
+    with pytest.raises(ValueError, match=r"shape \(3, 2\): one sequence of 3 steps x 2 features"
+                                         r"\? .*X\[np.newaxis\] or \[X\]"):
+        clf.predict(X_OK[0])
+    assert clf.predict(X_OK[0][np.newaxis]).shape == (1,)
+
+
+# -- to_inference copies, ONNX files, unit pruning: a clear word instead of a surprise ------------
+@pytest.fixture(scope="module")
+def pruned():
+    from latticeprune import LatticePruner
+    return LatticePruner(RNNClassifier(**TINY), sparsity=0.5, n_rounds=1,
+                         random_state=0).fit(X_OK, Y_OK)
+
+
+def test_a_to_inference_copy_refuses_export_and_save_weights_naming_the_source(pruned, tmp_path):
+    from latticeprune import export_onnx
+    from latticeprune.persistence import save_weights
+    fast = pruned.to_inference()
+    for write in (lambda: export_onnx(fast, tmp_path / "net.onnx"),
+                  lambda: save_weights(fast, tmp_path / "weights")):
+        with pytest.raises(TypeError, match="prediction-only form that to_inference.. builds.*"
+                                            "Use the estimator it was built from"):
+            write()
+    assert fast.get_feature_names_out().tolist() == pruned.get_feature_names_out().tolist()
+
+
+@pytest.mark.parametrize("warm_start,advice", [(True, "set warm_start=False and call fit"),
+                                               (False, None)])
+def test_a_to_inference_copy_says_how_to_train_again(pruned, warm_start, advice):
+    fast = pruned.to_inference().set_params(warm_start=warm_start)
+    if advice is None:  # fit re-fits a dense net from scratch
+        assert fast.fit(X_OK, Y_OK).predict(X_OK).shape == (20,)
+        return
+    with pytest.raises(RuntimeError, match=advice):
+        fast.fit(X_OK, Y_OK)
+
+
+def test_export_onnx_to_a_missing_folder_fails_before_tracing(pruned, tmp_path, monkeypatch):
+    import torch.onnx
+    from latticeprune import export_onnx
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: pytest.fail("traced"))
+    with pytest.raises(FileNotFoundError, match="the folder .*missing.* does not exist"):
+        export_onnx(pruned, tmp_path / "missing" / "net.onnx")
+
+
+@pytest.mark.parametrize("hidden_size,sparsity", [(1, 0.5), (2, 0.25)])
+def test_unit_pruning_that_removes_no_unit_warns(hidden_size, sparsity):
+    from latticeprune import LatticePruner
+    pruner = LatticePruner(RNNClassifier(**{**TINY, "hidden_size": hidden_size}),
+                           granularity="unit", strategy="magnitude", sparsity=sparsity,
+                           n_rounds=1, random_state=0)
+    with pytest.warns(UserWarning, match=f"sparsity={sparsity} removes no unit of layer "
+                                         f".*{hidden_size} units.*rounds to 0"):
+        pruner.fit(X_OK, Y_OK)
+    assert pruner.sparsity_["units"] == 0
+
+
+def test_a_granularity_typo_is_reported_as_a_parameter_of_the_pruner():
+    from latticeprune import LatticePruner
+    with pytest.raises(ValueError, match="'granularity' parameter of LatticePruner must be a str "
+                                         "among .*'unit'.* Got 'units'"):
+        LatticePruner(RNNClassifier(**TINY), granularity="units").fit(X_OK, Y_OK)

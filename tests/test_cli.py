@@ -141,3 +141,24 @@ def test_valid_arguments_reach_the_demo(tmp_path, monkeypatch):
     (args, (X_train, X_test, y_train, y_test)), = calls
     assert args.cv == 4 and args.n_jobs == -1 and args.sparsities == [0.0, 0.95]
     assert out.is_dir() and len(X_train) == len(y_train) == 1347
+
+
+def test_build_kernel_reports_where_the_kernel_is(capsys):
+    from latticeprune.kernel_build import library_path
+    from latticeprune.top_down_kernel import kernel_extension
+    assert cli.main(["build-kernel"]) == 0  # builds it here unless an earlier test did
+    out = capsys.readouterr().out
+    assert out.strip() == f"the top-down LSTM kernel (this CPU): {library_path(kernel_extension())}"
+
+
+def test_build_kernel_without_a_compiler_exits_1_with_the_reason(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    assert cli.main(["build-kernel", "--capability", "avx2"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("latticeprune build-kernel: no C++ compiler (no-such-compiler) found; "
+                           "install one (e.g. g++)")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["build-kernel", "--capability", "sse"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'SSE'" in capsys.readouterr().err

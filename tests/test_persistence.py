@@ -271,3 +271,52 @@ def test_unfitted_estimators_are_refused(tmp_path):
         save_weights(RNNClassifier(), tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="save_weights"):
         load_weights(make_pruner(), tmp_path / "missing")
+
+
+# -- damaged or edited files: a clear error naming the file and what is wrong ---------------------
+def test_load_weights_of_a_truncated_arrays_file_names_it(pruner, tmp_path):
+    folder = save_weights(pruner, tmp_path / "pruner")
+    data = (folder / ARRAYS_FILE).read_bytes()
+    (folder / ARRAYS_FILE).write_bytes(data[:len(data) // 2])
+    with pytest.raises(ValueError, match=r"arrays\.npz cannot be read .*truncated"):
+        load_weights(make_pruner(), folder)
+
+
+@pytest.mark.parametrize("missing", ["encoder.weight_hh_l0_mask", "0/masks_/0"])
+def test_load_weights_names_an_array_the_state_refers_to_but_the_file_lacks(pruner, tmp_path,
+                                                                            missing):
+    folder = save_weights(pruner, tmp_path / "pruner")
+    with np.load(folder / ARRAYS_FILE, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files if key != missing}
+    np.savez(folder / ARRAYS_FILE, **arrays)
+    with pytest.raises(ValueError, match=f"has no array '{missing}', which latticeprune.json "
+                                         "refers to"):
+        load_weights(make_pruner(), folder)
+
+
+@pytest.mark.parametrize("edit,match", [
+    ({"levels": {}}, "'levels' must be a non-empty list"),
+    ({"levels": [1]}, "'levels' must be a non-empty list"),
+    ({"pruned_parameters": "encoder"}, "'pruned_parameters' must be a list"),
+    ("{not json", "is not valid JSON"),
+])
+def test_load_weights_of_a_malformed_state_file_says_what_is_wrong(pruner, tmp_path, edit, match):
+    folder = save_weights(pruner, tmp_path / "pruner")
+    state = json.loads((folder / STATE_FILE).read_text())
+    text = edit if isinstance(edit, str) else json.dumps({**state, **edit})
+    (folder / STATE_FILE).write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_weights(make_pruner(), folder)
+
+
+def test_load_weights_reports_the_sparsity_of_the_masks_it_loads(pruner, small_digits, tmp_path):
+    folder = save_weights(pruner, tmp_path / "pruner")
+    with np.load(folder / ARRAYS_FILE, allow_pickle=False) as npz:
+        arrays = dict(npz)
+    arrays["encoder.weight_hh_l0_mask"] = np.zeros_like(arrays["encoder.weight_hh_l0_mask"])
+    np.savez(folder / ARRAYS_FILE, **arrays)  # every recurrent weight masked by hand
+    restored = load_weights(make_pruner(), folder)
+    assert pruner.sparsity_["overall"] == pytest.approx(0.6, abs=0.01)
+    assert restored.sparsity_["overall"] == 1.0
+    assert not restored.masks_["encoder.weight_hh_l0"].any()
+    assert not restored.estimator_.module_.encoder.weight_hh_l0.detach().any()

@@ -1,11 +1,15 @@
 """The compiled top-down LSTM kernel against torch's eager ops (latticeprune.top_down_kernel)."""
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +18,7 @@ from torch.nn.utils import prune
 
 from latticeprune import RNNClassifier
 from latticeprune.nets import HierarchicalRNN
+from latticeprune.kernel_build import KernelBuildError
 from latticeprune.top_down_kernel import SWITCH, frozen_weights, kernel_applies, load_kernel
 
 needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
@@ -112,18 +117,22 @@ def test_kernel_applies_only_to_what_it_computes(monkeypatch):
 
 
 def test_a_failed_build_warns_once_and_runs_on_eager_ops(monkeypatch):
-    import torch.utils.cpp_extension
+    from latticeprune import top_down_kernel
 
     def no_compiler(*args, **kwargs):
-        raise RuntimeError("no C++ compiler")
-    monkeypatch.setattr(torch.utils.cpp_extension, "load", no_compiler)
+        raise KernelBuildError("no C++ compiler (c++) found; install one (e.g. g++)")
+    monkeypatch.setattr(top_down_kernel, "build", no_compiler)
     load_kernel.cache_clear()
     try:
         torch.manual_seed(0)
         net = HierarchicalRNN(3, 4, 2)
         x = torch.randn(2, 5, 3)
-        with pytest.warns(RuntimeWarning, match="could not build its top-down LSTM kernel"):
+        with pytest.warns(RuntimeWarning) as record:
             out = net(x)[0]
+        message = str(record[0].message)
+        assert len(record) == 1 and len(message) < 300
+        assert message.startswith("latticeprune: no C++ compiler (c++) found; install one")
+        assert f"{SWITCH}=0 silences this" in message
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # once: the failure is remembered
             torch.testing.assert_close(net(x)[0], out)
@@ -131,6 +140,24 @@ def test_a_failed_build_warns_once_and_runs_on_eager_ops(monkeypatch):
         torch.testing.assert_close(net(x)[0], out)
     finally:
         load_kernel.cache_clear()
+
+
+def test_without_a_compiler_one_short_warning_and_no_torch_banner(tmp_path):
+    # A machine without c++: a fresh process fits a top-down net on the eager ops.
+    script = ("import warnings, numpy as np\n"
+              "from latticeprune import RNNClassifier\n"
+              "X, y = np.random.RandomState(0).rand(20, 4, 3).astype('float32'), [0, 1] * 10\n"
+              "RNNClassifier(hidden_size=4, num_layers=2, top_down=True, max_epochs=1,\n"
+              "              random_state=0).fit(X, y).predict(X)\n")
+    env = {**os.environ, "CXX": "no-such-compiler", "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-W", "always", "-c", script], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    warning = [line for line in lines if "RuntimeWarning" in line]
+    assert len(warning) == 1 and "no C++ compiler (no-such-compiler) found" in warning[0]
+    assert len(warning[0].split("RuntimeWarning: ", 1)[1]) < 300
+    assert "compatible" not in done.stderr and "compiling" not in done.stderr
 
 
 @needs_compiler
@@ -216,6 +243,7 @@ print(load_kernel().__name__)
 
 
 @needs_compiler
+@pytest.mark.kernel_builds
 @pytest.mark.parametrize("capability", ["default", "avx2"])
 def test_the_kernel_built_for_other_vector_capabilities_equals_eager_ops(capability):
     # torch runs its own kernels for the capability ATEN_CPU_CAPABILITY names (at most the
@@ -227,7 +255,7 @@ def test_the_kernel_built_for_other_vector_capabilities_equals_eager_ops(capabil
     done = subprocess.run([sys.executable, "-c", CHECK_BUILD], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [f"latticeprune_top_down_lstm_{capability}"]
+    assert done.stdout.split()[0].startswith(f"latticeprune_top_down_lstm_{capability}_")
 
 
 @needs_compiler
@@ -246,3 +274,121 @@ def test_kernel_propagates_nan_and_infinity_as_eager_ops(value, monkeypatch):
     assert torch.equal(torch.isnan(got), torch.isnan(want))
     assert torch.isnan(got).any() == (value != value)  # a NaN reaches the outputs
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+# -- the real kernel's first build, interrupted (each test compiles it from scratch) ----------
+FIT = """
+import numpy as np
+from latticeprune import RNNClassifier
+from latticeprune.top_down_kernel import load_kernel
+X, y = np.random.RandomState(0).rand(40, 5, 3).astype("float32"), [0, 1] * 20
+RNNClassifier(hidden_size=6, num_layers=2, top_down=True, max_epochs=2,
+              random_state=0).fit(X, y).predict(X)
+print("kernel" if load_kernel() is not None else "eager", flush=True)
+"""
+
+SEARCH = """
+import numpy as np
+from sklearn.model_selection import GridSearchCV
+from latticeprune import RNNClassifier
+X, y = np.random.RandomState(0).rand(40, 5, 3).astype("float32"), [0, 1] * 20
+GridSearchCV(RNNClassifier(num_layers=2, top_down=True, max_epochs=2, random_state=0),
+             {"hidden_size": [4, 5]}, cv=2, n_jobs=2).fit(X, y)
+"""
+
+
+def started(script, env):
+    """A process running ``script`` in a session of its own, once something said it compiles."""
+    process = subprocess.Popen([sys.executable, "-c", script], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    for line in process.stderr:
+        if "compiling the top-down LSTM kernel" in line:
+            return process
+    raise AssertionError(f"no build started: {process.communicate()}")
+
+
+def fit_after(env):
+    """A fresh process's top-down fit: ``(kernel or eager, seconds, seconds its build took)``."""
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", FIT], env=env, capture_output=True, text=True,
+                          timeout=900)
+    elapsed = time.monotonic() - start
+    assert done.returncode == 0, done.stderr
+    built = re.search(r"compiled in (\d+) s", done.stderr)
+    return done.stdout.strip(), elapsed, int(built.group(1)) if built else 0
+
+
+@needs_compiler
+@pytest.mark.kernel_builds
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_fit_killed_during_the_kernel_build_leaves_the_next_fit_working(tmp_path, signum):
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    first = started(FIT, env)
+    os.killpg(first.pid, signum)  # the fit and its compiler: an OOM kill, a CI timeout
+    first.wait(timeout=60)
+    used, seconds, built = fit_after(env)
+    assert used == "kernel" and built > 0
+    assert seconds < built + 30
+    assert not list((tmp_path / "latticeprune").glob(".build-*"))
+
+
+@needs_compiler
+@pytest.mark.kernel_builds
+def test_a_parallel_grid_search_interrupted_during_the_build_leaves_the_next_fit_working(
+        tmp_path):
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    search = started(SEARCH, env)
+    time.sleep(2)  # both workers have reached the build: one compiles, one waits its turn
+    os.killpg(search.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
+    search.communicate(timeout=120)
+    used, seconds, built = fit_after(env)
+    assert used == "kernel"
+    assert seconds < built + 30
+
+
+@needs_compiler
+@pytest.mark.kernel_builds
+def test_ctrl_c_during_the_build_in_a_fit_leaves_the_process_able_to_build(tmp_path):
+    # skorch ends training at a KeyboardInterrupt; the next fit in the same process builds.
+    script = FIT.replace("RNNClassifier(hidden", """import os, signal, sys, threading
+real_write = sys.stderr.write
+def write(text):
+    if "compiling" in text:
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    return real_write(text)
+sys.stderr.write = write
+RNNClassifier(hidden_size=6, num_layers=2, top_down=True, max_epochs=2, random_state=0).fit(X, y)
+sys.stderr.write = real_write
+print("interrupted" if load_kernel.cache_info().currsize == 0 else "built", flush=True)
+RNNClassifier(hidden""", 1)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["interrupted", "kernel"]
+    assert done.stderr.count("compiling the top-down LSTM kernel") == 2
+
+
+@needs_compiler
+@pytest.mark.kernel_builds
+def test_a_kernel_built_ahead_of_time_is_used_from_a_read_only_folder(tmp_path):
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "latticeprune", "build-kernel"], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    library = Path(done.stdout.strip().rsplit(": ", 1)[1])
+    assert library.is_file() and library.parent == tmp_path / "latticeprune"
+    for path in library.parent.iterdir():
+        if path != library:
+            path.unlink()  # an image ships the library alone
+    folder = str(library.parent)
+    script = f"mount --bind -o ro {folder} {folder} && {sys.executable} -c \"$0\""
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", script, f"open({folder!r} + '/x', 'w')"],
+                           capture_output=True, text=True)
+    if "Read-only file system" not in probe.stderr:
+        pytest.skip(f"no read-only bind mount here: {probe.stderr.strip()[-200:]}")
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script, FIT], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "kernel" and "compiling" not in done.stderr
+    assert [p.name for p in library.parent.iterdir()] == [library.name]

@@ -25,14 +25,31 @@ from ..neuron_graph import HIDDEN_KINDS, SCOPES, NeuronGraph, pruned_count
 from .connectivity import check_input_reaches_readout
 from .pruning_schedule import global_magnitude_masks, random_masks
 
-__all__ = ["LatticePruning", "LatticeAnalysis", "STRATEGIES", "GRANULARITIES", "analyse",
-           "lattice_masks", "connection_masks"]
+__all__ = ["LatticePruning", "LatticeAnalysis", "STRATEGIES", "GRANULARITIES",
+           "RULE_CONSTRAINTS", "analyse", "lattice_masks", "connection_masks"]
 
 #: Valid ``strategy`` names: the lattice rule and the paper's two controls.
 STRATEGIES = ("lattice", "magnitude", "random")
 #: What a strategy removes: single weight entries, connections (every gate entry of
 #: ``i -> j``) or whole hidden units (:mod:`latticeprune.units`).
 GRANULARITIES = ("weight", "connection", "unit")
+
+
+#: sklearn parameter constraints of the rule's parameters, shared by :class:`LatticePruning`
+#: and :class:`~latticeprune.LatticePruner` (which validates them under its own name).
+RULE_CONSTRAINTS = {
+    "sparsity": [Interval(numbers.Real, 0, 1, closed="left"), None],
+    "n_rounds": [Interval(numbers.Integral, 1, None, closed="left")],
+    "strategy": [StrOptions(set(STRATEGIES))],
+    "granularity": [StrOptions(set(GRANULARITIES)), None],
+    "adjacency": [StrOptions({"binary", "continuous"})],
+    "order": [StrOptions(set(lattice.ORDERS))],
+    "backbone": [Interval(numbers.Real, 0, 1, closed="left")],
+    "levels": ["array-like", None],
+    "centrality": [StrOptions(set(lattice.CENTRALITIES))],
+    "centrality_quantile": [Interval(numbers.Real, 0, 1, closed="both")],
+    "scope": [StrOptions(set(SCOPES))],
+}
 
 
 @dataclass(frozen=True)
@@ -228,19 +245,9 @@ centrality_quantile, scope
     """
 
     _parameter_constraints = {
-        "sparsity": [Interval(numbers.Real, 0, 1, closed="left"), None],
-        "n_rounds": [Interval(numbers.Integral, 1, None, closed="left")],
+        **RULE_CONSTRAINTS,
         "epochs_per_round": [Interval(numbers.Integral, 1, None, closed="left")],
         "start_epoch": [Interval(numbers.Integral, 1, None, closed="left")],
-        "strategy": [StrOptions(set(STRATEGIES))],
-        "granularity": [StrOptions(set(GRANULARITIES)), None],
-        "adjacency": [StrOptions({"binary", "continuous"})],
-        "order": [StrOptions(set(lattice.ORDERS))],
-        "backbone": [Interval(numbers.Real, 0, 1, closed="left")],
-        "levels": ["array-like", None],
-        "centrality": [StrOptions(set(lattice.CENTRALITIES))],
-        "centrality_quantile": [Interval(numbers.Real, 0, 1, closed="both")],
-        "scope": [StrOptions(set(SCOPES))],
         "random_state": ["random_state"],
     }
 

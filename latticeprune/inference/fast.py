@@ -196,6 +196,8 @@ class FastRecurrentNet(nn.Module):
         for a layer whose engine depends on the batch size.
     hidden_sizes : list of int
         Hidden units per layer after compaction (for ``forward``).
+    n_features_out : int
+        Units of the top layer's states that :meth:`encode` returns (every unit of the source).
     compaction : CompactionReport
         What compaction removed.
     weight_nbytes : int
@@ -205,6 +207,10 @@ class FastRecurrentNet(nn.Module):
     dense_weight_nbytes : int
         Bytes of the same weights in the original dense net.
     """
+
+    #: A prediction form, not a net: :class:`~latticeprune.neuron_graph.NeuronGraph` refuses it
+    #: (so pruning, ``save_weights`` and ``export_onnx`` point to the source estimator).
+    prediction_only = True
 
     def __init__(self, weights, engine="auto"):
         super().__init__()
@@ -216,6 +222,7 @@ class FastRecurrentNet(nn.Module):
         compacted, self.compaction = compact_weights(weights, "outputs")
         self._runner, self.layer_engines, self.weight_nbytes = _build_runner(compacted, engine)
         self.hidden_sizes = compacted.hidden_sizes
+        self.n_features_out = weights.hidden_sizes[-1]  # columns of encode's last states
         self._hidden_runner = self._runner
         self._readout = None
         if weights.readout_weight is not None:
@@ -299,9 +306,10 @@ class _InferenceOnly(Callback):
     """Refuses further training of a prediction copy made by :func:`to_inference`."""
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
+        refit = ("set warm_start=False and call fit" if net.warm_start else "call fit")
         raise RuntimeError(f"This {type(net).__name__} runs the fast inference form of a fitted "
-                           "net and cannot continue training: train the source estimator, or "
-                           "call fit, which re-fits a dense net from scratch.")
+                           "net (to_inference) and cannot continue training: train the source "
+                           f"estimator, or {refit}, which re-fits a dense net from scratch.")
 
 
 def _prediction_copy(net, module, batch_size):
