@@ -203,8 +203,6 @@ def _compile(extension, target, env, fd, say, timeout):
     folder = os.path.dirname(target)
     log_path = target[:-len(LIBRARY_SUFFIX)] + ".log"
     private = tempfile.mkdtemp(prefix=f".build-{extension.module_name}-", dir=folder)
-    say(f"latticeprune: compiling {extension.description} for this machine (once; about "
-        f"{extension.build_seconds} s) into {folder} ...")
     start = time.monotonic()
     try:
         with open(log_path, "w") as log:
@@ -213,6 +211,8 @@ def _compile(extension, target, env, fd, say, timeout):
                  private, target, *extension.flags],
                 stdout=log, stderr=subprocess.STDOUT, env=env,
                 pass_fds=() if fd is None else (fd,))
+            say(f"latticeprune: compiling {extension.description} for this machine (once; "
+                f"about {extension.build_seconds} s) into {folder} ...")
             try:
                 code = child.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

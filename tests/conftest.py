@@ -1,5 +1,7 @@
-"""Shared fixtures and the fuzz-count report."""
+"""Shared fixtures, the kernel built in the background, and the fuzz-count report."""
 
+import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +10,8 @@ import torch
 from sklearn.datasets import load_digits
 
 from latticeprune import RNNClassifier
+from latticeprune.kernel_build import KernelBuildError, build
+from latticeprune.top_down_kernel import kernel_extension
 
 #: ../shared/data relative to the project root.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -31,6 +35,27 @@ def small_digits(digits):
     return X[:300], y[:300]
 
 
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """``(cluster, client)``: one local Dask cluster of two worker processes for the session."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.ERROR)
+    client = distributed.Client(cluster)
+    yield cluster, client
+    client.close()
+    cluster.close()
+
+
+def onnx_session(path):
+    """An ONNX Runtime session on one thread that does not spin (a test shares the cores)."""
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(str(path), options)
+
+
 class WeightSpy(RNNClassifier):
     """Records in ``seen`` the sample_weight its fit / partial_fit receive (trains without it)."""
 
@@ -50,6 +75,30 @@ def weight_spy():
     """:class:`WeightSpy` with an empty record."""
     WeightSpy.seen.clear()
     return WeightSpy
+
+
+def pytest_sessionstart(session):
+    """Compile the top-down kernel (if missing) while the first tests run: its compiler is a
+    child process, so it takes the other core; the first test that needs it waits for it (a
+    second pytest-xdist worker waits its turn instead of compiling it again)."""
+    def prebuild():
+        try:
+            build(kernel_extension(), say=lambda message: None)
+        except KernelBuildError:
+            pass  # load_kernel warns where a test needs the kernel
+    threading.Thread(target=prebuild, name="kernel prebuild", daemon=True).start()
+
+
+def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: the controller adds the counts up
+        workeroutput["fuzz_counts"] = dict(FUZZ_COUNTS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    for name, count in getattr(node, "workeroutput", {}).get("fuzz_counts", {}).items():
+        FUZZ_COUNTS[name] = FUZZ_COUNTS.get(name, 0) + count
 
 
 def pytest_terminal_summary(terminalreporter):

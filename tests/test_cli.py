@@ -56,13 +56,19 @@ def test_module_entry_point_and_errors():
 
 @pytest.mark.skipif(not (SHARED_DATA / "mnist-10k").exists(), reason="shared MNIST not present")
 def test_demo_on_mnist_folder(tmp_path):
+    from latticeprune.datasets import read_idx, write_idx
+    # The first 600 / 200 digits of the shared folder, in a folder of the same four IDX files.
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for path in (SHARED_DATA / "mnist-10k").glob("*-ubyte*"):
+        n = 600 if path.name.startswith("train") else 200
+        write_idx(folder / path.name.removesuffix(".gz"), read_idx(path)[:n])
     out = io.StringIO()
-    args = build_parser().parse_args(["demo", "--dataset", "mnist", "--data",
-                                      str(SHARED_DATA / "mnist-10k"), "--epochs", "1",
-                                      "--hidden-size", "8", "--cv", "2", "--sparsities", "0.9",
-                                      "--output", str(tmp_path)])
+    args = build_parser().parse_args(["demo", "--dataset", "mnist", "--data", str(folder),
+                                      "--epochs", "1", "--hidden-size", "8", "--cv", "2",
+                                      "--sparsities", "0.9", "--output", str(tmp_path)])
     run_demo(args, out=out)
-    assert "8000 train / 2000 test sequences of 28 steps x 28 features" in out.getvalue()
+    assert "600 train / 200 test sequences of 28 steps x 28 features" in out.getvalue()
     assert (tmp_path / "results.json").exists()
 
 

@@ -113,7 +113,7 @@ def layout_reason(name, check):
 ESTIMATORS = [
     RNNClassifier(hidden_size=4, max_epochs=5, lr=0.05, random_state=0),
     # R^2 > 0.5 on sklearn's regression data needs a few more steps.
-    RNNRegressor(hidden_size=8, max_epochs=30, lr=0.02, batch_size=16, random_state=0),
+    RNNRegressor(hidden_size=8, max_epochs=20, lr=0.03, batch_size=16, random_state=0),
     PathIntegrator(centres=make_place_cell_centres(4), hidden_size=3, max_epochs=1,
                    random_state=0),
     LanguageModel(embedding_size=3, hidden_size=3, max_epochs=1, random_state=0),

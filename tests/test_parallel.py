@@ -4,7 +4,6 @@ See ``docs/distributed.md``. The Dask tests skip when ``dask[distributed]`` is n
 """
 
 import importlib.util
-import logging
 import os
 import signal
 import threading
@@ -104,17 +103,6 @@ class _CountFinished:
     def transition(self, key, start, finish, *args, **kwargs):
         if start == "processing" and finish == "memory":
             self.finished += 1
-
-
-@pytest.fixture(scope="module")
-def dask_cluster():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
-    client = distributed.Client(cluster)
-    yield cluster, client
-    client.close()
-    cluster.close()
 
 
 @requires_dask

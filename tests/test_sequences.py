@@ -286,16 +286,14 @@ def test_cv_splitting_pipeline_and_grid_search_over_a_list():
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
                     reason="dask[distributed] is not installed")
-def test_dask_grid_search_over_ragged_sequences():
-    distributed = pytest.importorskip("distributed")
+def test_dask_grid_search_over_ragged_sequences(dask_cluster):
     from joblib import parallel_backend
 
     X, y = ragged(40)
     search = GridSearchCV(LatticePruner(tiny(), n_rounds=1, fine_tune_epochs=1, random_state=0),
                           {"sparsity": [0.5, 0.8]}, cv=KFold(2), refit=False)
     expected = search.fit(X, y).cv_results_["mean_test_score"]
-    with distributed.Client(processes=True, n_workers=2, threads_per_worker=1,
-                            dashboard_address=None), parallel_backend("dask"):
+    with parallel_backend("dask"):  # the session's cluster: its client is the default
         scores = clone(search).set_params(n_jobs=2).fit(X, y).cv_results_["mean_test_score"]
     np.testing.assert_array_equal(scores, expected)
 

@@ -12,7 +12,7 @@ from latticeprune import LatticePruner, ModuliRegularizer, RNNClassifier, RNNReg
 
 #: The settings with which the bare estimators pass every check (tests/test_conformance.py).
 CLASSIFIER = dict(hidden_size=4, max_epochs=5, lr=0.05, random_state=0)
-REGRESSOR = dict(hidden_size=8, max_epochs=30, lr=0.02, batch_size=16, random_state=0)
+REGRESSOR = dict(hidden_size=8, max_epochs=20, lr=0.03, batch_size=16, random_state=0)
 SPARSIFIERS = [
     LatticePruner(RNNClassifier(cell="gru", **CLASSIFIER), n_rounds=2, random_state=0),
     LatticePruner(RNNRegressor(**REGRESSOR), strategy="magnitude",

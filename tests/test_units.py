@@ -5,11 +5,11 @@ import copy
 import pickle
 
 import numpy as np
-import onnxruntime
 import pytest
 import torch
 from skorch import NeuralNetClassifier
 
+from conftest import onnx_session
 from latticeprune import LatticePruner, ModuliRegularizer, RNNClassifier, RNNRegressor, export_onnx
 from latticeprune import units
 from latticeprune.nets import CELLS, RecurrentNet, StackedRNN
@@ -186,7 +186,7 @@ def test_export_onnx_matches_torch(data, tmp_path):
     # the top-down net's steps are fixed at n_steps_ = 5, the GRU's dynamic (8 steps here)
     for name, model, steps in [("unit", pruner, 5), ("masked", masked, 8)]:
         path = export_onnx(model, tmp_path / f"{name}.onnx")
-        session = onnxruntime.InferenceSession(str(path))
+        session = onnx_session(path)
         assert session.get_inputs()[0].shape == ["batch", 5 if name == "unit" else "steps", 3]
         with torch.no_grad():  # the exported graph is the module: logits
             logits = model.net_.module_(torch.from_numpy(x[:, :steps])).numpy()
@@ -229,7 +229,7 @@ def test_export_onnx_variable_length_matches_the_estimators(tmp_path):
              (top_down, longest, longest)]
     for index, (model, steps, steps_dim) in enumerate(cases):
         path = export_onnx(model, tmp_path / f"{index}.onnx", variable_length=True)
-        session = onnxruntime.InferenceSession(str(path))
+        session = onnx_session(path)
         assert session.get_inputs()[0].shape == ["batch", steps_dim, 3]
         assert session.get_inputs()[1].shape == ["batch"]
         feed = padded_feed(X, steps)

@@ -7,8 +7,16 @@
 // that read it. Built with AVX2 / AVX-512 flags, the gates' non-linearities and the cell
 // update are one pass on ATen's vector types; otherwise torch's sigmoid and tanh, then loops
 // of ours. The gate gradients are one loop of ours, which also sums the bias gradient.
-#include <torch/extension.h>
+// The ATen headers of what it calls and torch's pybind11 casters, not <torch/extension.h>
+// (the whole C++ frontend): the first build takes about half the time.
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/tanh.h>
+#include <torch/csrc/utils/pybind.h>
 
 #include <algorithm>
 #include <memory>
