@@ -1,6 +1,8 @@
-"""Building the compiled extension (latticeprune.kernel_build): killed, interrupted, concurrent
-and read-only builds, on a tiny extension that compiles in seconds (the real kernel's builds
-are in test_top_down_kernel.py, marked ``kernel_builds``)."""
+"""Building the compiled extension (latticeprune.kernel_build) on a tiny extension that compiles
+in seconds. The scenarios that run builds in child processes (killed, interrupted, concurrent
+and read-only builds, a virtual environment run without activation) are marked
+``kernel_builds``, as are the real kernel's in test_top_down_kernel.py: ``.ci/run`` runs them
+after the default suite."""
 
 import os
 import re
@@ -94,6 +96,7 @@ def test_the_library_name_changes_with_source_and_flags(tmp_path):
     assert first.startswith("a_") and first.isidentifier()
 
 
+@pytest.mark.kernel_builds
 @needs_compiler
 @needs_flock
 @pytest.mark.parametrize("signum,whole_group", [(signal.SIGKILL, True), (signal.SIGTERM, False)],
@@ -128,6 +131,7 @@ print(import_library(build(tiny, root=sys.argv[1])).answer(), flush=True)
 """
 
 
+@pytest.mark.kernel_builds
 @needs_compiler
 def test_ctrl_c_during_a_build_leaves_the_same_process_able_to_build(tmp_path):
     done = subprocess.run([sys.executable, "-c", INTERRUPTED, str(tmp_path)],
@@ -137,6 +141,7 @@ def test_ctrl_c_during_a_build_leaves_the_same_process_able_to_build(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.kernel_builds
 @needs_compiler
 def test_a_prebuilt_library_in_a_read_only_folder_is_used(tmp_path):
     build(tiny(), root=tmp_path, say=lambda message: None)
@@ -168,6 +173,7 @@ def test_a_read_only_folder_without_the_library_is_a_clear_error(tmp_path, monke
         build(tiny(), root=tmp_path)
 
 
+@pytest.mark.kernel_builds
 @needs_compiler
 def test_ninja_next_to_the_interpreter_is_found_without_activation(tmp_path):
     # A virtual environment's python run by its path (cron, an IDE): PATH has the compiler
