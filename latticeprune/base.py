@@ -14,6 +14,7 @@ from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, proces
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from .dependency import trace_net
 from .neuron_graph import NeuronGraph, find_net
 
 __all__ = ["BaseSparsifier"]
@@ -138,6 +139,13 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
         if isinstance(self.random_state, numbers.Integral):
             return int(self.random_state) + offset
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    @staticmethod
+    def _trace(net, X):
+        """Trace ``net``'s module on the first samples of ``X`` (:func:`~latticeprune.dependency.trace_net`),
+        so that its :class:`~latticeprune.neuron_graph.NeuronGraph` knows its wiring."""
+        check = getattr(net, "check_sequences", None)  # latticeprune's estimators' layout
+        trace_net(net, check(X) if check is not None else X)
 
     @property
     def net_(self):

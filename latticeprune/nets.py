@@ -429,6 +429,11 @@ class RecurrentNet(nn.Module):
             self.encoder = StackedRNN(cell, input_size, sizes)
         self.readout = Readout(sizes[-1], output_size)
 
+    def example_input(self):
+        """A one-sample, two-step input (zeros): what the dependency trace runs."""
+        param = self.readout.weight
+        return torch.zeros(1, 2, self.encoder.input_size, dtype=param.dtype, device=param.device)
+
     def encode(self, x, lengths=None):
         """Hidden states of the top layer: ``(outputs (batch, steps, hidden), last (batch, hidden))``;
         for padded ``x`` with ``lengths`` (tensor, one per sequence), zeros after each end and

@@ -1,12 +1,15 @@
 """Adapter between a net's recurrent layers and the neuron graph the sparsifiers analyse.
 
 :class:`NeuronGraph` reads any torch module (or fitted skorch net) that contains ``nn.RNN`` /
-``nn.LSTM`` / ``nn.GRU`` layers or a :class:`~latticeprune.nets.HierarchicalRNN`:
+``nn.LSTM`` / ``nn.GRU`` layers or a :class:`~latticeprune.nets.HierarchicalRNN`, through the
+module's traced :class:`~latticeprune.dependency.Dependencies` (no wiring is guessed from
+sizes):
 
-* lists the recurrent layers (their hidden units are the *neurons*) and every weight tensor
-  that connects them, tagged by kind: ``"recurrent"`` (W_hh), ``"feedforward"`` (W_ih of a
-  layer above the first), ``"top_down"`` (layer l+1 at t-1 into layer l), ``"input"`` (W_ih
-  of the first layer) and ``"readout"`` (linear layers outside the recurrent modules);
+* lists the recurrent layers (each direction's hidden units are one layer of *neurons*) and
+  every weight tensor that connects them, tagged by kind: ``"recurrent"`` (W_hh),
+  ``"feedforward"`` (W_ih of a layer fed by hidden units), ``"top_down"`` (layer l+1 at t-1
+  into layer l), ``"input"`` (W_ih fed by the net's input) and ``"readout"`` (``nn.Linear``
+  layers that read hidden units, column by column);
 * turns each tensor into neuron-level connection strengths, ``s[i, j]`` for ``i -> j``, with
   gate blocks aggregated by their RMS, so tensors with different gate counts compare entry
   for entry (``docs/methods/lattice.md`` section 1);
@@ -14,6 +17,7 @@
   ``weight_mask``), so pruned weights stay exactly zero through further training;
 * reports sparsity per tensor and overall, counted in weight entries equal to zero.
 """
+
 
 from dataclasses import dataclass, field
 from typing import Optional
@@ -25,9 +29,10 @@ from torch.nn.utils import prune
 
 from sklearn.exceptions import NotFittedError
 
-from .nets import N_GATES, HierarchicalRNN, cell_of
+from .dependency import dependencies_of
 
 __all__ = ["NeuronGraph", "WeightTensor", "RecurrentLayer", "SCOPES", "HIDDEN_KINDS",
+           "refresh_flat_weights", "make_permanent",
            "estimator_chain", "find_net", "find_module", "live_weight", "pruned_count"]
 
 #: Kinds of weight tensor each pruning scope covers.
@@ -116,6 +121,7 @@ class RecurrentLayer:
     cell: str = ""
     owner: Optional[nn.Module] = field(default=None, repr=False)
     params: dict = field(default_factory=dict, repr=False)
+    direction: int = 0  # 1 for the reverse direction of a bidirectional layer
 
     def arrays(self):
         """The layer's live weights and biases as float32 arrays (zeros for absent biases,
@@ -137,17 +143,31 @@ class WeightTensor:
     """A prunable weight tensor and the neurons it connects.
 
     ``owner.<param>`` is the tensor; its rows are ``n_gates`` stacked blocks of ``dst`` units
-    and its columns are ``src`` units. ``src`` / ``dst`` are layer indices, or None for the
-    net's input features / outputs.
+    (``dst`` a layer index, or None for a read-out's outputs) and its columns are
+    ``segments``, ``((layer index or None, size), ...)`` in order: the units of those layers
+    (e.g. both directions of a bidirectional layer below), or features that are not hidden
+    units (None: the net's input, or values concatenated beside the units).
     """
 
     name: str
     owner: nn.Module = field(repr=False)
     param: str
     kind: str
-    src: Optional[int]
+    segments: tuple
     dst: Optional[int]
     n_gates: int
+
+    def sources(self):
+        """``[(layer index or None, column slice), ...]``, one per segment."""
+        out, start = [], 0
+        for layer, size in self.segments:
+            out.append((layer, slice(start, start + size)))
+            start += size
+        return out
+
+    def hidden_sources(self):
+        """:meth:`sources` of the segments that are hidden units."""
+        return [(layer, cols) for layer, cols in self.sources() if layer is not None]
 
     @property
     def weight(self):
@@ -162,9 +182,11 @@ class WeightTensor:
     def is_pruned(self):
         return prune.is_pruned(self.owner) and hasattr(self.owner, self.param + "_mask")
 
-    def strengths(self):
-        """Connection strengths ``(n_src, n_dst)``: the RMS over gate blocks of ``W[g*n+j, i]``."""
-        w = self.weight.detach().cpu().double()
+    def strengths(self, unmasked=False):
+        """Connection strengths ``(n_columns, n_dst)``: the RMS over gate blocks of
+        ``W[g*n+j, i]``; ``unmasked``: of the weight before its mask (``<param>_orig``)."""
+        w = (getattr(self.owner, self.param + "_orig") if unmasked and self.is_pruned
+             else self.weight).detach().cpu().double()
         blocks = w.reshape(self.n_gates, w.shape[0] // self.n_gates, w.shape[1])
         return (torch.linalg.vector_norm(blocks, dim=0) / self.n_gates ** 0.5).T.numpy()
 
@@ -177,18 +199,26 @@ class WeightTensor:
 class NeuronGraph:
     """The neurons and connections of a net's recurrent layers.
 
+    Built on the module's :class:`~latticeprune.dependency.Dependencies`
+    (:func:`~latticeprune.dependency.dependencies_of`: its last trace, which the sparsifiers
+    make on the training data, or one on the module's ``example_input``), the one account of
+    which parameter entries produce and read each hidden unit.
+
     Parameters
     ----------
     net : torch.nn.Module or fitted skorch net
         Must contain at least one ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` or
-        :class:`~latticeprune.nets.HierarchicalRNN` (unidirectional, no LSTM projections).
+        :class:`~latticeprune.nets.HierarchicalRNN` (no LSTM projections). Each direction of a
+        bidirectional layer is a layer of neurons of its own.
 
     Attributes
     ----------
     layers : list of RecurrentLayer
-        In the order the module registers them (bottom to top).
+        In the order the module registers them (bottom to top; forward before reverse).
     tensors : list of WeightTensor
         Every weight tensor touching a hidden neuron, inputs and read-outs included.
+    dependencies : Dependencies
+        What the trace found (norms reading units, units exposed as outputs, ...).
     n_neurons : int
         Hidden units over all layers.
 
@@ -209,69 +239,17 @@ class NeuronGraph:
                 f"{type(self.module).__name__} is the prediction-only form that to_inference() "
                 "builds: it cannot be pruned, saved with save_weights or exported with "
                 "export_onnx. Use the estimator it was built from (save() pickles this copy).")
-        self.layers = []
-        self.tensors = []
-        recurrent_modules = set()
-        for name, sub in self.module.named_modules():
-            if any(_is_submodule(sub, m) for m in recurrent_modules):
-                continue
-            if isinstance(sub, nn.RNNBase):
-                self._add_torch_rnn(name, sub)
-                recurrent_modules.add(sub)
-            elif isinstance(sub, HierarchicalRNN):
-                self._add_hierarchical(name, sub)
-                recurrent_modules.add(sub)
-        if not self.layers:
+        self.dependencies = dependencies_of(self.module)
+        blocks = self.dependencies.blocks
+        if not blocks:
             raise ValueError(f"{type(self.module).__name__} has no recurrent layers: expected "
                              "nn.RNN, nn.LSTM, nn.GRU or HierarchicalRNN inside the module.")
-        top = len(self.layers) - 1
-        for name, sub in self.module.named_modules():
-            if isinstance(sub, nn.Linear) and not any(_is_submodule(sub, m)
-                                                      for m in recurrent_modules):
-                self.tensors.append(WeightTensor(_join(name, "weight"), sub, "weight",
-                                                 "readout", top, None, 1))
-        self.n_neurons = sum(layer.size for layer in self.layers)
-
-    # -- discovery ---------------------------------------------------------------------------
-    def _add_layer(self, name, owner_name, owner, params, cell, size, input_size, first):
-        """Append a layer and its ``weight_ih`` / ``weight_hh`` tensors; the first layer of a
-        module is fed by the previous recurrent layer (feed-forward) if the sizes match."""
-        dst, n_gates = len(self.layers), N_GATES[cell]
-        if first and not (self.layers and self.layers[-1].size == input_size):
-            kind, below = "input", None
-        else:
-            kind, below = "feedforward", dst - 1
-        self.layers.append(RecurrentLayer(name, size, n_gates, sum(x.size for x in self.layers),
-                                          cell, owner, params))
-        for key, tensor_kind, src in (("weight_ih", kind, below), ("weight_hh", "recurrent", dst)):
-            self.tensors.append(WeightTensor(_join(owner_name, params[key]), owner, params[key],
-                                             tensor_kind, src, dst, n_gates))
-
-    def _add_torch_rnn(self, name, rnn):
-        if rnn.bidirectional:
-            raise ValueError(f"{name or 'module'}: bidirectional recurrent layers are not "
-                             "supported (their neurons see the future).")
-        if getattr(rnn, "proj_size", 0):
-            raise ValueError(f"{name or 'module'}: LSTMs with proj_size > 0 are not supported "
-                             f"(proj_size={rnn.proj_size}).")
-        keys = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if rnn.bias else ())
-        for k in range(rnn.num_layers):
-            self._add_layer(_join(name, f"l{k}"), name, rnn, {key: f"{key}_l{k}" for key in keys},
-                            cell_of(rnn), rnn.hidden_size, rnn.input_size, k == 0)
-
-    def _add_hierarchical(self, name, net):
-        first = len(self.layers)
-        for k, layer in enumerate(net.layers):
-            prefix = _join(name, f"layers.{k}")
-            params = {key: key for key in ("weight_ih", "weight_hh", "weight_td", "bias_ih",
-                                           "bias_hh") if getattr(layer, key) is not None}
-            self._add_layer(prefix, prefix, layer, params, layer.cell, layer.hidden_size,
-                            layer.input_size, k == 0)
-        for k, layer in enumerate(net.layers):
-            if layer.weight_td is not None:
-                self.tensors.append(WeightTensor(_join(name, f"layers.{k}.weight_td"), layer,
-                                                 "weight_td", "top_down", first + k + 1,
-                                                 first + k, layer.n_gates))
+        offsets = np.concatenate([[0], np.cumsum([b.size for b in blocks])]).astype(int)
+        self.layers = [RecurrentLayer(b.name, b.size, b.n_gates, int(offset), b.cell, b.owner,
+                                      b.params, b.direction) for b, offset in zip(blocks, offsets)]
+        self.tensors = [WeightTensor(r.path, r.owner, r.param, r.kind, r.segments, r.dst,
+                                     r.n_gates) for r in self.dependencies.weights]
+        self.n_neurons = int(offsets[-1])
 
     # -- reading -----------------------------------------------------------------------------
     def tensors_in(self, scope="recurrent"):
@@ -284,16 +262,19 @@ class NeuronGraph:
         layer = self.layers[index]
         return slice(layer.offset, layer.offset + layer.size)
 
-    def strength_matrix(self, kinds=HIDDEN_KINDS):
+    def strength_matrix(self, kinds=HIDDEN_KINDS, unmasked=False):
         """Strengths between all hidden neurons ``(n_neurons, n_neurons)``, ``s[i, j]`` for ``i -> j``.
 
         Blocks come from the tensors of the given ``kinds`` (default: recurrent, feed-forward
-        and top-down), so a stacked or hierarchical net is one graph.
+        and top-down), so a stacked, bidirectional or hierarchical net is one graph;
+        ``unmasked``: the weights before their pruning masks.
         """
         strength = np.zeros((self.n_neurons, self.n_neurons))
         for t in self.tensors:
             if t.kind in kinds and t.kind in HIDDEN_KINDS:
-                strength[self.layer_slice(t.src), self.layer_slice(t.dst)] = t.strengths()
+                values = t.strengths(unmasked)
+                for layer, cols in t.hidden_sources():
+                    strength[self.layer_slice(layer), self.layer_slice(t.dst)] = values[cols]
         return strength
 
     def layer_strengths(self, index):
@@ -331,7 +312,7 @@ class NeuronGraph:
         for t in self.tensors:
             if t.is_pruned:
                 prune.remove(t.owner, t.param)
-        _refresh_flat_weights(self.module)
+        refresh_flat_weights(self.module)
         return self
 
     def freeze(self):
@@ -344,7 +325,7 @@ class NeuronGraph:
             for t in self.tensors:
                 if t.is_pruned:
                     setattr(t.owner, t.param, t.live())
-        _refresh_flat_weights(self.module)
+        refresh_flat_weights(self.module)
         return self
 
     # -- reporting ---------------------------------------------------------------------------
@@ -365,17 +346,20 @@ class NeuronGraph:
         return {"overall": zeros / total if total else 0.0, "per_tensor": per_tensor}
 
 
-def _refresh_flat_weights(module):
+def make_permanent(module):
+    """Remove every ``torch.nn.utils.prune`` reparametrisation in ``module`` (any parameter,
+    the masked zeros kept in plain parameters)."""
+    for sub in module.modules():
+        for name, _ in list(sub.named_parameters(recurse=False)):
+            if name.endswith("_orig") and hasattr(sub, name[:-len("_orig")] + "_mask"):
+                prune.remove(sub, name[:-len("_orig")])
+    refresh_flat_weights(module)
+    return module
+
+
+def refresh_flat_weights(module):
     """Point torch RNN modules' cached flat weight list at the current (masked) tensors."""
     for sub in module.modules():
         if isinstance(sub, nn.RNNBase):
             sub._flat_weights = [getattr(sub, wn) if hasattr(sub, wn) else None
                                  for wn in sub._flat_weights_names]
-
-
-def _is_submodule(sub, parent):
-    return any(sub is m for m in parent.modules())
-
-
-def _join(prefix, name):
-    return f"{prefix}.{name}" if prefix else name

@@ -137,6 +137,7 @@ class LatticePruner(BaseSparsifier):
         if not self.prefit:
             self.estimator_.fit(X, y, **fit_params)
         net = find_net(self.estimator_)
+        self._trace(net, X)
         if pruning.granularity_ == "unit":
             units.check_removable(net.module_)
         if not NeuronGraph(net.module_).tensors_in(self.scope):
@@ -157,6 +158,7 @@ class LatticePruner(BaseSparsifier):
             self.units_ = [np.flatnonzero(~pruning.removed_units_[graph.layer_slice(i)])
                            for i in range(len(graph.layers))]
             self.estimator_, self.masks_ = units.replace_net(self.estimator_, self.units_), {}
+            self._trace(find_net(self.estimator_), X)  # the smaller net's own wiring
             self.sparsity_ = units.unit_sparsity(graph, find_net(self.estimator_).module_,
                                                  self.scope)
         self._store_analysis(graph, pruning.analysis_ or analyse(

@@ -25,32 +25,59 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from .inference.compact import read_weights
-from .neuron_graph import NeuronGraph, estimator_chain, find_net, pruned_count
-from .nets import RecurrentNet
+from torch import nn
+
+from .nets import HierarchicalLayer, HierarchicalRNN, RecurrentNet
+from .neuron_graph import (NeuronGraph, estimator_chain, find_net, make_permanent,
+                           pruned_count, refresh_flat_weights)
 
 __all__ = ["UNIT_RANKERS", "check_removable", "check_unit_fraction", "removal_order",
-           "next_removals", "unit_masks", "remove_units", "reduced_estimator", "replace_net",
-           "unit_sparsity"]
+           "next_removals", "unit_masks", "mask_norms", "remove_norm_masks", "remove_units",
+           "reduced_estimator", "replace_net", "unit_sparsity"]
 
 #: Valid unit rankers (the ``strategy`` of a pruner with ``granularity="unit"``).
 UNIT_RANKERS = ("lattice", "magnitude", "random")
 
 
 def check_removable(module):
-    """Raise unless ``module``'s hidden units can be removed physically.
+    """Raise ``ValueError`` unless ``module``'s hidden units can be removed physically.
 
-    ``ValueError`` (from :class:`~latticeprune.neuron_graph.NeuronGraph`) for bidirectional
-    layers or LSTMs with projections; ``TypeError`` for a module that is not a
-    :class:`~latticeprune.nets.RecurrentNet` (its ``forward`` could use its layers in any way).
+    The module's traced :class:`~latticeprune.dependency.Dependencies` must be complete (a
+    sparsifier traces it on the training data), its ``forward`` must not build an initial
+    state of its own (``hx``, whose shape would no longer fit), return hidden units
+    unread, or share a parameter that reads units with another module.
     """
-    try:
-        NeuronGraph(module)  # refuses bidirectional layers and projections
-    except ValueError as exc:
-        raise ValueError(f"Cannot remove units (granularity='unit'): {exc}") from exc
-    if not isinstance(module, RecurrentNet):
-        raise TypeError(f"granularity='unit' rebuilds a latticeprune RecurrentNet; got "
-                        f"{type(module).__name__}.")
+    graph = NeuronGraph(module)
+    deps, name = graph.dependencies, type(graph.module).__name__
+    problems = []
+    if not deps.complete:
+        problems.append(f"{name}'s computation was not traced (a sparsifier traces it on the "
+                        "training data; latticeprune.dependency.trace does it by hand)")
+    if deps.initial_state:
+        problems.append(f"{name}.forward passes its own initial state to "
+                        f"{', '.join(sorted(deps.initial_state))}, whose shape it builds from "
+                        "the hidden size (pass no initial state: zeros are torch's default)")
+    if deps.exposed:
+        problems.append(f"{name}.forward returns the hidden units of "
+                        f"{deps.block_names(deps.exposed)} without a read-out, so removing "
+                        "units would change its output's shape")
+    shared = _shared_parameters(graph.module, deps)
+    if shared:
+        problems.append(f"{', '.join(shared)} is shared with another module (tied weights), "
+                        "whose size would change too")
+    if problems:
+        raise ValueError("Cannot remove units (granularity='unit'): " + "; ".join(problems) + ".")
+    return graph
+
+
+def _shared_parameters(module, deps):
+    """Paths of reader parameters that the module also holds under another name."""
+    counts = {}
+    for _, param in module.named_parameters(remove_duplicate=False):
+        counts[id(param)] = counts.get(id(param), 0) + 1
+    return [r.path for r in deps.weights + deps.norms
+            if isinstance(getattr(r.owner, r.param, None), nn.Parameter)
+            and counts.get(id(getattr(r.owner, r.param)), 0) > 1]
 
 
 def check_unit_fraction(graph, fraction):
@@ -78,8 +105,8 @@ def _unit_norms(graph):
         w = t.weight.detach().cpu().double().numpy() ** 2
         if t.dst is not None:
             squares[graph.layer_slice(t.dst)] += w.reshape(t.n_gates, -1, w.shape[1]).sum((0, 2))
-        if t.src is not None and graph.layers[t.src].size == w.shape[1]:
-            squares[graph.layer_slice(t.src)] += w.sum(axis=0)
+        for layer, cols in t.hidden_sources():
+            squares[graph.layer_slice(layer)] += w[:, cols].sum(axis=0)
     return np.sqrt(squares)
 
 
@@ -115,9 +142,10 @@ def unit_masks(graph, removed):
     """``{tensor name: weight mask}`` zeroing every row and column of the ``removed`` neurons."""
     masks = {}
     for t in graph.tensors:
-        n_dst, n_src = t.weight.shape[0] // t.n_gates, t.weight.shape[1]
-        keep_src = (~removed[graph.layer_slice(t.src)] if t.src is not None
-                    and graph.layers[t.src].size == n_src else np.ones(n_src, dtype=bool))
+        n_dst = t.weight.shape[0] // t.n_gates
+        keep_src = np.ones(t.weight.shape[1], dtype=bool)
+        for layer, cols in t.hidden_sources():
+            keep_src[cols] = ~removed[graph.layer_slice(layer)]
         keep_dst = (~removed[graph.layer_slice(t.dst)] if t.dst is not None
                     else np.ones(n_dst, dtype=bool))
         if not (keep_src.all() and keep_dst.all()):
@@ -126,50 +154,158 @@ def unit_masks(graph, removed):
 
 
 def remove_units(module, keep):
-    """The smaller :class:`~latticeprune.nets.RecurrentNet` holding only units ``keep``.
+    """A copy of ``module`` holding only the hidden units ``keep``, resized in place.
+
+    Every entry that produces a removed unit (its gate rows of ``weight_ih``, ``weight_hh``,
+    ``weight_td`` and biases) and every entry that reads it (columns of the next layer's and
+    its own recurrent weights, of the ``nn.Linear`` layers reading it, entries of the norms)
+    goes, as :class:`~latticeprune.dependency.Dependencies` lists them; the modules' sizes
+    (``hidden_size``, ``input_size``, ``in_features``, ``normalized_shape``, ``num_features``)
+    follow. The copy is of ``module``'s own class, so its ``forward`` runs unchanged.
 
     Parameters
     ----------
-    module : RecurrentNet
-        Pruned through ``torch.nn.utils.prune`` or not (its live weights are read).
+    module : torch.nn.Module
+        Pruned through ``torch.nn.utils.prune`` or not (its live weights are kept); traced
+        (:func:`check_removable`).
     keep : list of array of int
-        Per layer, the indices of the units kept (at least one per layer).
+        Per layer of its :class:`~latticeprune.neuron_graph.NeuronGraph` (each direction of a
+        bidirectional layer is one), the indices of the units kept (at least one per layer).
+        The layers and directions of one torch module keep equally many (it has one
+        ``hidden_size``).
 
     Returns
     -------
-    small : RecurrentNet
-        On ``module``'s device, with ``hidden_size`` the kept counts; its outputs equal
-        ``module``'s whenever the removed units' outgoing weights are zero.
+    small : torch.nn.Module
+        Its outputs equal ``module``'s whenever the removed units' outgoing weights are zero
+        (and, for a layer norm reading them, their values are left out of its statistics, as
+        :func:`mask_norms` does).
     """
-    check_removable(module)
-    weights = read_weights(module)
-    if len(keep) != len(weights.layers) or min(len(k) for k in keep) < 1:
-        raise ValueError(f"keep needs at least one unit for each of the {len(weights.layers)} "
+    graph = check_removable(module)
+    deps = graph.dependencies
+    if len(keep) != len(graph.layers) or min(len(k) for k in keep) < 1:
+        raise ValueError(f"keep needs at least one unit for each of the {len(graph.layers)} "
                          f"layers; got sizes {[len(k) for k in keep]}.")
     keep = [np.sort(np.asarray(k, dtype=np.int64)) for k in keep]
-    layers = [layer.select(keep[i], keep[i - 1] if i else None,
-                           keep[i + 1] if layer.weight_td is not None else None)
-              for i, layer in enumerate(weights.layers)]
-    small = RecurrentNet(weights.input_size, weights.readout_weight.shape[0],
-                         hidden_size=[len(k) for k in keep], num_layers=len(keep),
-                         cell=layers[0].cell, top_down=weights.top_down,
-                         sequence_output=weights.sequence_output)
-    arrays = {(layer.owner, attr): getattr(weights_, key)
-              for layer, weights_ in zip(NeuronGraph(small).layers, layers)
-              for key, attr in layer.params.items()}
-    arrays[(small.readout, "weight")] = weights.readout_weight[:, keep[-1]]
-    arrays[(small.readout, "bias")] = weights.readout_bias
+    for layer, k in zip(graph.layers, keep):
+        if k[-1] >= layer.size or k[0] < 0 or len(np.unique(k)) != len(k):
+            raise ValueError(f"keep for layer {layer.name} must be distinct indices in "
+                             f"0..{layer.size - 1}; got {k.tolist()}.")
+    for group in deps.coupled:
+        if len({len(keep[i]) for i in group}) > 1:
+            raise ValueError(
+                f"The layers {deps.block_names(group)} are one torch module with one "
+                f"hidden_size: they must keep equally many units; got "
+                f"{[len(keep[i]) for i in group]}.")
+    small = make_permanent(copy.deepcopy(graph.module))
+    remove_norm_masks(small)
+    owners = dict(small.named_modules())
+    rows = {}  # (path of the owner, param) -> rows kept
+    for block, k in zip(deps.blocks, keep):
+        owner_path = next(p for p, m in graph.module.named_modules() if m is block.owner)
+        gate_rows = (np.arange(block.n_gates)[:, None] * block.size + k[None, :]).ravel()
+        for param in block.params.values():
+            rows[(owner_path, param)] = gate_rows
+    columns = {}
+    for reader in deps.weights + deps.norms:
+        owner_path = reader.path[:-len(reader.param)].rstrip(".")
+        columns[(owner_path, reader.param)] = (reader.axis, _kept_entries(reader.segments, keep))
     with torch.no_grad():
-        for (owner, attr), value in arrays.items():
-            getattr(owner, attr).copy_(torch.from_numpy(np.ascontiguousarray(value)))
-    device = next(module.parameters()).device
-    return small.to(device)
+        for (path, param), index in rows.items():
+            _select(owners[path], param, 0, index)
+        for (path, param), (axis, index) in columns.items():
+            _select(owners[path], param, axis, index)
+    for path, segments in deps.layer_norms.items():
+        norm = owners[path]
+        norm.normalized_shape = (len(_kept_entries(segments, keep)),)
+    for sub in small.modules():
+        _fit_sizes(sub)
+    refresh_flat_weights(small)
+    return small
+
+
+def _kept_entries(segments, keep):
+    """Indices of the entries kept along an axis of ``segments`` (units of a block: those in
+    ``keep``; other features: all)."""
+    out, start = [], 0
+    for block, size in segments:
+        out.append(start + (keep[block] if block is not None else np.arange(size)))
+        start += size
+    return np.concatenate(out).astype(np.int64)
+
+
+def _select(owner, name, axis, index):
+    """Keep ``index`` along ``axis`` of ``owner.<name>`` (a parameter or a buffer)."""
+    old = getattr(owner, name)
+    new = old.detach().index_select(axis, torch.as_tensor(index, device=old.device)).clone()
+    if isinstance(old, nn.Parameter):
+        setattr(owner, name, nn.Parameter(new, requires_grad=old.requires_grad))
+    else:
+        setattr(owner, name, new)
+
+
+def _fit_sizes(module):
+    """Set ``module``'s size attributes from its (resized) tensors."""
+    if isinstance(module, nn.RNNBase):
+        module.hidden_size = module.weight_hh_l0.shape[1]
+        module.input_size = module.weight_ih_l0.shape[1]
+    elif isinstance(module, HierarchicalLayer):
+        module.hidden_size, module.input_size = module.weight_hh.shape[1], module.weight_ih.shape[1]
+    elif isinstance(module, HierarchicalRNN):
+        module.hidden_size = module.layers[-1].hidden_size
+    elif isinstance(module, nn.Linear):
+        module.in_features = module.weight.shape[1]
+    elif isinstance(module, nn.BatchNorm1d):
+        module.num_features = next(t.shape[0] for t in (module.weight, module.running_mean)
+                                   if t is not None)
+
+
+class _KeptUnitsNorm:
+    """Forward hook of an ``nn.LayerNorm`` reading hidden units: its statistics over the kept
+    features only, zeros for the others (what the net without those units computes)."""
+
+    def __init__(self, kept):
+        self.kept = torch.as_tensor(kept, dtype=torch.long)
+
+    def __call__(self, norm, args, output):
+        x = args[0]
+        kept = self.kept.to(x.device)
+        weight = None if norm.weight is None else norm.weight[kept]
+        bias = None if norm.bias is None else norm.bias[kept]
+        out = torch.zeros_like(output)
+        out[..., kept] = nn.functional.layer_norm(x[..., kept], (len(kept),), weight, bias,
+                                                  norm.eps)
+        return out
+
+
+def mask_norms(graph, removed):
+    """Make the layer norms reading units of ``graph`` leave the ``removed`` units (bool per
+    neuron) out of their statistics, as their removal will (a forward hook, replaced at each
+    call); the masked net then computes what the smaller one does."""
+    module = graph.module
+    remove_norm_masks(module)
+    keep = [np.flatnonzero(~removed[graph.layer_slice(i)]) for i in range(len(graph.layers))]
+    for path, segments in graph.dependencies.layer_norms.items():
+        kept = _kept_entries(segments, keep)
+        if len(kept) < sum(size for _, size in segments):
+            module.get_submodule(path).register_forward_hook(_KeptUnitsNorm(kept))
+
+
+def remove_norm_masks(module):
+    """Remove the hooks :func:`mask_norms` installed in ``module``."""
+    for sub in module.modules():
+        if isinstance(sub, nn.LayerNorm):
+            for key, hook in list(sub._forward_hooks.items()):
+                if isinstance(hook, _KeptUnitsNorm):
+                    del sub._forward_hooks[key]
 
 
 def reduced_estimator(net, keep):
     """A copy of the fitted skorch ``net`` whose ``module_`` is :func:`remove_units`'s smaller
-    net, with ``hidden_size`` set to the kept sizes (an int if all layers are equal) and a fresh
-    optimizer: an ordinary estimator that trains further, pickles and can be wrapped again."""
+    net and a fresh optimizer: an ordinary estimator that trains further, pickles and can be
+    wrapped again. For latticeprune's estimators ``hidden_size`` is set to the kept sizes (an
+    int if all layers are equal), so that a re-fit builds the smaller net; a user's module
+    keeps its parameters (a re-fit builds it at its full size, as it was configured)."""
     small = remove_units(net.module_, keep)
     sizes = [len(k) for k in keep]
     module, net.module_ = net.module_, None
@@ -177,7 +313,9 @@ def reduced_estimator(net, keep):
         reduced = copy.deepcopy(net)
     finally:
         net.module_ = module
-    reduced.hidden_size = sizes[0] if len(set(sizes)) == 1 else tuple(sizes)
+    if isinstance(small, RecurrentNet) and "hidden_size" in net.get_params(deep=False):
+        # latticeprune's estimators: a re-fit builds the smaller net too
+        reduced.hidden_size = sizes[0] if len(set(sizes)) == 1 else tuple(sizes)
     reduced.module_ = small.to(net.device)
     reduced.initialize_optimizer()
     return reduced

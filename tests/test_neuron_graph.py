@@ -9,6 +9,7 @@ from torch import nn
 
 from latticeprune import RNNClassifier
 from latticeprune.nets import RecurrentNet
+from latticeprune.dependency import trace
 from latticeprune.neuron_graph import NeuronGraph
 
 
@@ -50,29 +51,52 @@ def test_stacked_nets_form_one_graph(top_down):
     assert not block(0, 2).any()  # no skip connections
 
 
-def test_third_party_module_with_two_rnns_and_a_head():
-    class Custom(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.first = nn.GRU(5, 6, batch_first=True)
-            self.second = nn.LSTM(6, 3, num_layers=2, batch_first=True)
-            self.head = nn.Sequential(nn.Linear(3, 7), nn.ReLU(), nn.Linear(7, 2))
+class TwoRNNsAndAHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = nn.GRU(5, 6, batch_first=True)
+        self.second = nn.LSTM(6, 3, num_layers=2, batch_first=True)
+        self.head = nn.Sequential(nn.Linear(3, 7), nn.ReLU(), nn.Linear(7, 2))
 
-    graph = NeuronGraph(Custom())
+    def forward(self, x):
+        return self.head(self.second(self.first(x)[0])[0][:, -1])
+
+
+def test_third_party_module_with_two_rnns_and_a_head_is_read_from_its_trace():
+    module = TwoRNNsAndAHead()
+    trace(module, torch.zeros(2, 4, 5))
+    graph = NeuronGraph(module)
     assert [layer.size for layer in graph.layers] == [6, 3, 3]
     kinds = {t.name: t.kind for t in graph.tensors}
     assert kinds["first.weight_ih_l0"] == "input"
     assert kinds["second.weight_ih_l0"] == "feedforward"
-    assert kinds["head.0.weight"] == kinds["head.2.weight"] == "readout"
-    assert len(graph.tensors_in("all")) == len(graph.tensors) == 8
+    assert kinds["head.0.weight"] == "readout"  # reads the units; head.2 reads head.0
+    assert "head.2.weight" not in kinds
+    assert len(graph.tensors_in("all")) == len(graph.tensors) == 7
     assert len(graph.tensors_in("recurrent")) == 3
+
+
+def test_an_untraced_module_is_read_as_far_as_its_recurrent_modules_go():
+    graph = NeuronGraph(TwoRNNsAndAHead())  # no example input: nothing outside is known
+    assert not graph.dependencies.complete
+    assert {t.kind for t in graph.tensors} == {"input", "recurrent", "feedforward"}
+
+
+def test_bidirectional_layers_are_two_layers_of_neurons():
+    graph = NeuronGraph(nn.LSTM(3, 4, num_layers=2, bidirectional=True))
+    assert [layer.name for layer in graph.layers] == ["l0", "l0_reverse", "l1", "l1_reverse"]
+    upper = {t.name: t for t in graph.tensors}["weight_ih_l1_reverse"]
+    assert upper.segments == ((0, 4), (1, 4)) and upper.dst == 3
+    S = graph.strength_matrix()
+    assert (S[0:8, 12:16] > 0).all()  # both directions below feed the reverse layer above
+    assert not S[0:4, 4:8].any()  # the directions of a layer do not read each other
 
 
 def test_no_recurrent_layer_and_unsupported_layers_raise():
     with pytest.raises(ValueError, match="no recurrent layers"):
         NeuronGraph(nn.Linear(3, 4))
-    with pytest.raises(ValueError, match="bidirectional"):
-        NeuronGraph(nn.LSTM(3, 4, bidirectional=True))
+    with pytest.raises(ValueError, match="proj_size"):
+        NeuronGraph(nn.LSTM(3, 4, proj_size=2))
     with pytest.raises(ValueError, match="scope"):
         NeuronGraph(nn.GRU(3, 4)).tensors_in("everything")
     with pytest.raises(TypeError):

@@ -155,24 +155,75 @@ def test_unit_granularity_errors(data):
     with pytest.raises(ValueError, match="granularity"):
         LatticePruner(net, granularity="layer").fit(X, y)
 
-    class Bidirectional(torch.nn.Module):
-        def __init__(self, proj_size=0, bidirectional=True):
-            super().__init__()
-            self.rnn = torch.nn.LSTM(3, 4, batch_first=True, bidirectional=bidirectional,
-                                     proj_size=proj_size)
-            self.out = torch.nn.Linear(4 * (1 + bidirectional) if not proj_size else 2, 2)
 
-        def forward(self, x):
-            return self.out(self.rnn(x)[0][:, -1])
 
-    for kwargs, message in [({}, "bidirectional"), ({"proj_size": 2, "bidirectional": False},
-                                                    "proj_size=2")]:
-        with pytest.raises(ValueError, match=f"Cannot remove units.*{message}"):
-            units.check_removable(Bidirectional(**kwargs))
-    custom = NeuralNetClassifier(Bidirectional, module__bidirectional=False, max_epochs=1,
-                                 train_split=None, criterion=torch.nn.CrossEntropyLoss)
-    with pytest.raises(TypeError, match="rebuilds a latticeprune RecurrentNet"):
-        LatticePruner(custom, granularity="unit").fit(X, y)
+class OwnInitialState(torch.nn.Module):
+    def __init__(self, hidden=4):
+        super().__init__()
+        self.hidden = hidden
+        self.rnn = torch.nn.GRU(3, hidden, batch_first=True)
+        self.out = torch.nn.Linear(hidden, 2)
+
+    def forward(self, x):
+        h0 = torch.zeros(1, x.shape[0], self.hidden)
+        return self.out(self.rnn(x, h0)[0][:, -1])
+
+
+class ReturnsStates(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.RNN(3, 4, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(x)[0][:, -1]
+
+
+class TiedWeights(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(10, 4)
+        self.rnn = torch.nn.LSTM(4, 4, batch_first=True)
+        self.decoder = torch.nn.Linear(4, 10)
+        self.decoder.weight = self.embedding.weight
+
+    def forward(self, x):
+        return self.decoder(self.rnn(self.embedding(x.long()))[0])
+
+
+@pytest.mark.parametrize("module, x, message", [
+    (OwnInitialState(), torch.zeros(2, 5, 3), "passes its own initial state to rnn"),
+    (ReturnsStates(), torch.zeros(2, 5, 3), "returns the hidden units of rnn.l0 without a "
+                                            "read-out"),
+    (TiedWeights(), torch.zeros(2, 5), "decoder.weight is shared with another module"),
+])
+def test_units_of_a_net_whose_forward_fixes_their_number_are_not_removed(module, x, message):
+    from latticeprune.dependency import trace
+    with pytest.raises(ValueError, match="computation was not traced"):
+        units.check_removable(copy.deepcopy(module))  # a copy has no trace
+    trace(module, x)
+    with pytest.raises(ValueError, match=f"Cannot remove units .granularity='unit'.: .*{message}"):
+        units.check_removable(module)
+    graph = NeuronGraph(module)  # masks still apply
+    graph.apply_masks(units.unit_masks(graph, np.arange(graph.n_neurons) < 2))
+
+
+class BidirectionalHead(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+        self.out = torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.out(self.rnn(x)[0][:, -1])
+
+
+def test_layers_of_one_torch_module_keep_equally_many_units():
+    from latticeprune.dependency import trace
+    module = BidirectionalHead()
+    trace(module, torch.zeros(1, 2, 3))
+    with pytest.raises(ValueError, match="one torch module with one hidden_size: they must keep "
+                                         r"equally many units; got \[2, 2, 3, 2\]"):
+        units.remove_units(module, [[0, 1], [2, 3], [0, 1, 2], [1, 3]])
 
 
 def test_export_onnx_matches_torch(data, tmp_path):

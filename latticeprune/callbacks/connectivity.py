@@ -5,9 +5,8 @@ layer, through recurrent, feed-forward and top-down weights between hidden neuro
 through the read-out. :func:`input_reaches_readout` asks whether a path of non-zero weights
 (a connection counts if any of its gate entries is non-zero) leads from some input feature
 to some read-out output: one breadth-first search (``scipy.sparse.csgraph``) over the neuron
-graph plus a source node, linear in the number of connections. Read-out layers that do not
-read the top layer (e.g. the second layer of an MLP head) must keep a non-zero entry; a net
-without a read-out is read at its top layer.
+graph plus a source node, linear in the number of connections. A net without a read-out is
+read where its units reach its output (its top layer, if the trace says nothing).
 """
 
 import numpy as np
@@ -24,18 +23,19 @@ def input_reaches_readout(graph):
     """
     n = graph.n_neurons
     fed, read = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    top, has_readout = graph.layer_slice(len(graph.layers) - 1), False
+    has_readout = False
     for t in graph.tensors:
-        live = t.strengths() > 0  # (n_src, n_dst)
-        if t.kind == "input":
-            fed[graph.layer_slice(t.dst)] |= live.any(axis=0)
-        elif t.kind == "readout" and live.shape[0] == graph.layers[-1].size:
-            read[top] |= live.any(axis=1)
-            has_readout = True
-        elif t.kind == "readout" and not live.any():
-            return False
-    if not has_readout:
-        read[top] = True
+        live = t.strengths() > 0  # (n_columns, n_dst)
+        for layer, cols in t.sources():
+            if layer is None and t.dst is not None:  # the net's input into a layer
+                fed[graph.layer_slice(t.dst)] |= live[cols].any(axis=0)
+            elif layer is not None and t.dst is None:  # a read-out of hidden units
+                read[graph.layer_slice(layer)] |= live[cols].any(axis=1)
+                has_readout = True
+    for block in graph.dependencies.exposed if not has_readout else ():
+        read[graph.layer_slice(block)] = True
+    if not has_readout and not graph.dependencies.exposed:
+        read[graph.layer_slice(len(graph.layers) - 1)] = True
     adjacency = np.zeros((n + 1, n + 1), dtype=bool)
     adjacency[:n, :n] = graph.strength_matrix() > 0
     adjacency[n, :n] = fed  # node n: the input

@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils import check_random_state
 
 from .. import lattice, units
+from ..dependency import trace_net
 from ..neuron_graph import HIDDEN_KINDS, SCOPES, NeuronGraph, pruned_count
 from .connectivity import check_input_reaches_readout
 from .pruning_schedule import global_magnitude_masks, random_masks
@@ -145,39 +146,46 @@ class _ConnectionNodes:
     """Connections of the tensors in scope as one square graph the lattice rule can order.
 
     Hidden neurons come first (indices ``0 .. n_neurons - 1``); input features, read-out
-    outputs and the inputs of read-out layers that do not read the top layer get nodes of
-    their own after them. The rule ranks a connection by its source node, so a connection
-    from an input feature into neuron ``j`` is stored reversed (``j -> feature``): it is
-    ranked by the neuron it feeds, as a read-out connection is by the neuron it reads, and
-    input and read-out go with their neuron instead of ahead of every neuron. Strengths are
-    :meth:`WeightTensor.strengths` (gate-block RMS).
+    outputs and other features a read-out reads beside the units get nodes of their own
+    after them. The rule ranks a connection by its source node, so a connection from an input
+    feature into neuron ``j`` is stored reversed (``j -> feature``): it is ranked by the
+    neuron it feeds, as a read-out connection is by the neuron it reads, and input and
+    read-out go with their neuron instead of ahead of every neuron. Strengths are
+    :meth:`WeightTensor.strengths` (gate-block RMS). A tensor is one block per column segment
+    (:meth:`WeightTensor.sources`).
     """
 
     def __init__(self, graph, tensors):
-        self.blocks = []  # (tensor, src slice, dst slice, stored reversed)
+        self.blocks = []  # (tensor, columns, src slice, dst slice, stored reversed)
         size = graph.n_neurons
         for t in tensors:
-            n_dst, n_src = t.weight.shape[0] // t.n_gates, t.weight.shape[1]
-            if t.src is not None and graph.layers[t.src].size == n_src:
-                src = graph.layer_slice(t.src)
-            else:
-                src, size = slice(size, size + n_src), size + n_src
+            sources = []
+            for layer, cols in t.sources():
+                if layer is not None:
+                    sources.append((cols, graph.layer_slice(layer)))
+                else:
+                    width = cols.stop - cols.start
+                    sources.append((cols, slice(size, size + width)))
+                    size += width
             if t.dst is not None:
                 dst = graph.layer_slice(t.dst)
             else:
+                n_dst = t.weight.shape[0] // t.n_gates
                 dst, size = slice(size, size + n_dst), size + n_dst
-            self.blocks.append((t, src, dst, src.start >= graph.n_neurons and t.dst is not None))
+            for cols, src in sources:
+                self.blocks.append((t, cols, src, dst,
+                                    src.start >= graph.n_neurons and t.dst is not None))
         self.size = size
 
     def _place(self, matrix, block, values):
-        t, src, dst, reversed_ = block
+        t, cols, src, dst, reversed_ = block
         if reversed_:
-            matrix[dst, src] = values.T
+            matrix[dst, src] = values[cols].T
         else:
-            matrix[src, dst] = values
+            matrix[src, dst] = values[cols]
 
     def _take(self, matrix, block):
-        t, src, dst, reversed_ = block
+        t, cols, src, dst, reversed_ = block
         return matrix[dst, src].T if reversed_ else matrix[src, dst]
 
     def strength_matrix(self):
@@ -199,8 +207,14 @@ class _ConnectionNodes:
         keep = np.ones(self.size * self.size, dtype=bool)
         keep[np.asarray(flat_indices, dtype=np.int64)] = False
         keep = keep.reshape(self.size, self.size)
-        return {block[0].name: block[0].weight_mask(self._take(keep, block))
-                for block in self.blocks}
+        per_tensor = {}
+        for block in self.blocks:
+            t, cols = block[0], block[1]
+            full = per_tensor.setdefault(t.name, (t, np.ones((t.weight.shape[1],
+                                                             t.weight.shape[0] // t.n_gates),
+                                                            dtype=bool)))[1]
+            full[cols] = self._take(keep, block)
+        return {name: t.weight_mask(full) for name, (t, full) in per_tensor.items()}
 
 
 class LatticePruning(Callback):
@@ -275,6 +289,10 @@ centrality_quantile, scope
         self.rounds_, self.analysis_, self.removed_units_ = [], None, None
         return self
 
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if X is not None:
+            trace_net(net, X)  # the wiring of net's module, whatever module it is
+
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         step, offset = divmod(len(net.history) - self.start_epoch, self.epochs_per_round)
         if offset == 0 and 0 <= step < self.n_rounds:
@@ -300,6 +318,7 @@ centrality_quantile, scope
             new = units.next_removals(graph, order, self.removed_units_, target)
             self.removed_units_ |= new
             masks, removed = units.unit_masks(graph, self.removed_units_), int(new.sum())
+            units.mask_norms(graph, self.removed_units_)
         elif self.strategy == "lattice":
             masks, removed = lattice_masks(graph, tensors, target, self.analysis_,
                                            self.centrality_quantile)

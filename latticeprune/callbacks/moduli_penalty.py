@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 from ..moduli import INHIBITOR_NAMES, SPACE_NAMES, get_space, moduli_penalty
 from ..moduli import permute as permute_entries
 from ..moduli import penalty_from_points, penalty_matrix
+from ..dependency import trace_net
 from ..neuron_graph import HIDDEN_KINDS, SCOPES, NeuronGraph
 
 __all__ = ["ModuliPenalty", "HISTORY_KEY"]
@@ -133,8 +134,7 @@ embedding_lr, input_l1
                     if self.two_embeddings else pre)
             points[layer.name] = (pre, post)
             penalties[(layer.name, layer.name)] = torch.as_tensor(R, dtype=dtype)
-        for t in self._penalised(graph):
-            src, dst = graph.layers[t.src].name, graph.layers[t.dst].name
+        for t, _, (src, dst) in self._blocks(graph):
             if (src, dst) not in penalties:
                 R = penalty_from_points(points[src][0].detach(), self.space_, self.inhibitor,
                                         self.invert, post_points=points[dst][1].detach())
@@ -149,9 +149,13 @@ embedding_lr, input_l1
             self.embedding_optimizer_ = torch.optim.Adam(list(leaves.values()),
                                                          lr=self.embedding_lr)
 
-    def _penalised(self, graph):
+    def _blocks(self, graph):
+        """``(tensor, columns, (source layer name, destination layer name))`` of every block of
+        penalised connections: each tensor in scope, split by the layers its columns read."""
         kinds = [kind for kind in SCOPES[self.scope] if kind in HIDDEN_KINDS]
-        return [t for t in graph.tensors if t.kind in kinds]
+        return [(t, cols, (graph.layers[layer].name, graph.layers[t.dst].name))
+                for t in graph.tensors if t.kind in kinds
+                for layer, cols in t.hidden_sources()]
 
     def _penalty_of(self, src, dst):
         """Current R for connections from layer ``src`` to layer ``dst`` (names)."""
@@ -180,13 +184,14 @@ embedding_lr, input_l1
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         if getattr(self, "space_", None) is None:
             self.initialize()
+        if X is not None:
+            trace_net(net, X)  # the wiring of net's module, whatever module it is
         graph = NeuronGraph(net.module_)
         if self.points_ is None or self.layout_ != [(l.name, l.size) for l in graph.layers]:
             self._embed(graph)
         # (tensor, R key) pairs, rebuilt every time training starts: the net's module may have
         # been re-created (initialize, unpickling) since the last call.
-        names = [layer.name for layer in graph.layers]
-        self.targets_ = [(t, (names[t.src], names[t.dst])) for t in self._penalised(graph)]
+        self.targets_ = self._blocks(graph)
         self.unit_free_targets_ = [t for t in graph.tensors if t.kind in ("input", "readout")]
 
     def loss_term(self):
@@ -194,8 +199,9 @@ embedding_lr, input_l1
         total = torch.zeros(())
         if self.strength:
             total = self.strength * sum(
-                moduli_penalty(t.live(), self._penalty_of(src, dst), t.n_gates, self.norm)
-                for t, (src, dst) in self.targets_)
+                moduli_penalty(t.live()[:, cols], self._penalty_of(src, dst), t.n_gates,
+                               self.norm)
+                for t, cols, (src, dst) in self.targets_)
         if self.input_l1:
             total = sum((self.input_l1 * t.live().abs().mean() for t in self.unit_free_targets_),
                         total)

@@ -16,6 +16,7 @@ from skorch.callbacks import Callback
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
+from ..dependency import trace_net
 from ..neuron_graph import SCOPES, NeuronGraph, pruned_count
 from .connectivity import check_input_reaches_readout
 
@@ -136,6 +137,10 @@ class GradualMagnitudePruning(Callback):
         validate_parameter_constraints(self._parameter_constraints, self.get_params(),
                                        caller_name=type(self).__name__)
         return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if X is not None:
+            trace_net(net, X)  # the wiring of net's module, whatever module it is
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         graph = NeuronGraph(net.module_)

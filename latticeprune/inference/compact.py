@@ -150,8 +150,13 @@ def read_weights(module):
         raise TypeError(
             f"Cannot build an inference form of {type(module).__name__}: expected a "
             "latticeprune RecurrentNet, a HierarchicalRNN, or a torch nn.RNN / nn.LSTM / nn.GRU.")
+    graph = NeuronGraph(encoder)
+    if any(layer.direction for layer in graph.layers):
+        raise ValueError(f"{type(module).__name__} has bidirectional recurrent layers, which "
+                         "have no fast inference form (its step loop runs forward in time); "
+                         "granularity='unit' gives a smaller net that runs on torch's kernels.")
     layers = [LayerWeights(layer.cell, **layer.arrays(), units=np.arange(layer.size))
-              for layer in NeuronGraph(encoder).layers]
+              for layer in graph.layers]
     weights = RecurrentWeights(layers, isinstance(encoder, HierarchicalRNN), encoder.input_size,
                                batch_first=bool(getattr(encoder, "batch_first", True)))
     if encoder is module:

@@ -1,8 +1,6 @@
 """Connectivity before and after pruning (:meth:`NeuronGraph.strength_matrix`, rows presynaptic),
 neurons ordered by lattice role or by position in the moduli space."""
 
-import copy
-import dataclasses
 
 import numpy as np
 
@@ -95,10 +93,7 @@ def plot_connectivity(sparsifier, *, before=None, order="lattice", show_before=T
     graph = NeuronGraph(sparsifier)
     after = graph.strength_matrix()
     if before is None:
-        lifted = copy.copy(graph)
-        lifted.tensors = [dataclasses.replace(t, param=t.param + "_orig") if t.is_pruned else t
-                          for t in graph.tensors]
-        dense = lifted.strength_matrix()
+        dense = graph.strength_matrix(unmasked=True)
     else:
         dense = NeuronGraph(before).strength_matrix()
         if dense.shape != after.shape:

@@ -127,6 +127,10 @@ class WordLanguageNet(nn.Module):
         else:
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
 
+    def example_input(self):
+        """One window of two tokens (zeros): what the dependency trace runs."""
+        return torch.zeros(1, 2, dtype=torch.long, device=self.embedding.weight.device)
+
     def run(self, tokens, state=None):
         """Logits ``(batch, steps, vocab_size)`` and the final recurrent state."""
         outputs, state = self.rnn(self.dropout(self.embedding(tokens)), state)

@@ -229,6 +229,12 @@ class PathIntegrationNet(nn.Module):
         self.rnn = fused_rnn(cell, input_size, hidden_size)
         self.readout = nn.Linear(hidden_size, n_place_cells)
 
+    def example_input(self):
+        """One trajectory of two steps (zeros): what the dependency trace runs."""
+        param = self.readout.weight
+        return torch.zeros(1, self.n_place_cells + 2 * self.input_size, dtype=param.dtype,
+                           device=param.device)
+
     def encode(self, x):
         """Hidden states for packed inputs ``x``: ``(outputs (batch, steps, hidden), last (batch, hidden))``."""
         velocities, init_codes = split_navigation_inputs(x, self.n_place_cells, self.input_size)
