@@ -43,7 +43,7 @@ from torch.overrides import TorchFunctionMode
 from .nets import N_GATES, HierarchicalRNN, cell_of
 
 __all__ = ["UnitBlock", "Reader", "Dependencies", "trace", "trace_net", "dependencies_of",
-           "example_input", "READER_KINDS"]
+           "example_input", "to_json", "from_json", "READER_KINDS"]
 
 #: The last trace of each module (weakly held: it goes with the module).
 _TRACED = weakref.WeakKeyDictionary()
@@ -125,6 +125,10 @@ class Dependencies:
     complete : bool
         Whether the module's computation was traced (False: only the recurrent modules' own
         wiring is known, see :func:`dependencies_of`).
+    packed : bool
+        Whether the forward packs its sequences (``pack_padded_sequence``).
+    example : tuple
+        The positional arguments the trace ran on (empty if not traced).
     """
 
     blocks: list
@@ -135,6 +139,8 @@ class Dependencies:
     initial_state: set = field(default_factory=set)
     coupled: list = field(default_factory=list)
     complete: bool = True
+    packed: bool = False
+    example: tuple = field(default=(), repr=False)
 
     def block_names(self, indices):
         return ", ".join(self.blocks[i].name for i in indices)
@@ -248,6 +254,7 @@ class _Tracer(TorchFunctionMode):
         self.stack = []  # paths of the modules being run
         self.leaf_depth = 0
         self.root_calls = 0
+        self.packed = False
         self._register_blocks()
 
     # -- blocks ------------------------------------------------------------------------------
@@ -458,6 +465,8 @@ class _Tracer(TorchFunctionMode):
         result = func(*args, **kwargs)
         if self.leaf_depth or self.root_calls != 1 or not self.stack:
             return result
+        if _name(func) == "_pack_padded_sequence":
+            self.packed = True
         labelled = [t for t in _tensors((args, kwargs)) if self.label(t) is not None]
         if not labelled:
             return result
@@ -807,7 +816,11 @@ def trace(module, *args, **kwargs):
             m.training = training
     exposed = tuple(dict.fromkeys(b for t in _tensors(output) if tracer.label(t) is not None
                                   for b in tracer.label(t).blocks))
-    _TRACED[module] = result = _result(tracer, exposed, complete=True)
+    result = _result(tracer, exposed, complete=True)
+    result.packed = tracer.packed
+    result.example = tuple(a.detach().clone() if isinstance(a, torch.Tensor) else a
+                           for a in args)
+    _TRACED[module] = result
     return result
 
 
@@ -831,6 +844,47 @@ def _weight_order(blocks, reader):
     if reader.kind == "top_down":
         return (1, reader.dst, 0)
     return (0, reader.dst, 0 if reader.param.startswith("weight_ih") else 1)
+
+
+def to_json(deps):
+    """``deps`` as JSON data (module paths, parameter names, segments): what
+    :func:`from_json` reads back for a module of the same structure, whatever its sizes."""
+    def reader(r):
+        return {"path": r.path, "param": r.param, "axis": r.axis, "kind": r.kind,
+                "dst": r.dst, "n_gates": r.n_gates, "segments": [list(s) for s in r.segments]}
+    return {"blocks": [[b.path, b.layer, b.direction] for b in deps.blocks],
+            "weights": [reader(r) for r in deps.weights],
+            "norms": [reader(r) for r in deps.norms],
+            "layer_norms": {path: [list(s) for s in segments]
+                            for path, segments in deps.layer_norms.items()},
+            "exposed": list(deps.exposed), "initial_state": sorted(deps.initial_state),
+            "packed": deps.packed}
+
+
+def from_json(module, data):
+    """The :class:`Dependencies` that :func:`to_json` wrote, for ``module`` (the blocks' sizes
+    its own), remembered as its trace. ``ValueError`` if its recurrent layers differ."""
+    tracer = _Tracer(module)
+    found = [[b.path, b.layer, b.direction] for b in tracer.blocks]
+    if found != data["blocks"]:
+        raise ValueError(f"The saved wiring lists the recurrent layers {data['blocks']}; "
+                         f"{type(module).__name__} has {found}.")
+
+    def segments(saved):
+        return tuple((b, tracer.blocks[b].size if b is not None else size) for b, size in saved)
+
+    def reader(r):
+        owner = module.get_submodule(r["path"][:-len(r["param"])].rstrip("."))
+        return Reader(r["path"], owner, r["param"], r["axis"], segments(r["segments"]),
+                      r["kind"], r["dst"], r["n_gates"])
+    tracer.weights = [reader(r) for r in data["weights"]]
+    tracer.norms = [reader(r) for r in data["norms"]]
+    tracer.layer_norms = {path: segments(s) for path, s in data["layer_norms"].items()}
+    tracer.initial_state = set(data["initial_state"])
+    result = _result(tracer, tuple(data["exposed"]), complete=True)
+    result.packed = data["packed"]
+    _TRACED[module] = result
+    return result
 
 
 def example_input(module):

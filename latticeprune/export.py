@@ -24,7 +24,8 @@ import torch
 from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 from torch import nn
 
-from .neuron_graph import NeuronGraph, estimator_chain, find_module
+from .dependency import example_input
+from .neuron_graph import NeuronGraph, estimator_chain, find_module, make_permanent
 
 __all__ = ["export_onnx"]
 
@@ -62,6 +63,19 @@ class _CheckedLengths(nn.Module):
         valid = (lengths >= 1) & (lengths <= x.shape[1])
         out = self.module(x, lengths.clamp(1, x.shape[1]))
         return torch.where(valid.view(-1, *[1] * (out.dim() - 1)), out, torch.nan)
+
+
+def _example_x(module, graph, steps):
+    """Zeros shaped as ``module``'s input ``x`` for 2 samples and ``steps`` steps: the layout of
+    its ``example_input()`` or of the input it was traced on (token ids, time-major layouts
+    as the user's ``forward`` takes them), else float features of its first recurrent layer."""
+    x = example_input(module)
+    x = x[0] if isinstance(x, tuple) else x
+    if x is None and graph.dependencies.example:
+        x = graph.dependencies.example[0]
+    if not isinstance(x, torch.Tensor) or x.dim() < 2:
+        return torch.zeros(2, steps, graph.layers[0].owner.input_size)
+    return torch.zeros((2, steps, *x.shape[2:]), dtype=x.dtype)
 
 
 def export_onnx(estimator, path, n_steps=None, variable_length=False):
@@ -126,12 +140,19 @@ def export_onnx(estimator, path, n_steps=None, variable_length=False):
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"export_onnx cannot write {os.fspath(path)!r}: the folder "
                                 f"{folder!r} does not exist.")
-    module = copy.deepcopy(find_module(estimator)).cpu().eval()
+    source = find_module(estimator)
+    graph = NeuronGraph(source)
+    if graph.dependencies.packed:
+        raise ValueError(
+            f"{type(source).__name__}.forward packs its sequences (pack_padded_sequence), which "
+            "torch.onnx cannot export: torch.export fails on a packed batch's data-dependent "
+            "sizes. Run the recurrent layers on the padded batch and read each sequence at its "
+            "end (latticeprune's RecurrentNet does, forward(x, lengths)); that exports with "
+            "variable_length=True.")
+    module = make_permanent(copy.deepcopy(source)).cpu().eval()  # masked zeros, plain weights
     if variable_length and "lengths" not in inspect.signature(module.forward).parameters:
         raise ValueError(f"variable_length=True needs a module whose forward takes lengths, "
                          f"forward(x, lengths); {type(module).__name__}.forward does not.")
-    graph = NeuronGraph(module)
-    graph.remove_masks()  # the masked zeros become plain dense weights
     loops = _rnn_while_loops()
     dynamic_steps = loops is not None and all(
         isinstance(layer.owner, (nn.LSTM, nn.GRU)) for layer in graph.layers)
@@ -144,7 +165,7 @@ def export_onnx(estimator, path, n_steps=None, variable_length=False):
     steps = max(int(n_steps or 2), 2) if dynamic_steps else int(n_steps)
     batch = torch.export.Dim("batch")
     x_dims = {0: batch, 1: torch.export.Dim("steps")} if dynamic_steps else {0: batch}
-    args, names, dims = (torch.zeros(2, steps, graph.layers[0].owner.input_size),), ["x"], [x_dims]
+    args, names, dims = (_example_x(source, graph, steps),), ["x"], [x_dims]
     if variable_length:
         args += (torch.tensor([steps, 1], dtype=torch.int64),)
         names.append("lengths")

@@ -32,7 +32,7 @@ from sklearn.exceptions import NotFittedError
 from .dependency import dependencies_of
 
 __all__ = ["NeuronGraph", "WeightTensor", "RecurrentLayer", "SCOPES", "HIDDEN_KINDS",
-           "refresh_flat_weights", "make_permanent",
+           "refresh_flat_weights", "make_permanent", "module_masks", "apply_module_masks",
            "estimator_chain", "find_net", "find_module", "live_weight", "pruned_count"]
 
 #: Kinds of weight tensor each pruning scope covers.
@@ -344,6 +344,36 @@ class NeuronGraph:
                 zeros += n_zero
                 total += w.numel()
         return {"overall": zeros / total if total else 0.0, "per_tensor": per_tensor}
+
+
+def module_masks(module):
+    """The masks of every parameter of ``module`` pruned through ``torch.nn.utils.prune``,
+    ``{qualified parameter name: bool tensor}`` (inside the neuron graph or not)."""
+    return {f"{path}.{name}" if path else name: getattr(sub, name + "_mask").detach().bool().clone()
+            for path, sub in module.named_modules()
+            for name in [p[:-len("_orig")] for p, _ in sub.named_parameters(recurse=False)
+                         if p.endswith("_orig")]
+            if hasattr(sub, name + "_mask")}
+
+
+def apply_module_masks(module, masks):
+    """Prune the parameters of ``module`` named in ``masks`` (qualified names, as
+    :func:`module_masks` gives them) through ``torch.nn.utils.prune``."""
+    for qualified, mask in masks.items():
+        path, _, name = qualified.rpartition(".")
+        try:
+            owner = module.get_submodule(path)
+            weight = getattr(owner, name)
+        except AttributeError:
+            raise ValueError(f"{type(module).__name__} has no parameter {qualified!r} to mask."
+                             ) from None
+        mask = torch.as_tensor(mask, dtype=weight.dtype, device=weight.device)
+        if mask.shape != weight.shape:
+            raise ValueError(f"Mask for {qualified} has shape {tuple(mask.shape)}, the weight "
+                             f"has {tuple(weight.shape)}.")
+        prune.custom_from_mask(owner, name, mask)
+    refresh_flat_weights(module)
+    return module
 
 
 def make_permanent(module):

@@ -23,7 +23,10 @@ import torch
 from sklearn.preprocessing import LabelEncoder
 
 from .base import BaseSparsifier
-from .neuron_graph import NeuronGraph, estimator_chain, find_net
+from .dependency import from_json, to_json
+from .neuron_graph import (NeuronGraph, apply_module_masks, estimator_chain, find_net,
+                           module_masks)
+from .units import remove_units
 
 __all__ = ["save", "load", "save_weights", "load_weights", "ARRAYS_FILE", "HISTORY_FILE",
            "STATE_FILE"]
@@ -105,7 +108,10 @@ def save_weights(estimator, directory):
     np.savez(directory / ARRAYS_FILE, allow_pickle=False, **arrays)
     net.save_params(f_history=directory / HISTORY_FILE)
     state = {"format": _FORMAT_VERSION, "levels": levels,
-             "pruned_parameters": sorted(NeuronGraph(net).masks())}
+             "pruned_parameters": sorted(module_masks(net.module_))}
+    deps = NeuronGraph(net).dependencies
+    if deps.complete:  # the traced wiring: what unit removal needs to rebuild the net
+        state["dependencies"] = to_json(deps)
     (directory / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
     if not_saved:
         warnings.warn(f"save_weights skips fitted attributes that are not plain data: "
@@ -136,7 +142,8 @@ def load_weights(estimator, directory):
         chain[-1].estimator_ = chain[-1]._make_estimator()  # as fit does: cloned and seeded
         chain.append(chain[-1].estimator_)
     for parent, level, saved_level in zip(chain, chain[1:], saved[1:]):
-        if getattr(parent, "granularity", None) == "unit":  # fit made the net smaller
+        if getattr(parent, "granularity", None) == "unit" and "hidden_size" in saved_level[
+                "params"]:  # latticeprune's estimators: fit made the net smaller
             level.set_params(hidden_size=saved_level["params"]["hidden_size"])
     _check_configuration(chain, saved)
     net = chain[-1]
@@ -148,18 +155,36 @@ def load_weights(estimator, directory):
         net.label_encoder_ = LabelEncoder().fit(net.label_encoder_)
     with torch.random.fork_rng(devices=[]):  # initialize() draws weights we overwrite anyway
         net.initialize()
-    graph = NeuronGraph(net)
-    graph.apply_masks({name: torch.from_numpy(entry(name + "_mask"))
-                       for name in state["pruned_parameters"]})
+    _rebuild(net, chain, state, arrays)
+    apply_module_masks(net.module_, {name: torch.from_numpy(entry(name + "_mask"))
+                                     for name in state["pruned_parameters"]})
     # state_dict keys hold no "/"; the fitted attributes' arrays are "<level>/<name>/...".
     net.module_.load_state_dict({key: torch.from_numpy(value) for key, value in arrays.items()
                                  if "/" not in key})
-    graph.freeze()
+    graph = NeuronGraph(net).freeze()
     top = chain[0]
     if isinstance(top, BaseSparsifier) and getattr(top, "granularity", None) != "unit":
         top.read_masks(graph)  # what the loaded masks prune, whatever the file says it was
     net.load_params(f_history=directory / HISTORY_FILE)
     return estimator
+
+
+def _rebuild(net, chain, state, arrays):
+    """Give ``net`` the saved wiring and, where a unit pruner made the saved net smaller than
+    its configuration builds (a user's module), remove the same units."""
+    if "dependencies" not in state:
+        return
+    from_json(net.module_, state["dependencies"])
+    shapes = {key: tuple(value.shape) for key, value in net.module_.state_dict().items()}
+    if all(shapes.get(key) == arrays[key].shape for key in shapes if key in arrays):
+        return
+    pruner = next((level for level in chain if getattr(level, "units_", None) is not None),
+                  None)
+    if pruner is None:
+        return  # load_state_dict names the mismatch
+    net.module_ = remove_units(net.module_, [np.asarray(k) for k in pruner.units_])
+    from_json(net.module_, state["dependencies"])
+    net.initialize_optimizer()
 
 
 def _read_state(directory):

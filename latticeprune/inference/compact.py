@@ -148,8 +148,11 @@ def read_weights(module):
     encoder = module.encoder if isinstance(module, RecurrentNet) else module
     if not isinstance(encoder, (HierarchicalRNN, nn.RNNBase, StackedRNN)):
         raise TypeError(
-            f"Cannot build an inference form of {type(module).__name__}: expected a "
-            "latticeprune RecurrentNet, a HierarchicalRNN, or a torch nn.RNN / nn.LSTM / nn.GRU.")
+            f"Cannot build an inference form of {type(module).__name__}: to_inference compiles "
+            "a latticeprune RecurrentNet, a HierarchicalRNN or a bare nn.RNN / nn.LSTM / nn.GRU "
+            "(whose forward it knows). For another module, prune with granularity='unit': the "
+            f"result is a smaller {type(module).__name__} that runs on torch's own kernels and "
+            "exports with export_onnx.")
     graph = NeuronGraph(encoder)
     if any(layer.direction for layer in graph.layers):
         raise ValueError(f"{type(module).__name__} has bidirectional recurrent layers, which "
