@@ -59,15 +59,24 @@ class LatticePruner(BaseSparsifier):
         Ranks the neurons.
     centrality_quantile : float in [0, 1], default=0.5
         Used by ``sparsity=None`` only.
-    strategy : {"lattice", "magnitude", "random"}, default="lattice"
-        The lattice rule, or a control: smallest ``|w|`` entries, uniformly random entries.
+    strategy : {"lattice", "magnitude", "random"} or callable, default="lattice"
+        The lattice rule, or a control: weakest groups first (``|w|`` of an entry, a
+        connection's gate RMS, a unit's L2 norm), uniformly random groups. A callable
+        ``importance(groups)`` returns one score per group (lowest removed first); ``groups``
+        is the granularity's :mod:`latticeprune.rules` object (``groups.values()``: each
+        group's weight entries; ``groups.magnitudes()``; ``groups.graph``), e.g.
+        ``lambda groups: [abs(v).max() for v in groups.values()]``.
     granularity : {"weight", "connection", "unit"} or None, default=None
         What is removed. ``"weight"``: single entries (magnitude and random only);
         ``"connection"``: every gate entry of a connection ``i -> j`` (magnitude: by its RMS
         strength); ``"unit"``: whole hidden units (lattice: not meet-irreducible first, lowest
         centrality first; magnitude: the L2 norm of the unit's weights; random), after which
-        the net is physically smaller (:mod:`latticeprune.units`). None: ``"connection"`` for
-        the lattice rule, ``"weight"`` for the baselines.
+        the net is physically smaller (:mod:`latticeprune.units`): any module whose
+        computation the trace follows (:mod:`latticeprune.dependency`), a user's too, comes
+        back as a smaller module of its own class; each direction of a bidirectional layer is
+        ranked on its own, and the layers and directions of one torch module lose equally
+        many units (it has one ``hidden_size``). None: ``"connection"`` for the lattice rule
+        (and a callable), ``"weight"`` for the baselines.
     scope : {"recurrent", "all"}, default="recurrent"
         Recurrent and top-down weights; ``"all"``: also layer-to-layer, input and read-out.
     n_rounds : int, default=5

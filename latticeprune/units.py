@@ -1,21 +1,21 @@
-"""Structured pruning at the level of hidden units: rank them, mask them, remove them.
+"""Structured pruning at the level of hidden units: mask them, remove them.
 
-A unit's removal deletes every gate's rows of its layer's ``W_ih``, ``W_hh`` and ``W_td`` (and
-its biases), its ``W_hh`` column, the next layer's input column, the top-down column into the
-layer below and the read-out column. While a pruner fine-tunes, :func:`unit_masks` zeroes
-those rows and columns through ``NeuronGraph.apply_masks`` (the outgoing columns alone already
-make the unit invisible); at the end :func:`remove_units` builds the ordinary smaller
-:class:`~latticeprune.nets.RecurrentNet` (torch's fused ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``
-with fewer units, or the top-down net with smaller layers) with the same outputs, and
+A unit's removal deletes every entry that produces it (its gate rows of its layer's
+``W_ih``, ``W_hh`` and ``W_td``, and biases) and every entry that reads it (its ``W_hh``
+column, the next layer's input columns, the top-down column into the layer below, the columns
+of the ``nn.Linear`` layers and the entries of the norms that read it), as the module's traced
+:class:`~latticeprune.dependency.Dependencies` list them. While a pruner fine-tunes,
+:func:`unit_masks` zeroes those rows and columns through ``NeuronGraph.apply_masks`` (the
+outgoing columns alone already make the unit invisible) and :func:`mask_norms` leaves the
+units out of the layer norms' statistics; at the end :func:`remove_units` resizes a copy of
+the module, of its own class (torch's fused modules with fewer units, the top-down net with
+smaller layers, a user's module whose ``forward`` runs unchanged), with the same outputs, and
 :func:`reduced_estimator` puts it inside a copy of the skorch estimator.
 
-Rankers (:data:`UNIT_RANKERS`), applied per layer: ``"lattice"`` removes the units that are not
-meet-irreducible first, lowest centrality first, then the irreducible ones in the same order
-(docs/methods/lattice.md, at the level of neurons); ``"magnitude"`` removes the units with the
-smallest L2 norm of the weights their removal deletes (the standard structured baseline);
-``"random"`` draws them uniformly. Every layer loses ``pruned_count(fraction, size)`` units.
-Cost: one pass over the weights per round (the lattice verdict itself is
-:func:`~latticeprune.callbacks.lattice_pruning.analyse`).
+The order in which units go is a ranker's (:mod:`latticeprune.rules`); every layer loses
+``pruned_count(fraction, size)`` units (:func:`next_removals`). :func:`unit_norms` and
+:func:`unit_weights` are what the magnitude ranker and a user's importance read. Cost: one
+pass over the weights per round.
 """
 
 import copy
@@ -23,21 +23,15 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
-
 from torch import nn
 
 from .nets import HierarchicalLayer, HierarchicalRNN, RecurrentNet
 from .neuron_graph import (NeuronGraph, estimator_chain, find_net, make_permanent,
                            pruned_count, refresh_flat_weights)
 
-__all__ = ["UNIT_RANKERS", "check_removable", "check_unit_fraction", "removal_order",
+__all__ = ["check_removable", "check_unit_fraction", "unit_norms", "unit_weights",
            "next_removals", "unit_masks", "mask_norms", "remove_norm_masks", "remove_units",
            "reduced_estimator", "replace_net", "unit_sparsity"]
-
-#: Valid unit rankers (the ``strategy`` of a pruner with ``granularity="unit"``).
-UNIT_RANKERS = ("lattice", "magnitude", "random")
-
 
 def check_removable(module):
     """Raise ``ValueError`` unless ``module``'s hidden units can be removed physically.
@@ -98,7 +92,7 @@ def check_unit_fraction(graph, fraction):
                       UserWarning, stacklevel=3)
 
 
-def _unit_norms(graph):
+def unit_norms(graph):
     """Per neuron, the L2 norm of the weights its removal deletes (gate rows and columns)."""
     squares = np.zeros(graph.n_neurons)
     for t in graph.tensors:
@@ -110,20 +104,20 @@ def _unit_norms(graph):
     return np.sqrt(squares)
 
 
-def removal_order(graph, ranker, analysis=None, random_state=None):
-    """Every neuron of ``graph`` (global indices), first to be removed first.
-
-    ``analysis`` (a :class:`~latticeprune.callbacks.lattice_pruning.LatticeAnalysis`) is
-    needed by ``ranker="lattice"``: not irreducible (or less persistent) first, then by
-    centrality.
-    """
-    if ranker == "lattice":
-        return np.lexsort((analysis.rank, np.asarray(analysis.protected, dtype=float)))
-    if ranker == "magnitude":
-        return np.argsort(_unit_norms(graph), kind="stable")
-    if ranker == "random":
-        return check_random_state(random_state).permutation(graph.n_neurons)
-    raise ValueError(f"ranker={ranker!r} is not valid; valid choices are {list(UNIT_RANKERS)}.")
+def unit_weights(graph):
+    """Per neuron, the weight entries its removal deletes (its gate rows, then its columns),
+    one 1-D array each."""
+    parts = [[] for _ in range(graph.n_neurons)]
+    for t in graph.tensors:
+        w = t.weight.detach().cpu().numpy()
+        if t.dst is not None:
+            rows = w.reshape(t.n_gates, -1, w.shape[1])
+            for j in range(rows.shape[1]):
+                parts[graph.layers[t.dst].offset + j].append(rows[:, j].ravel())
+        for layer, cols in t.hidden_sources():
+            for i in range(cols.stop - cols.start):
+                parts[graph.layers[layer].offset + i].append(w[:, cols.start + i])
+    return [np.concatenate(p) for p in parts]
 
 
 def next_removals(graph, order, removed, fraction):

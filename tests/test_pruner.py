@@ -19,8 +19,8 @@ from torch import nn
 from latticeprune import LatticePruner, RNNClassifier, RNNRegressor
 from latticeprune.callbacks import LatticePruning
 from latticeprune.callbacks.connectivity import input_reaches_readout
-from latticeprune.callbacks.lattice_pruning import analyse, lattice_masks
-from latticeprune.callbacks.pruning_schedule import global_magnitude_masks, random_masks
+from latticeprune import rules
+from latticeprune.callbacks.lattice_pruning import analyse
 from latticeprune.datasets import make_adding_problem
 from latticeprune.neuron_graph import NeuronGraph, pruned_count
 
@@ -250,21 +250,54 @@ def test_lattice_pruning_callback_prunes_in_rounds_while_training(small_digits):
         LatticePruning(levels=[0.5, 1.0]).initialize()
 
 
-def test_mask_functions_count_with_the_one_rounding_rule(fitted_net):
+def test_the_rules_count_with_the_one_rounding_rule(fitted_net):
     graph = NeuronGraph(copy.deepcopy(fitted_net))
     tensors = graph.tensors_in("all")
     total = sum(t.weight.numel() for t in tensors)
-    for masks in (global_magnitude_masks(tensors, 0.55), random_masks(tensors, 0.55, 0)):
+    entries = rules.Entries(graph, tensors)
+    for ranker in (rules.MagnitudeRanker(), rules.RandomRanker()):
+        masks, _ = entries.prune(ranker.order(entries, random_state=0), 0.55)
         assert set(masks) == {t.name for t in tensors}
         assert sum(int((~m).sum()) for m in masks.values()) == pruned_count(0.55, total)
-    np.testing.assert_array_equal(random_masks(tensors, 0.5, 3)[tensors[0].name],
-                                  random_masks(tensors, 0.5, 3)[tensors[0].name])
+    draws = [entries.prune(rules.RandomRanker().order(entries, random_state=3), 0.5)[0]
+             for _ in range(2)]
+    np.testing.assert_array_equal(draws[0][tensors[0].name], draws[1][tensors[0].name])
     analysis = analyse(graph)
     assert analysis.persistence is None and analysis.protected is analysis.verdict
-    masks, removed = lattice_masks(graph, tensors, 0.3, analysis)
+    connections = rules.Connections(graph, tensors)
+    masks, removed = connections.prune(rules.LatticeRanker().order(connections, analysis), 0.3)
     graph.apply_masks(masks)
     assert removed > 0
     assert pruned_count(0.3, total) / total <= graph.sparsity("all")["overall"] <= 0.3 + 4 / total
+
+
+def test_a_users_importance_ranks_the_groups(small_digits):
+    X, y = small_digits
+    seen = []
+
+    def largest_entry(groups):
+        seen.append(groups.kind)
+        return [np.abs(values).max() for values in groups.values()]
+    pruner = LatticePruner(RNNClassifier(hidden_size=8, num_layers=2, max_epochs=1),
+                           strategy=largest_entry, granularity="unit", sparsity=0.5,
+                           n_rounds=1, fine_tune_epochs=0, random_state=0).fit(X, y)
+    assert seen == ["unit"] and [len(k) for k in pruner.units_] == [4, 4]
+    params = dict(granularity="unit", sparsity=0.5, n_rounds=1, fine_tune_epochs=0,
+                  random_state=0)
+    net = RNNClassifier(hidden_size=8, num_layers=2, max_epochs=1)
+    norms = LatticePruner(net, strategy=lambda groups: groups.magnitudes(), **params).fit(X, y)
+    magnitude = LatticePruner(net, strategy="magnitude", **params).fit(X, y)
+    strongest = LatticePruner(net, strategy=lambda groups: -groups.magnitudes(), **params)
+    strongest.fit(X, y)
+    for a, b, c in zip(norms.units_, magnitude.units_, strongest.units_):
+        np.testing.assert_array_equal(a, b)  # the magnitude ranker, as an importance
+        assert not set(a) & set(c)  # the opposite order keeps the other half
+    weak = LatticePruner(RNNClassifier(hidden_size=8, num_layers=2, max_epochs=1,
+                                       random_state=1), strategy=lambda groups: np.zeros(3),
+                         granularity="connection", n_rounds=1, random_state=0)
+    with pytest.raises(ValueError, match="must return .* finite scores, one per group of "
+                                         "granularity='connection'; got shape .3,."):
+        weak.fit(X, y)
 
 
 # -- issue 12 --------------------------------------------------------------------------------

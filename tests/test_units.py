@@ -11,7 +11,7 @@ from skorch import NeuralNetClassifier
 
 from conftest import onnx_session
 from latticeprune import LatticePruner, ModuliRegularizer, RNNClassifier, RNNRegressor, export_onnx
-from latticeprune import units
+from latticeprune import rules, units
 from latticeprune.nets import CELLS, RecurrentNet, StackedRNN
 from latticeprune.neuron_graph import NeuronGraph
 
@@ -26,7 +26,8 @@ def data():
 def masked_and_removed(module, fraction, ranker="magnitude"):
     """Mask ``fraction`` of the units of every layer of ``module``; the smaller net too."""
     graph = NeuronGraph(module)
-    removed = units.next_removals(graph, units.removal_order(graph, ranker, random_state=0),
+    groups = rules.Units(graph, graph.tensors)
+    removed = units.next_removals(graph, rules.get_ranker(ranker).order(groups, random_state=0),
                                   np.zeros(graph.n_neurons, dtype=bool), fraction)
     graph.apply_masks(units.unit_masks(graph, removed))
     keep = [np.flatnonzero(~removed[graph.layer_slice(i)]) for i in range(len(graph.layers))]

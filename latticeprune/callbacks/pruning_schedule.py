@@ -1,27 +1,25 @@
-"""Entry-level pruning rules, and gradual magnitude pruning during training.
+"""The pruning schedule of both sparsifiers, and gradual magnitude pruning during training.
 
-:func:`global_magnitude_masks` and :func:`random_masks` zero ``pruned_count(sparsity, total)``
-entries of a set of tensors. :class:`GradualMagnitudePruning` applies the first at the end of
-each pruning epoch, the sparsity following :func:`scheduled_sparsity` up to ``target_sparsity``
-(docs/methods/moduli.md section 5; Zhu & Gupta 2017, "To prune, or not to prune"). Masks go
-through :meth:`NeuronGraph.apply_masks` (``torch.nn.utils.prune``), so a pruned weight stays
-exactly zero through every later optimiser step.
+:func:`scheduled_sparsity` is the one schedule: the target after each pruning step (a round
+of ``LatticePruning``, an epoch of :class:`GradualMagnitudePruning`). The callback zeroes, at
+the end of each pruning epoch, the smallest entries of the tensors in scope
+(:class:`~latticeprune.rules.Entries` ranked by :class:`~latticeprune.rules.MagnitudeRanker`)
+up to ``target_sparsity`` (docs/methods/moduli.md section 5; Zhu & Gupta 2017, "To prune, or
+not to prune"). Masks go through :meth:`NeuronGraph.apply_masks` (``torch.nn.utils.prune``), so
+a pruned weight stays exactly zero through every later optimiser step.
 """
 
 import numbers
 
-import numpy as np
-import torch
 from skorch.callbacks import Callback
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
 from ..dependency import trace_net
-from ..neuron_graph import SCOPES, NeuronGraph, pruned_count
+from ..neuron_graph import SCOPES, NeuronGraph
+from ..rules import Entries, MagnitudeRanker
 from .connectivity import check_input_reaches_readout
 
-__all__ = ["GradualMagnitudePruning", "SCHEDULES", "scheduled_sparsity", "global_magnitude_masks",
-           "random_masks"]
+__all__ = ["GradualMagnitudePruning", "SCHEDULES", "scheduled_sparsity"]
 
 #: Valid ``schedule`` names.
 SCHEDULES = ("linear", "cubic")
@@ -48,43 +46,8 @@ def scheduled_sparsity(step, n_steps, target_sparsity, schedule="linear"):
         return float(target_sparsity)
     progress = step / n_steps
     if schedule == "linear":
-        return target_sparsity * progress
+        return target_sparsity * step / n_steps
     return target_sparsity * (1.0 - (1.0 - progress) ** 3)
-
-
-def global_magnitude_masks(tensors, sparsity):
-    """``{tensor name: weight-shaped bool mask}`` zeroing the ``pruned_count(sparsity, total)``
-    smallest entries of ``tensors`` (``WeightTensor`` list), ranked together by live magnitude.
-
-    Ties are broken by position (tensor order, then row-major), so the result is deterministic;
-    entries already pruned are zero and therefore pruned again.
-    """
-    magnitudes = torch.cat([t.weight.detach().abs().reshape(-1).double().cpu() for t in tensors])
-    keep = torch.ones(magnitudes.numel(), dtype=torch.bool)
-    n_pruned = pruned_count(sparsity, magnitudes.numel())
-    keep[torch.argsort(magnitudes, stable=True)[:n_pruned]] = False
-    return _split(keep, tensors)
-
-
-def random_masks(tensors, sparsity, random_state=None):
-    """As :func:`global_magnitude_masks`, zeroing uniformly random non-zero entries (seeded by
-    ``random_state``) until ``pruned_count(sparsity, total)`` entries are zero."""
-    flat = torch.cat([t.weight.detach().reshape(-1).cpu() for t in tensors]).numpy()
-    candidates = np.flatnonzero(flat)
-    needed = pruned_count(sparsity, flat.size) - (flat.size - candidates.size)
-    keep = torch.ones(flat.size, dtype=torch.bool)
-    if needed > 0:
-        chosen = check_random_state(random_state).choice(
-            candidates, size=min(needed, len(candidates)), replace=False)
-        keep[torch.as_tensor(chosen)] = False
-    return _split(keep, tensors)
-
-
-def _split(keep, tensors):
-    """One flat keep-vector over ``tensors`` as ``{name: weight-shaped mask}``."""
-    sizes = [t.weight.numel() for t in tensors]
-    return {t.name: part.reshape(t.weight.shape)
-            for t, part in zip(tensors, torch.split(keep, sizes))}
 
 
 class GradualMagnitudePruning(Callback):
@@ -150,7 +113,8 @@ class GradualMagnitudePruning(Callback):
         if 1 <= step <= n_steps:
             graph.freeze()  # magnitudes of the weights after the epoch's last optimiser step
             sparsity = scheduled_sparsity(step, n_steps, self.target_sparsity, self.schedule)
-            graph.apply_masks(global_magnitude_masks(graph.tensors_in(self.scope), sparsity))
+            entries = Entries(graph, graph.tensors_in(self.scope))
+            graph.apply_masks(entries.prune(MagnitudeRanker().order(entries), sparsity)[0])
             check_input_reaches_readout(graph, f"Magnitude pruning to sparsity {sparsity:.3g} of "
                                                f"scope={self.scope!r} at epoch {len(net.history)}")
         achieved = graph.sparsity(self.scope)["overall"]
