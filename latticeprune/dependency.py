@@ -127,6 +127,9 @@ class Dependencies:
         wiring is known, see :func:`dependencies_of`).
     packed : bool
         Whether the forward packs its sequences (``pack_padded_sequence``).
+    whole_state : set of str
+        Paths of recurrent modules whose final state (``h_n``) the forward reads as one
+        tensor (its rows joined or returned), so their layers keep one size.
     example : tuple
         The positional arguments the trace ran on (empty if not traced).
     """
@@ -140,6 +143,7 @@ class Dependencies:
     coupled: list = field(default_factory=list)
     complete: bool = True
     packed: bool = False
+    whole_state: set = field(default_factory=set)
     example: tuple = field(default=(), repr=False)
 
     def block_names(self, indices):
@@ -255,6 +259,7 @@ class _Tracer(TorchFunctionMode):
         self.leaf_depth = 0
         self.root_calls = 0
         self.packed = False
+        self.whole_state = set()  # recurrent modules whose final state is read as one tensor
         self._register_blocks()
 
     # -- blocks ------------------------------------------------------------------------------
@@ -642,6 +647,11 @@ class _Tracer(TorchFunctionMode):
             dim = kwargs.get("dim", args[1] if len(args) > 1 else 0) % tensor.dim()
         else:
             dim = kwargs.get("dim", args[2] if len(args) > 2 else 0) % tensor.dim()
+        if isinstance(label, _Rows) and dim == label.row_dim and name == "unbind":
+            size = tensor.shape[label.dim]  # one state per row: its block's units
+            for row, part in zip(label.rows, result):
+                self.set_label(part, _Units(_drop(label, [dim]).dim, ((row, size),)))
+            return
         if dim == label.dim or (isinstance(label, _Rows) and dim == label.row_dim):
             self.fail(f"'{name}' along the units", label, tensor.shape)
         for part in result:
@@ -753,7 +763,9 @@ def _follow_shape(tracer, name, label, shape_in, shape_out, args):
             return _Rows(row_out, out, label.rows)
     elif ([d for d in ins if shape_in[d] != 1] == [label.row_dim, label.dim]
           and out is not None):
-        # h_n's rows joined into one feature vector: the rows' units, in row order
+        # h_n's rows joined into one feature vector: the rows' units, in row order; the
+        # state is read as one tensor, so its rows keep one size
+        tracer.whole_state.update(tracer.blocks[b].path for b in label.rows)
         return _Units(out, tuple((block, shape_in[label.dim]) for block in label.rows))
     tracer.fail(f"'{name}' from {tuple(shape_in)} to {tuple(shape_out)} mixes the units' "
                 "dimension with another", label, shape_in)
@@ -818,6 +830,7 @@ def trace(module, *args, **kwargs):
                                   for b in tracer.label(t).blocks))
     result = _result(tracer, exposed, complete=True)
     result.packed = tracer.packed
+    result.whole_state = tracer.whole_state | {tracer.blocks[b].path for b in exposed}
     result.example = tuple(a.detach().clone() if isinstance(a, torch.Tensor) else a
                            for a in args)
     _TRACED[module] = result
@@ -858,7 +871,7 @@ def to_json(deps):
             "layer_norms": {path: [list(s) for s in segments]
                             for path, segments in deps.layer_norms.items()},
             "exposed": list(deps.exposed), "initial_state": sorted(deps.initial_state),
-            "packed": deps.packed}
+            "packed": deps.packed, "whole_state": sorted(deps.whole_state)}
 
 
 def from_json(module, data):
@@ -882,7 +895,7 @@ def from_json(module, data):
     tracer.layer_norms = {path: segments(s) for path, s in data["layer_norms"].items()}
     tracer.initial_state = set(data["initial_state"])
     result = _result(tracer, tuple(data["exposed"]), complete=True)
-    result.packed = data["packed"]
+    result.packed, result.whole_state = data["packed"], set(data.get("whole_state", ()))
     _TRACED[module] = result
     return result
 

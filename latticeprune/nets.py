@@ -113,6 +113,53 @@ class StackedRNN(nn.ModuleList):
         return x, None
 
 
+class LayerStack(nn.Module):
+    """A multi-layer ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` as one-layer modules of their own
+    sizes (what unit removal makes of a module whose layers keep different numbers of units).
+
+    ``forward(input, hx=None)`` takes what the fused module takes (a tensor in its layout or
+    a ``PackedSequence``; no initial state) and returns what it returns, ``(output, h_n)`` or
+    ``(output, (h_n, c_n))``, except that ``h_n`` / ``c_n`` are tuples of one state per layer
+    and direction (layer-major, as the fused module's rows): ``h_n[-1]``, ``h_n[k]`` and
+    slices read as before. Dropout between layers as the fused module's ``dropout``.
+
+    Parameters
+    ----------
+    layers : list of nn.RNNBase
+        One-layer modules, bottom first, of one cell, direction count and layout.
+    dropout : float, default=0.0
+    """
+
+    def __init__(self, layers, dropout=0.0):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        first = layers[0]
+        self.mode, self.batch_first = first.mode, first.batch_first
+        self.bidirectional, self.dropout = first.bidirectional, dropout
+        self.input_size, self.num_layers = first.input_size, len(layers)
+
+    @property
+    def hidden_sizes(self):
+        return [layer.hidden_size for layer in self.layers]
+
+    def forward(self, input, hx=None):
+        if hx is not None:
+            raise ValueError("LayerStack runs from zero states (its layers have different "
+                             "sizes); pass no initial state.")
+        states, x = [], input
+        for k, layer in enumerate(self.layers):
+            if k and self.dropout and self.training:
+                x = (x._replace(data=nn.functional.dropout(x.data, self.dropout))
+                     if isinstance(x, nn.utils.rnn.PackedSequence)
+                     else nn.functional.dropout(x, self.dropout))
+            x, state = layer(x)
+            states.append(state)
+        if self.mode == "LSTM":
+            return x, (tuple(row for h, _ in states for row in h),
+                       tuple(row for _, c in states for row in c))
+        return x, tuple(row for h in states for row in h)
+
+
 class HierarchicalLayer(nn.Module):
     """One layer of a :class:`HierarchicalRNN`.
 

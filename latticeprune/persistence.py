@@ -171,17 +171,22 @@ def load_weights(estimator, directory):
 
 def _rebuild(net, chain, state, arrays):
     """Give ``net`` the saved wiring and, where a unit pruner made the saved net smaller than
-    its configuration builds (a user's module), remove the same units."""
+    its configuration builds (a user's module), remove the same units first."""
     if "dependencies" not in state:
         return
-    from_json(net.module_, state["dependencies"])
-    shapes = {key: tuple(value.shape) for key, value in net.module_.state_dict().items()}
-    if all(shapes.get(key) == arrays[key].shape for key in shapes if key in arrays):
-        return
+    saved = {key[:-len("_orig")] if key.endswith("_orig") else key: value.shape
+             for key, value in arrays.items() if "/" not in key and not key.endswith("_mask")}
+    try:
+        from_json(net.module_, state["dependencies"])
+        if {k: tuple(v.shape) for k, v in net.module_.state_dict().items()} == saved:
+            return
+    except ValueError:  # other recurrent layers: the saved net was restacked
+        pass
     pruner = next((level for level in chain if getattr(level, "units_", None) is not None),
                   None)
     if pruner is None:
         return  # load_state_dict names the mismatch
+    from_json(net.module_, getattr(pruner, "wiring_", state["dependencies"]))
     net.module_ = remove_units(net.module_, [np.asarray(k) for k in pruner.units_])
     from_json(net.module_, state["dependencies"])
     net.initialize_optimizer()

@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from .base import BaseSparsifier
 from . import units
 from .callbacks.lattice_pruning import RULE_CONSTRAINTS, STRATEGIES, LatticePruning, analyse
+from .dependency import to_json
 from .neuron_graph import NeuronGraph, find_net
 from .utils import torch_seed
 
@@ -96,6 +97,10 @@ class LatticePruner(BaseSparsifier):
         weight entries in ``scope`` removed) and ``"hidden_sizes"``.
     units_ : list of ndarray of int
         ``granularity="unit"``: per layer, the original indices of the units kept.
+    wiring_ : dict
+        ``granularity="unit"``: the traced wiring of the net before its units were removed
+        (:func:`~latticeprune.dependency.to_json`), from which
+        :func:`~latticeprune.persistence.load_weights` rebuilds the smaller net.
     meet_irreducible_, persistence_, centrality_ : list of ndarray
         Per layer: meet-irreducible neurons, persistence (None unless continuous) and
         centrality in the last analysed graph (the last round's; the baselines' final net).
@@ -166,6 +171,7 @@ class LatticePruner(BaseSparsifier):
         if pruning.granularity_ == "unit":
             self.units_ = [np.flatnonzero(~pruning.removed_units_[graph.layer_slice(i)])
                            for i in range(len(graph.layers))]
+            self.wiring_ = to_json(graph.dependencies)  # what load_weights rebuilds from
             self.estimator_, self.masks_ = units.replace_net(self.estimator_, self.units_), {}
             self._trace(find_net(self.estimator_), X)  # the smaller net's own wiring
             self.sparsity_ = units.unit_sparsity(graph, find_net(self.estimator_).module_,

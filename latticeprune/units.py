@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .nets import HierarchicalLayer, HierarchicalRNN, RecurrentNet
+from .nets import HierarchicalLayer, HierarchicalRNN, LayerStack, RecurrentNet
 from .neuron_graph import (NeuronGraph, estimator_chain, find_net, make_permanent,
                            pruned_count, refresh_flat_weights)
 
@@ -165,8 +165,11 @@ def remove_units(module, keep):
     keep : list of array of int
         Per layer of its :class:`~latticeprune.neuron_graph.NeuronGraph` (each direction of a
         bidirectional layer is one), the indices of the units kept (at least one per layer).
-        The layers and directions of one torch module keep equally many (it has one
-        ``hidden_size``).
+        The two directions of a bidirectional layer keep equally many. Where the layers of one
+        multi-layer torch module keep different numbers, it becomes a
+        :class:`~latticeprune.nets.LayerStack` of one-layer modules with the same call
+        signature (its final states a tuple of rows), unless the forward reads the final
+        state as one tensor: then they must keep equally many.
 
     Returns
     -------
@@ -185,12 +188,7 @@ def remove_units(module, keep):
         if k[-1] >= layer.size or k[0] < 0 or len(np.unique(k)) != len(k):
             raise ValueError(f"keep for layer {layer.name} must be distinct indices in "
                              f"0..{layer.size - 1}; got {k.tolist()}.")
-    for group in deps.coupled:
-        if len({len(keep[i]) for i in group}) > 1:
-            raise ValueError(
-                f"The layers {deps.block_names(group)} are one torch module with one "
-                f"hidden_size: they must keep equally many units; got "
-                f"{[len(keep[i]) for i in group]}.")
+    restack = _modules_to_restack(deps, keep)
     small = make_permanent(copy.deepcopy(graph.module))
     remove_norm_masks(small)
     owners = dict(small.named_modules())
@@ -213,9 +211,62 @@ def remove_units(module, keep):
         norm = owners[path]
         norm.normalized_shape = (len(_kept_entries(segments, keep)),)
     for sub in small.modules():
-        _fit_sizes(sub)
+        if not (isinstance(sub, nn.RNNBase) and any(sub is small.get_submodule(p)
+                                                    for p in restack)):
+            _fit_sizes(sub)
+    for path in restack:
+        _restack(small, path)
     refresh_flat_weights(small)
     return small
+
+
+def _modules_to_restack(deps, keep):
+    """Paths of the torch modules whose layers keep different numbers of units (to become a
+    :class:`~latticeprune.nets.LayerStack`); ``ValueError`` where that cannot be."""
+    restack = []
+    for group in deps.coupled:
+        path = deps.blocks[group[0]].path
+        per_layer = {}
+        for i in group:
+            per_layer.setdefault(deps.blocks[i].layer, set()).add(len(keep[i]))
+        for layer, counts in per_layer.items():
+            if len(counts) > 1:
+                raise ValueError(f"The two directions of layer {layer} of {path} keep "
+                                 f"{sorted(counts)} units: a bidirectional layer has one "
+                                 "hidden_size, so they must keep equally many.")
+        if len({next(iter(c)) for c in per_layer.values()}) > 1:
+            if path in deps.whole_state:
+                raise ValueError(
+                    f"The layers {deps.block_names(group)} are one torch module whose final "
+                    "state the forward reads as one tensor (all layers' rows at once): they "
+                    f"must keep equally many units; got {[len(keep[i]) for i in group]}.")
+            restack.append(path)
+    return restack
+
+
+def _restack(module, path):
+    """Replace the (resized) multi-layer torch module at ``path`` by a LayerStack of one-layer
+    modules carrying its weights."""
+    fused = module.get_submodule(path)
+    suffixes = ["", "_reverse"] if fused.bidirectional else [""]
+    layers = []
+    for k in range(fused.num_layers):
+        hidden = getattr(fused, f"weight_hh_l{k}").shape[1]
+        width = getattr(fused, f"weight_ih_l{k}").shape[1]
+        layer = type(fused)(width, hidden, num_layers=1, bias=fused.bias,
+                            batch_first=fused.batch_first, bidirectional=fused.bidirectional,
+                            **({"nonlinearity": fused.nonlinearity}
+                               if isinstance(fused, nn.RNN) else {}))
+        with torch.no_grad():
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                for suffix in suffixes:
+                    if hasattr(fused, f"{name}_l{k}{suffix}"):
+                        getattr(layer, f"{name}_l0{suffix}").copy_(
+                            getattr(fused, f"{name}_l{k}{suffix}"))
+        layers.append(layer.to(getattr(fused, "weight_hh_l0")))
+    stack = LayerStack(layers, dropout=fused.dropout)
+    parent, _, name = path.rpartition(".")
+    setattr(module.get_submodule(parent) if parent else module, name, stack)
 
 
 def _kept_entries(segments, keep):

@@ -218,13 +218,56 @@ class BidirectionalHead(torch.nn.Module):
         return self.out(self.rnn(x)[0][:, -1])
 
 
-def test_layers_of_one_torch_module_keep_equally_many_units():
+def test_the_directions_of_a_layer_keep_equally_many_units():
     from latticeprune.dependency import trace
     module = BidirectionalHead()
     trace(module, torch.zeros(1, 2, 3))
-    with pytest.raises(ValueError, match="one torch module with one hidden_size: they must keep "
-                                         r"equally many units; got \[2, 2, 3, 2\]"):
+    with pytest.raises(ValueError, match="The two directions of layer 1 of rnn keep .2, 3. "
+                                         "units: a bidirectional layer has one hidden_size"):
         units.remove_units(module, [[0, 1], [2, 3], [0, 1, 2], [1, 3]])
+
+
+class ThreeLayersReadTwice(torch.nn.Module):
+    def __init__(self, joined=False):
+        super().__init__()
+        self.joined = joined
+        self.lstm = torch.nn.LSTM(3, 6, num_layers=3, batch_first=True, bidirectional=True,
+                                  dropout=0.1)
+        self.fc = torch.nn.Linear(36 if joined else 12, 2)
+
+    def forward(self, x):
+        out, (h, _) = self.lstm(x)
+        if self.joined:  # the final state read as one tensor: every layer's rows at once
+            return self.fc(h.transpose(0, 1).reshape(x.shape[0], -1))
+        return self.fc(torch.cat([h[-2], h[-1]], dim=1)) + self.fc(out[:, -1])
+
+
+def test_layers_keeping_different_numbers_of_units_become_a_layer_stack():
+    from latticeprune.dependency import trace
+    from latticeprune.nets import LayerStack
+    torch.manual_seed(0)
+    module, x = ThreeLayersReadTwice().eval(), torch.randn(4, 5, 3)
+    trace(module, x)
+    graph = NeuronGraph(module)
+    keep = [np.arange(k) for k in (5, 5, 3, 3, 2, 2)]
+    removed = np.ones(graph.n_neurons, dtype=bool)
+    for i, kept in enumerate(keep):
+        removed[graph.layer_slice(i).start + kept] = False
+    small = units.remove_units(module, keep).eval()
+    graph.apply_masks(units.unit_masks(graph, removed))
+    assert isinstance(small.lstm, LayerStack) and small.lstm.hidden_sizes == [5, 3, 2]
+    torch.testing.assert_close(small(x), module(x), atol=1e-6, rtol=1e-5)
+    trace(small, x)  # the stack's final states are rows, as the fused module's
+    assert [t.segments for t in NeuronGraph(small).tensors if t.name == "fc.weight"] == [
+        ((4, 2), (5, 2))]
+    smaller = units.remove_units(small, [np.arange(k) for k in (4, 4, 1, 1, 1, 1)])
+    assert smaller.lstm.hidden_sizes == [4, 1, 1] and smaller(x).shape == (4, 2)
+    joined = ThreeLayersReadTwice(joined=True)
+    trace(joined, x)
+    with pytest.raises(ValueError, match="final state the forward reads as one tensor .* must "
+                                         r"keep equally many units; got \[5, 5, 3, 3, 2, 2\]"):
+        units.remove_units(joined, keep)
+    assert units.remove_units(joined, [np.arange(3)] * 6).fc.in_features == 18
 
 
 def test_export_onnx_matches_torch(data, tmp_path):
