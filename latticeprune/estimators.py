@@ -382,6 +382,16 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
             return [compute(to_device(Xi, self.device), yi)
                     for Xi, yi in self.get_iterator(self.get_dataset(X, y), training=False)]
 
+    def to_inference(self, engine="auto", batch_size=None):
+        """A prediction copy of this fitted estimator whose ``module_`` is a
+        :class:`~latticeprune.inference.FastRecurrentNet` (dead units compacted away, CSR
+        where sparsity pays); it predicts as this estimator. See
+        :func:`~latticeprune.inference.to_inference`; NotFittedError before fit."""
+        check_is_fitted(self)
+        from .inference import to_inference  # deferred: loaded only when used
+
+        return to_inference(self, engine=engine, batch_size=batch_size)
+
     def transform(self, X):
         """Final hidden state of the top recurrent layer, ``(n_samples, hidden_size)``, for
         sequences ``X`` as in ``fit``."""

@@ -1,8 +1,12 @@
 """ONNX export of a fitted recurrent net, through ``torch.onnx`` (the optional extra ``onnx``).
 
 :func:`export_onnx` writes the torch module of an estimator, a sparsifier or a module itself:
-the graph computes the module's ``forward`` (logits of a classifier, predictions of a
-regressor) on float32 input ``x`` ``(batch, n_steps, input_size)``, and with
+the graph computes what the estimator predicts, as sklearn-onnx exports a classifier (outputs
+``label`` and ``probabilities``, equal to ``predict`` and ``predict_proba``) or a regressor
+(``predictions``); for a bare module, or with ``raw_scores=True``, the module's ``forward``
+(``outputs``: a classifier's logits). The input is float32 ``x`` ``(batch, n_steps,
+input_size)`` (or what the module's ``example_input()`` / its traced example shows: token
+ids, ...), and with
 ``variable_length=True`` on padded sequences and their int64 ``lengths`` ``(batch,)``, what
 ``forward(x, lengths)`` computes: each sequence's output at its own end (per-step outputs with
 ``sequence_output=True``). The batch is always dynamic; the steps are dynamic for nets whose
@@ -16,22 +20,27 @@ no speed-up.
 import contextlib
 import copy
 import inspect
+import json
+import logging
 import numbers
 import os
 import warnings
 
+import numpy as np
 import torch
+from skorch import NeuralNetClassifier
 from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 from torch import nn
 
 from .dependency import example_input
-from .neuron_graph import NeuronGraph, estimator_chain, find_module, make_permanent
+from .neuron_graph import NeuronGraph, estimator_chain, find_module, find_net, make_permanent
 
 __all__ = ["export_onnx"]
 
 _PARAMETER_CONSTRAINTS = {
     "n_steps": [Interval(numbers.Integral, 1, None, closed="left"), None],
     "variable_length": ["boolean"],
+    "raw_scores": ["boolean"],
 }
 
 
@@ -65,6 +74,49 @@ class _CheckedLengths(nn.Module):
         return torch.where(valid.view(-1, *[1] * (out.dim() - 1)), out, torch.nan)
 
 
+class _Predictions(nn.Module):
+    """What a fitted estimator predicts, from its module's outputs: a classifier's
+    ``(label, probabilities)`` (its ``predict_proba`` non-linearity; the label is the class
+    value for numeric classes, else the class index; -1 where the probabilities are NaN), a
+    regressor's predictions."""
+
+    def __init__(self, module, nonlinearity=None, classes=None):
+        super().__init__()
+        self.module, self.nonlinearity = module, nonlinearity
+        numeric = classes is not None and np.asarray(classes).dtype.kind in "iub"
+        self.register_buffer("classes", torch.as_tensor(np.asarray(classes, dtype=np.int64))
+                             if numeric else None)
+
+    def forward(self, x):
+        return self.predictions(self.module(x))
+
+    def predictions(self, out):
+        proba = self.nonlinearity(out)
+        index = proba.argmax(dim=-1)
+        label = self.classes[index] if self.classes is not None else index
+        label = torch.where(torch.isnan(proba).any(dim=-1), torch.full_like(label, -1), label)
+        return label, proba
+
+
+class _PaddedPredictions(_Predictions):
+    """:class:`_Predictions` of a module called on padded sequences and their lengths."""
+
+    def forward(self, x, lengths):
+        return self.predictions(self.module(x, lengths))
+
+
+def _outputs(estimator, module, raw_scores, variable_length):
+    """``(module to export, output names)`` for ``estimator``."""
+    if raw_scores or isinstance(estimator, nn.Module):
+        return module, ["outputs"]
+    net = find_net(estimator)
+    if not isinstance(net, NeuralNetClassifier):
+        return module, ["predictions"]
+    wrapper = _PaddedPredictions if variable_length else _Predictions
+    return (wrapper(module, net._get_predict_nonlinearity(),  # skorch's, as predict_proba
+                    getattr(net, "classes_", None)), ["label", "probabilities"])
+
+
 def _example_x(module, graph, steps):
     """Zeros shaped as ``module``'s input ``x`` for 2 samples and ``steps`` steps: the layout of
     its ``example_input()`` or of the input it was traced on (token ids, time-major layouts
@@ -78,13 +130,17 @@ def _example_x(module, graph, steps):
     return torch.zeros((2, steps, *x.shape[2:]), dtype=x.dtype)
 
 
-def export_onnx(estimator, path, n_steps=None, variable_length=False):
+def export_onnx(estimator, path, n_steps=None, variable_length=False, raw_scores=False):
     """Write ``estimator``'s net to ``path`` as an ONNX model; returns ``path``.
 
     The graph's inputs are ``x``, float32 ``(batch, steps, input_size)``, and with
-    ``variable_length=True`` ``lengths``, int64 ``(batch,)``; its output ``outputs`` is the
-    module's ``forward``: ``(batch, n_outputs)``, or ``(batch, steps, n_outputs)`` for a
-    ``sequence_output`` net. The batch is dynamic. The steps are dynamic for nets whose recurrent
+    ``variable_length=True`` ``lengths``, int64 ``(batch,)``. Its outputs: for a classifier
+    ``label`` (int64 ``(batch,)``: the class value for numeric classes, else its index into
+    ``classes_``, which the model's metadata ``classes`` lists) and ``probabilities`` (float32
+    ``(batch, n_classes)``, ``predict_proba``); for a regressor ``predictions``; for a torch
+    module, or with ``raw_scores=True``, ``outputs``, the module's ``forward`` (a classifier's
+    logits); per step ``(batch, steps, ...)`` for a ``sequence_output`` net. The batch is
+    dynamic. The steps are dynamic for nets whose recurrent
     layers are all torch's fused ``nn.LSTM`` / ``nn.GRU`` (any padded length runs; traced
     through torch's while-loop decompositions, ``torch.export._patches``, fixed steps on a
     torch without them); for Elman cells (``rnn_tanh``, ``rnn_relu``) and top-down nets
@@ -111,7 +167,10 @@ def export_onnx(estimator, path, n_steps=None, variable_length=False):
         output holds every step; the steps after a sequence's end hold the read-out of a zero
         state (its bias), to be cut at ``lengths``. A graph has no error to raise: a sequence
         whose length is outside ``1..steps`` gets NaN outputs (the others are unaffected).
-        Needs a module whose ``forward`` takes ``lengths``.
+        Needs a module whose ``forward`` takes ``lengths``. A sequence whose length is outside
+        ``1..steps`` gets label -1.
+    raw_scores : bool, default=False
+        Export the module's raw outputs (``outputs``) instead of the predictions.
 
     Returns
     -------
@@ -134,8 +193,8 @@ def export_onnx(estimator, path, n_steps=None, variable_length=False):
     True
     """
     validate_parameter_constraints(_PARAMETER_CONSTRAINTS,
-                                   {"n_steps": n_steps, "variable_length": variable_length},
-                                   caller_name="export_onnx")
+                                   {"n_steps": n_steps, "variable_length": variable_length,
+                                    "raw_scores": raw_scores}, caller_name="export_onnx")
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"export_onnx cannot write {os.fspath(path)!r}: the folder "
@@ -179,7 +238,38 @@ def export_onnx(estimator, path, n_steps=None, variable_length=False):
         warnings.filterwarnings("ignore", message="_check_is_size", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*The axis name: batch will not be used",
                                 category=UserWarning)
+        warnings.filterwarnings("ignore", message="The tensor attributes .*_flat_weights",
+                                category=UserWarning)  # torch's RNNs cache their weights
+        warnings.filterwarnings("ignore", message=".*LeafSpec.* is deprecated",
+                                category=FutureWarning)  # inside torch.export's pytrees
+        stack.enter_context(_quiet_registration())
         exported = _CheckedLengths(module).eval() if variable_length else module
-        torch.onnx.export(exported, args, path, input_names=names, output_names=["outputs"],
+        exported, outputs = _outputs(estimator, exported, raw_scores, variable_length)
+        torch.onnx.export(exported.eval(), args, path, input_names=names, output_names=outputs,
                           dynamic_shapes=tuple(dims), dynamo=True, verbose=False)
+    if len(outputs) == 2 and exported.classes is None:
+        _label_metadata(path, find_net(estimator).classes_)
     return path
+
+
+@contextlib.contextmanager
+def _quiet_registration():
+    """torch.onnx logs a warning per torchvision operator when torchvision is not installed
+    (nothing here uses them)."""
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _label_metadata(path, classes):
+    """Record the classes of a classifier whose labels are not numbers in the model's
+    metadata (``classes``, JSON): its ``label`` output holds their indices."""
+    import onnx
+    model = onnx.load(path)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "classes", json.dumps([str(c) for c in classes])
+    onnx.save(model, path)

@@ -519,3 +519,15 @@ def test_bad_input_is_rejected_like_the_estimator(digits_pruner):
         fast.predict(nan)
     with pytest.raises(ValueError, match="3-D input with 8 features"):
         fast.forward(torch.zeros(2, 8, 5))
+
+
+def test_every_estimator_has_to_inference(small_digits):
+    from sklearn.exceptions import NotFittedError
+    from latticeprune import RNNClassifier
+    X, y = small_digits
+    with pytest.raises(NotFittedError):
+        RNNClassifier().to_inference()
+    dense = RNNClassifier(hidden_size=6, max_epochs=1, random_state=0).fit(X, y)
+    fast = dense.to_inference(engine="dense", batch_size=50)
+    assert type(fast.module_).__name__ == "FastRecurrentNet" and fast.batch_size == 50
+    np.testing.assert_allclose(fast.predict_proba(X), dense.predict_proba(X), atol=1e-5)

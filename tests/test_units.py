@@ -283,9 +283,14 @@ def test_export_onnx_matches_torch(data, tmp_path):
         path = export_onnx(model, tmp_path / f"{name}.onnx")
         session = onnx_session(path)
         assert session.get_inputs()[0].shape == ["batch", 5 if name == "unit" else "steps", 3]
-        with torch.no_grad():  # the exported graph is the module: logits
-            logits = model.net_.module_(torch.from_numpy(x[:, :steps])).numpy()
-        np.testing.assert_allclose(session.run(None, {"x": x[:, :steps]})[0], logits, atol=1e-5)
+        assert [o.name for o in session.get_outputs()] == ["label", "probabilities"]
+        label, proba = session.run(None, {"x": x[:, :steps]})
+        np.testing.assert_allclose(proba, model.predict_proba(x[:, :steps]), atol=1e-5)
+        np.testing.assert_array_equal(label, model.predict(x[:, :steps]))
+    raw = onnx_session(export_onnx(masked, tmp_path / "raw.onnx", raw_scores=True))
+    with torch.no_grad():  # raw_scores: the module's forward, logits
+        logits = masked.net_.module_(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(raw.run(None, {"x": x})[0], logits, atol=1e-5)
     assert NeuronGraph(masked.net_.module_).masks()  # the fitted net keeps its masks
 
 
@@ -305,7 +310,6 @@ def padded_feed(X, n_steps, fill=5.0):
 
 
 def test_export_onnx_variable_length_matches_the_estimators(tmp_path):
-    from scipy.special import softmax
 
     X, y = ragged_sequences(24, 2, 6)
     longest = max(len(x) for x in X)
@@ -328,21 +332,24 @@ def test_export_onnx_variable_length_matches_the_estimators(tmp_path):
         assert session.get_inputs()[0].shape == ["batch", steps_dim, 3]
         assert session.get_inputs()[1].shape == ["batch"]
         feed = padded_feed(X, steps)
-        out = session.run(None, feed)[0]
+        out = session.run(None, feed)[-1]  # probabilities, or a regressor's predictions
         if model is top_down:  # per-step outputs, cut at each end
             for i, (x, pred) in enumerate(zip(X, top_down.predict(X))):
                 np.testing.assert_allclose(out[i, :len(x), 0], pred, atol=1e-5)
         else:
-            np.testing.assert_allclose(softmax(out, axis=1), model.predict_proba(X), atol=1e-5)
+            np.testing.assert_allclose(out, model.predict_proba(X), atol=1e-5)
+            np.testing.assert_array_equal(session.run(None, feed)[0], model.predict(X))
         for i in range(3):  # a sequence alone, unpadded where the steps are dynamic
             alone = padded_feed(X[i:i + 1], len(X[i]) if steps_dim == "steps" else steps)
-            np.testing.assert_allclose(session.run(None, alone)[0][0, :len(X[i])],
+            np.testing.assert_allclose(session.run(None, alone)[-1][0, :len(X[i])],
                                        out[i, :len(X[i])], atol=1e-6)
         bad = dict(feed, lengths=feed["lengths"].copy())
         bad["lengths"][:3] = [0, steps + 1, -2]  # out of range: NaN for those sequences only
-        wrong = session.run(None, bad)[0]
-        assert np.isnan(wrong[:3]).all()
-        np.testing.assert_array_equal(wrong[3:], out[3:])
+        wrong = session.run(None, bad)
+        assert np.isnan(wrong[-1][:3]).all()
+        np.testing.assert_array_equal(wrong[-1][3:], out[3:])
+        if model is not top_down:  # and no label
+            np.testing.assert_array_equal(wrong[0][:3], -1)
 
 
 def test_export_onnx_rejects_bad_parameters(tmp_path):
