@@ -374,14 +374,30 @@ def test_load_uea_reads_a_ts_file_with_aeon(tmp_path):
 
 @pytest.mark.skipif(not (SHARED_DATA / "uea" / "JapaneseVowels").is_dir(),
                     reason="../shared/data/uea/JapaneseVowels is absent")
-def test_load_uea_japanese_vowels():
+@pytest.mark.parametrize("home", ["parent", "own folder"])
+def test_load_uea_japanese_vowels_from_its_folder_or_the_parent(home):
     pytest.importorskip("aeon")
     from latticeprune.datasets import load_uea
 
-    X, y = load_uea("JapaneseVowels", split="test", data_home=SHARED_DATA / "uea",
-                    return_X_y=True)
+    folder = SHARED_DATA / "uea" / ("JapaneseVowels" if home == "own folder" else "")
+    data = load_uea("JapaneseVowels", split="test", data_home=folder)
+    X = data.data
     assert len(X) == 370 and {x.shape[1] for x in X} == {12}
     assert min(len(x) for x in X) >= 7 and max(len(x) for x in X) <= 29
+    assert data.path == SHARED_DATA / "uea" / "JapaneseVowels"
+
+
+def test_load_uea_reads_the_sets_aeon_ships_and_never_downloads_unasked(tmp_path, monkeypatch):
+    aeon_datasets = pytest.importorskip("aeon.datasets")
+    from latticeprune.datasets import load_uea
+
+    X, y = load_uea("GunPoint", split=None, return_X_y=True)  # inside aeon's wheel
+    assert X.shape == (200, 150, 1) and len(y) == 200
+    monkeypatch.setattr(aeon_datasets, "load_classification",
+                        lambda *a, **k: pytest.fail("downloaded"))
+    with pytest.raises(FileNotFoundError, match=f"No Nowhere_TRAIN.ts in {tmp_path}/Nowhere, "
+                                                f"{tmp_path}, .*download_if_missing=True"):
+        load_uea("Nowhere", data_home=tmp_path)
 
 
 def test_load_uea_without_aeon_or_bad_split(monkeypatch):
