@@ -3,6 +3,7 @@
 
 import copy
 import numbers
+import os
 
 import numpy as np
 from sklearn import get_config
@@ -12,10 +13,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils._tags import TransformerTags, get_tags
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, check_memory
 
 from .dependency import trace_net
 from .neuron_graph import NeuronGraph, find_net
+from .utils import torch_seed
 
 __all__ = ["BaseSparsifier"]
 
@@ -36,6 +38,13 @@ def _delegate(name, doc):
         return getattr(self.estimator_, name)(X, *args, **kwargs)
     method.__name__, method.__qualname__, method.__doc__ = name, f"BaseSparsifier.{name}", doc
     return available_if(_has(name))(method)
+
+
+def _fit_clone(estimator, X, y, fit_params, seed):
+    """``estimator.fit(X, y, **fit_params)`` under torch's generator seeded by ``seed``; the
+    fitted estimator (what a sparsifier's ``memory`` caches, keyed by every argument)."""
+    with torch_seed(seed):
+        return estimator.fit(X, y, **fit_params)
 
 
 class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
@@ -67,6 +76,13 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
     verbose : int, default=0
         > 0: print one line per pruning step (round or epoch, target and achieved sparsity).
         The estimator's own ``verbose`` controls its epoch table.
+    memory : str, path, joblib.Memory or None, default=None
+        Cache the fit of the estimator's clone, as ``Pipeline(memory=...)`` caches fitted
+        transformers: keyed by the clone's parameters (its seed included), ``X``, ``y`` and
+        ``fit_params`` (``sample_weight`` included), so grid-search candidates that differ only
+        in the sparsifier's own parameters fit each fold's estimator once. A changed estimator
+        parameter, row or weight is a new entry. Safe under ``n_jobs > 1`` and on a Dask
+        cluster whose workers share the location (joblib writes entries atomically).
 
     Attributes
     ----------
@@ -98,6 +114,11 @@ class BaseSparsifier(MetaEstimatorMixin, BaseEstimator):
             estimator = clone(self.estimator)
             self._seed_estimator(estimator)
         return estimator
+
+    def _fit_estimator(self, estimator, X, y, fit_params, seed=None):
+        """The fitted ``estimator`` (a clone), through ``memory`` when it caches."""
+        memory = os.fspath(self.memory) if isinstance(self.memory, os.PathLike) else self.memory
+        return check_memory(memory).cache(_fit_clone)(estimator, X, y, fit_params, seed)
 
     def _fit_params(self, fit_params, method="fit"):
         """``(params of the estimator's fit, params of its partial_fit)`` from ``method``'s

@@ -1,6 +1,7 @@
 """``LatticePruner``: lattice-based pruning of a recurrent net as one sklearn pipeline step."""
 
 import numbers
+import os
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class LatticePruner(BaseSparsifier):
 
     Parameters
     ----------
-    estimator, prefit, random_state, verbose
+    estimator, prefit, memory, random_state, verbose
         As in ``BaseSparsifier``; ``estimator`` may be another sparsifier, ``random_state``
         also seeds fine-tuning and the random strategy; ``verbose`` prints one line per round
         (``round 2/5: target sparsity 0.32, achieved 0.32, fine-tuning 1 epoch``).
@@ -128,6 +129,7 @@ class LatticePruner(BaseSparsifier):
         **{name: RULE_CONSTRAINTS[name] for name in _RULE_PARAMS},
         "fine_tune_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
         "prefit": ["boolean"],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
@@ -135,7 +137,7 @@ class LatticePruner(BaseSparsifier):
     def __init__(self, estimator, *, sparsity=0.5, adjacency="binary", order="context",
                  backbone=0.95, levels=None, centrality="pagerank", centrality_quantile=0.5,
                  strategy="lattice", granularity=None, scope="recurrent", n_rounds=5,
-                 fine_tune_epochs=1, prefit=False, verbose=0, random_state=None):
+                 fine_tune_epochs=1, prefit=False, memory=None, verbose=0, random_state=None):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     @_fit_context(prefer_skip_nested_validation=False)
@@ -149,7 +151,7 @@ class LatticePruner(BaseSparsifier):
         fit_params, tune_params = self._fit_params(fit_params)
         self.estimator_ = self._make_estimator(self.prefit)
         if not self.prefit:
-            self.estimator_.fit(X, y, **fit_params)
+            self.estimator_ = self._fit_estimator(self.estimator_, X, y, fit_params)
         net = find_net(self.estimator_)
         self._trace(net, X)
         if pruning.granularity_ == "unit":

@@ -9,6 +9,7 @@ initialisation (lottery-ticket control), and then behaves like the sparse net
 
 import copy
 import numbers
+import os
 
 from skorch import NeuralNet
 from sklearn.base import _fit_context
@@ -60,8 +61,12 @@ class ModuliRegularizer(BaseSparsifier):
 
     Parameters
     ----------
-    estimator, prefit, random_state, verbose
-        As in ``BaseSparsifier``; ``estimator`` is a skorch net. ``prefit=True`` continues
+    estimator, prefit, memory, random_state, verbose
+        As in ``BaseSparsifier``; ``estimator`` is a skorch net. It trains with the penalty
+        and the schedule from its first epoch, so there is no dense fit for candidates to
+        share: ``memory`` reuses a fit only when the same configuration (every parameter of
+        this sparsifier and of the estimator) meets the same data again, e.g. a search run
+        twice. ``prefit=True`` continues
         training it for ``max_epochs`` with the penalty and the schedule. ``random_state``
         also seeds the embedding, the batch order and the lottery re-initialisation.
         ``verbose`` prints one line per pruning epoch (``pruning step 3/10 (epoch 3): target
@@ -151,6 +156,7 @@ class ModuliRegularizer(BaseSparsifier):
         "recovery_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
         "lottery_ticket": ["boolean"],
         "prefit": ["boolean"],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "space_params": [dict, None],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
@@ -160,7 +166,7 @@ class ModuliRegularizer(BaseSparsifier):
                  norm=1, target_sparsity=0.9, schedule="linear", prune_scope="recurrent",
                  recovery_epochs=0, permute=False, two_embeddings=False, train_embedding=False,
                  embedding_lr=0.01, input_l1=0.0, lottery_ticket=False, prefit=False,
-                 space_params=None, verbose=0, random_state=None):
+                 space_params=None, memory=None, verbose=0, random_state=None):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     # -- checks --------------------------------------------------------------------------------
@@ -214,11 +220,11 @@ class ModuliRegularizer(BaseSparsifier):
         self._attach(net, user_callbacks, GradualMagnitudePruning(
             self.target_sparsity, self.schedule, pruning_epochs, self.prune_scope, start,
             verbose=self.verbose))
-        with torch_seed(self._seed(_TRAINING_SEED)):
-            if self.prefit:
+        if self.prefit:
+            with torch_seed(self._seed(_TRAINING_SEED)):
                 net.partial_fit(X, y, epochs=max_epochs, **tune_params)
-            else:
-                net.fit(X, y, **fit_params)
+        else:
+            net = self._fit_estimator(net, X, y, fit_params, self._seed(_TRAINING_SEED))
         trained = len(net.history) - (start - 1)
         if trained < pruning_epochs:
             reached = self._sparsity(net)
