@@ -1,10 +1,15 @@
 """The ``latticeprune`` command (also ``python -m latticeprune``).
 
-``latticeprune demo``: train a recurrent classifier on digits (or an MNIST folder), grid-search
-sparsity x method (lattice pruning, binary and continuous; magnitude; moduli on a torus) with
-cross-validation, one line per candidate; print the results table, write the
-accuracy-vs-sparsity plot and a JSON. Every argument is checked before any training: a bad one
-exits with argparse's usage error (status 2).
+``latticeprune demo``: on digits (or an MNIST folder), a :class:`~latticeprune.SequenceScaler`
+and a dense recurrent classifier; then a cross-validated grid over what pruning removes (whole
+units, lattice and magnitude rankers; single weights by magnitude; connections by the lattice),
+one line per candidate, each fold's dense net fitted once (``memory``); every candidate
+refitted on the training set and timed as it deploys (unit removal: the smaller net on torch's
+kernels; weights and connections: ``to_inference()``), at batch 1 and 256 against the dense
+net; the table, the chosen model (best cross-validated accuracy) exported to ONNX and checked
+in ONNX Runtime, ``results.json`` (numbers) and the accuracy-against-latency figure. Every
+argument is checked before any training: a bad one exits with argparse's usage error (status
+2).
 
 ``latticeprune build-kernel``: compile the top-down LSTM kernel now (a container image, a
 read-only deployment) or print where it is; exit status 1 and the reason where it cannot.
@@ -21,29 +26,27 @@ from pathlib import Path
 import numpy as np
 import torch
 from joblib import effective_n_jobs
-from sklearn.metrics import check_scoring
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_scalar
 
-from . import LatticePruner, ModuliRegularizer, RNNClassifier
+from sklearn.base import clone
+
+from . import LatticePruner, RNNClassifier, SequenceScaler, export_onnx
 from .datasets import load_digits_sequences, load_mnist
 from .kernel_build import KernelBuildError, build
 from .neuron_graph import NeuronGraph, find_net
 from .top_down_kernel import CAPABILITY_FLAGS, kernel_extension
-from .utils import format_table
+from .utils import format_table, torch_threads
 
 #: Capabilities ``build-kernel --capability`` accepts: torch's names (``ATEN_CPU_CAPABILITY``).
 KERNEL_CAPABILITIES = {"DEFAULT", *CAPABILITY_FLAGS}
 
-#: The demo's methods: (sparsifier class, its parameters); labelled by ``_method_label``.
-METHODS = [(LatticePruner, {"adjacency": "binary"}), (LatticePruner, {"adjacency": "continuous"}),
-           (LatticePruner, {"strategy": "magnitude"}), (ModuliRegularizer, {"moduli": "torus"})]
-
 NEEDS_DATA = "--dataset mnist needs --data PATH (an MNIST IDX folder such as mnist-10k/)"
-COLUMNS = ["method", "sparsity", "cv accuracy", "test accuracy", "epochs", "fit seconds"]
-EPOCHS_NOTE = ("epochs: each net's training epochs, the pruned nets' fine-tuning included "
-               "(cv rows: fold mean)")
+#: The table's columns (rows hold numbers; the table formats them).
+COLUMNS = ["candidate", "cv accuracy", "test", "parameters", "batch 1", "batch 256"]
+#: Timing samples per form and batch size (their median), and the time one sample spans.
+REPEATS, SAMPLE_SECONDS = 9, 0.01
 
 
 def load_data(args):
@@ -56,19 +59,27 @@ def load_data(args):
     return load_mnist(args.data, return_X_y=True)
 
 
-def _method_label(params):
-    s = params["sparsify"]
-    return (f"moduli {s.moduli}" if isinstance(s, ModuliRegularizer)
-            else f"lattice {s.adjacency}" if s.strategy == "lattice" else s.strategy)
+def demo_search(net, units, sparsities, random_state, memory=None):
+    """``(pipeline, grid)`` of the demo: a :class:`~latticeprune.SequenceScaler` and a
+    :class:`~latticeprune.LatticePruner` of ``net`` (its fits cached in ``memory``), over whole
+    units removed (``units``, lattice and magnitude rankers), single weights by magnitude and
+    connections by the lattice (``sparsities``)."""
+    pipe = Pipeline([("scale", SequenceScaler()),
+                     ("prune", LatticePruner(net, n_rounds=3, random_state=random_state,
+                                             memory=memory))])
+    grid = [{"prune__granularity": ["unit"], "prune__strategy": ["lattice", "magnitude"],
+             "prune__sparsity": list(units)},
+            {"prune__granularity": ["weight"], "prune__strategy": ["magnitude"],
+             "prune__sparsity": list(sparsities)},
+            {"prune__granularity": ["connection"], "prune__strategy": ["lattice"],
+             "prune__sparsity": list(sparsities)}]
+    return pipe, grid
 
 
-def _sparsity(params):
-    return params.get("sparsify__sparsity", params.get("sparsify__target_sparsity"))
-
-
-def _epochs(estimator, X, y):
-    """Epochs the fitted net inside a pipeline trained (read as a 'score' of each CV fit)."""
-    return len(find_net(estimator[-1]).history)
+def label(params):
+    """``"unit lattice 0.5"``: granularity, ranker, fraction or sparsity of a candidate."""
+    return (f"{params['prune__granularity']} {params['prune__strategy']} "
+            f"{params['prune__sparsity']:g}")
 
 
 class _ProgressSearch(GridSearchCV):
@@ -76,8 +87,7 @@ class _ProgressSearch(GridSearchCV):
     ``n_jobs // n_splits`` candidates (so ``cv_results_`` are ``GridSearchCV``'s)."""
 
     def __init__(self, estimator, param_grid, *, cv, n_jobs, out):
-        super().__init__(estimator, param_grid, refit="score", cv=cv, n_jobs=n_jobs,
-                         scoring={"score": check_scoring(estimator), "epochs": _epochs})
+        super().__init__(estimator, param_grid, cv=cv, n_jobs=n_jobs, refit=False)
         self.out = out
 
     def _run_search(self, evaluate_candidates):
@@ -87,87 +97,186 @@ class _ProgressSearch(GridSearchCV):
         for first in range(0, len(candidates), step):
             results = evaluate_candidates(candidates[first:first + step])
             for i in range(first, min(first + step, len(candidates))):
-                params = results["params"][i]
-                print(f"[{i + 1}/{len(candidates)}] {_method_label(params)} @ {_sparsity(params)}"
-                      f": cv accuracy {results['mean_test_score'][i]:.4f} "
+                print(f"[{i + 1}/{len(candidates)}] {label(results['params'][i])}: cv accuracy "
+                      f"{results['mean_test_score'][i]:.4f} "
                       f"({time.perf_counter() - start:.0f} s)", file=self.out, flush=True)
 
 
-def demo_grid(net, sparsities, random_state, memory=None):
-    """The demo's parameter grid: one entry per method of :data:`METHODS`, each over
-    ``sparsities``; the sparsifiers wrap ``net`` and cache its fits in ``memory``."""
-    grid = []
-    for cls, kwargs in METHODS:
-        sparsifier = cls(net, random_state=random_state, memory=memory, **kwargs)
-        name = "target_sparsity" if cls is ModuliRegularizer else "sparsity"
-        grid.append({"sparsify": [sparsifier], f"sparsify__{name}": list(sparsities)})
-    return grid
+def _nonzero_parameters(module):
+    """Non-zero entries of every tensor of ``module``, masked weights as they act."""
+    state = module.state_dict()
+    return int(sum(int(((value * state[name[:-len("_orig")] + "_mask"])
+                        if name.endswith("_orig") else value).count_nonzero())
+                   for name, value in state.items() if not name.endswith("_mask")))
+
+
+def _deployed(pipe):
+    """The torch module a fitted candidate deploys: the smaller net after unit removal, the
+    ``to_inference()`` form of a masked net, the dense net itself."""
+    step = pipe[-1]
+    if isinstance(step, LatticePruner) and step.granularity != "unit":
+        return step.to_inference().module_
+    return find_net(step).module_
+
+
+def _latencies(forms, shape):
+    """``{name: {batch: median ms per call}}`` of ``forms`` (torch modules) at batch 1 and 256
+    on random input of ``shape`` (steps, features), one thread, the forms interleaved; a
+    sample is the mean of as many calls as fill :data:`SAMPLE_SECONDS`."""
+    times = {name: {1: [], 256: []} for name in forms}
+    inputs = {batch: torch.randn(batch, *shape) for batch in (1, 256)}
+    calls = {}
+    with torch.inference_mode(), torch_threads(1):
+        for batch, x in inputs.items():
+            for name, module in forms.items():  # warm-up, and the calls a sample takes
+                start = time.perf_counter()
+                module(x)
+                calls[name, batch] = max(1, int(SAMPLE_SECONDS / (time.perf_counter() - start)))
+        for _ in range(REPEATS):
+            for batch, x in inputs.items():
+                for name, module in forms.items():
+                    n = calls[name, batch]
+                    start = time.perf_counter()
+                    for _ in range(n):
+                        module(x)
+                    times[name][batch].append((time.perf_counter() - start) * 1e3 / n)
+    return {name: {batch: float(np.median(t)) for batch, t in by_batch.items()}
+            for name, by_batch in times.items()}
 
 
 def run_demo(args, out=sys.stdout, data=None):
-    """Grid-search, print the table, write the plot and JSON; the rows (``data``: preloaded)."""
+    """Grid-search, refit, time, print the table, export the chosen model, write the figure
+    and ``results.json``; returns the rows (``data``: preloaded)."""
+    started = time.perf_counter()
     X_train, X_test, y_train, y_test = load_data(args) if data is None else data
+    shape = tuple(X_train.shape[1:])
     print(f"{args.dataset}: {len(X_train)} train / {len(X_test)} test sequences of "
-          f"{X_train.shape[1]} steps x {X_train.shape[2]} features", file=out)
+          f"{shape[0]} steps x {shape[1]} features", file=out)
     net = RNNClassifier(cell=args.cell, hidden_size=args.hidden_size, max_epochs=args.epochs,
                         random_state=args.random_state)
     start = time.perf_counter()
-    dense = net.fit(X_train, y_train)
-    dense_row = {"method": "dense", "sparsity": 0.0, "cv accuracy": "",
-                 "test accuracy": f"{dense.score(X_test, y_test):.4f}",
-                 "epochs": len(dense.history), "fit seconds": f"{time.perf_counter() - start:.1f}"}
-    layers = ", ".join(f"{layer.cell} {layer.size} units" for layer in NeuronGraph(dense).layers)
-    print(f"dense net ({layers}; {dense_row['epochs']} epochs): test accuracy "
-          f"{dense_row['test accuracy']}", file=out)
-
+    dense = Pipeline([("scale", SequenceScaler()), ("net", net)]).fit(X_train, y_train)
+    dense_seconds = time.perf_counter() - start
+    layers = ", ".join(f"{layer.cell} {layer.size} units" for layer in NeuronGraph(dense[-1]).layers)
+    print(f"dense net ({layers}; {args.epochs} epochs): test accuracy "
+          f"{dense.score(X_test, y_test):.4f}", file=out)
     cv = StratifiedKFold(args.cv)
     with tempfile.TemporaryDirectory(prefix="latticeprune-fits-") as cache:
-        grid = demo_grid(net, args.sparsities, args.random_state, memory=cache)
-        search = _ProgressSearch(Pipeline([("sparsify", grid[0]["sparsify"][0])]), grid, cv=cv,
-                                 n_jobs=args.n_jobs, out=out)
+        pipe, grid = demo_search(net, args.units, args.sparsities, args.random_state, cache)
+        search = _ProgressSearch(pipe, grid, cv=cv, n_jobs=args.n_jobs, out=out)
         n_candidates, n_splits = len(ParameterGrid(grid)), cv.get_n_splits()
-        print(f"grid search: {n_candidates} candidates x {n_splits} folds = "
-              f"{n_candidates * n_splits} fits (a fold's dense net: fitted once)", file=out,
-              flush=True)
+        print(f"grid search: {n_candidates} candidates x {n_splits} folds (a fold's dense net "
+              "fitted once)", file=out, flush=True)
         search.fit(X_train, y_train)
-
+        print(f"refitting the {n_candidates} candidates on the training set, timing each as "
+              "deployed (one thread):", file=out, flush=True)
+        fitted = {}
+        for params in search.cv_results_["params"]:
+            start = time.perf_counter()
+            fitted[label(params)] = (clone(pipe).set_params(**params).fit(X_train, y_train),
+                                     time.perf_counter() - start, params)
+    forms = {"dense": _deployed(dense), **{name: _deployed(p) for name, (p, _, _) in
+                                            fitted.items()}}
+    timed = _latencies(forms, shape)
     results = search.cv_results_
-    rows = [dense_row]
-    for i, params in enumerate(results["params"]):
-        epochs = float(results["mean_test_epochs"][i])
-        rows.append({"method": _method_label(params), "sparsity": _sparsity(params),
-                     "cv accuracy": f"{results['mean_test_score'][i]:.4f} "
-                                    f"+- {results['std_test_score'][i]:.4f}",
-                     "epochs": int(epochs) if epochs.is_integer() else round(epochs, 1),
-                     "fit seconds": f"{results['mean_fit_time'][i]:.1f}"})
-    best = search.best_estimator_[-1]
-    rows.append({"method": f"best: {_method_label(search.best_params_)}",
-                 "sparsity": round(best.sparsity_["overall"], 4),
-                 "cv accuracy": f"{search.best_score_:.4f}",
-                 "test accuracy": f"{search.score(X_test, y_test):.4f}",
-                 "epochs": len(find_net(best).history)})
-    print(format_table(rows, COLUMNS), file=out)
-    print(EPOCHS_NOTE, file=out)
-    _write_outputs(Path(args.output), search, rows, args, out)
+    rows = [_row("dense", "dense", None, dense, X_test, y_test, timed, dense_seconds, {})]
+    for i, (name, (model, seconds, params)) in enumerate(fitted.items()):
+        folds = [float(results[f"split{k}_test_score"][i]) for k in range(n_splits)]
+        rows.append(_row(name, params["prune__granularity"], folds, model, X_test, y_test,
+                         timed, seconds, params))
+    print(format_table([_printed(row) for row in rows], COLUMNS), file=out)
+    chosen = max(rows[1:], key=lambda row: row["cv accuracy"]["mean"])
+    onnx = _export(fitted[chosen["name"]][0], X_test, Path(args.output), out, chosen["name"])
+    payload = _payload(args, rows, chosen, onnx, time.perf_counter() - started)
+    _write_outputs(Path(args.output), payload, rows, out)
     return rows
 
 
-def _write_outputs(folder, search, rows, args, out):
+def _row(name, kind, folds, model, X_test, y_test, timed, seconds, params):
+    """One candidate's numbers (JSON-ready)."""
+    return {"name": name, "kind": kind,
+            "params": {key.split("__", 1)[1]: value for key, value in params.items()},
+            "cv accuracy": (None if folds is None else
+                            {"mean": float(np.mean(folds)), "std": float(np.std(folds)),
+                             "folds": folds}),
+            "test accuracy": float(model.score(X_test, y_test)),
+            "parameters": _nonzero_parameters(find_net(model[-1]).module_),
+            "batch 1 ms": timed[name][1], "batch 256 ms": timed[name][256],
+            "speed-up 1": timed["dense"][1] / timed[name][1],
+            "speed-up 256": timed["dense"][256] / timed[name][256],
+            "fit seconds": seconds}
+
+
+def _printed(row):
+    cv = row["cv accuracy"]
+    return {"candidate": row["name"],
+            "cv accuracy": "" if cv is None else f"{cv['mean']:.4f} +- {cv['std']:.4f}",
+            "test": f"{row['test accuracy']:.4f}",
+            "parameters": f"{row['parameters']:,}",
+            "batch 1": f"{row['batch 1 ms']:.3f} ms {row['speed-up 1']:.2f}x",
+            "batch 256": f"{row['batch 256 ms']:.2f} ms {row['speed-up 256']:.2f}x"}
+
+
+def _export(model, X_test, folder, out, name):
+    """Export the chosen candidate's net to ONNX and, where ONNX Runtime is installed, compare
+    its probabilities with ``predict_proba``; ``{"path", "max abs difference"}``."""
     folder.mkdir(parents=True, exist_ok=True)
-    payload = {key: getattr(args, key) for key in ("dataset", "cell", "hidden_size", "epochs",
-                                                   "cv", "random_state")} | {"rows": rows}
-    (folder / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    path = folder / "chosen.onnx"
+    export_onnx(model[-1], path)
+    difference = None
+    try:
+        import onnxruntime
+    except ImportError:
+        check = "install onnxruntime to check it"
+    else:
+        scaled = model[0].transform(X_test).astype(np.float32)
+        proba = onnxruntime.InferenceSession(str(path)).run(None, {"x": scaled})[1]
+        difference = float(np.abs(proba - model.predict_proba(X_test)).max())
+        check = f"ONNX Runtime's probabilities within {difference:.1e} of predict_proba"
+    print(f"chosen (best cv accuracy): {name}, exported to {path}", file=out)
+    print(f"  {check} (its input: SequenceScaler's output)", file=out)
+    return {"path": str(path), "max abs difference": difference}
+
+
+def _payload(args, rows, chosen, onnx, seconds):
+    import platform
+
+    import sklearn
+    import skorch
+
+    from . import __version__
+    settings = {key: getattr(args, key) for key in ("dataset", "cell", "hidden_size", "epochs",
+                                                    "units", "sparsities", "cv", "random_state")}
+    return {"settings": settings, "rows": rows, "chosen": chosen["name"], "onnx": onnx,
+            "seconds": seconds,
+            "software": {"python": platform.python_version(), "latticeprune": __version__,
+                         "torch": torch.__version__, "scikit-learn": sklearn.__version__,
+                         "skorch": skorch.__version__, "numpy": np.__version__}}
+
+
+def _write_outputs(folder, payload, rows, out):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(payload, indent=2))
     written = [folder / "results.json"]
     try:
         import matplotlib
         matplotlib.use("Agg")
-        from .plotting import plot_sparsity_curves
-        ax = plot_sparsity_curves(search, group_by=["sparsify"])
-        ax.figure.savefig(folder / "accuracy_vs_sparsity.png", dpi=120, bbox_inches="tight")
-        written.append(folder / "accuracy_vs_sparsity.png")
+        import matplotlib.pyplot as plt
+
+        from .plotting import plot_accuracy_latency
+        figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+        for ax, batch in zip(axes, ("batch 1 ms", "batch 256 ms")):
+            plot_accuracy_latency(rows, latency=batch, ax=ax)
+        axes[1].set_ylabel("")
+        figure.suptitle(f"{payload['settings']['dataset']}: each pruned form as deployed, "
+                        "against the dense net (one thread)")
+        figure.savefig(folder / "accuracy_vs_latency.png", dpi=120, bbox_inches="tight")
+        plt.close(figure)
+        written.append(folder / "accuracy_vs_latency.png")
     except ImportError:
         print("matplotlib is not installed: no plot (pip install latticeprune[plots])", file=out)
-    print("wrote " + ", ".join(str(path) for path in written), file=out)
+    print(f"wrote {', '.join(str(path) for path in written)} ({payload['seconds']:.0f} s in all)",
+          file=out)
 
 
 # -- arguments ---------------------------------------------------------------------------------
@@ -192,7 +301,9 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="latticeprune",
                                      description="Sparsify recurrent neural networks.")
     commands = parser.add_subparsers(dest="command", required=True)
-    text = "grid-search sparsity x method; print a table, write results.json and a plot"
+    text = ("grid-search what pruning removes (units, weights, connections), time each form "
+            "as deployed; print a table, export the chosen model to ONNX, write results.json "
+            "and a figure")
     demo = commands.add_parser("demo", help=text, description=text)
     demo.set_defaults(error=demo.error)
     add = demo.add_argument
@@ -201,13 +312,16 @@ def build_parser():
     add("--data", metavar="PATH", help="MNIST IDX folder; only with --dataset mnist")
     add("--cell", choices=["rnn_tanh", "rnn_relu", "lstm", "gru"], default="lstm",
         help="recurrent cell (default: %(default)s)")
-    add("--hidden-size", type=_checked(int, "hidden_size", min_val=1), default=32,
+    add("--hidden-size", type=_checked(int, "hidden_size", min_val=1), default=64,
         help="hidden units (default: %(default)s)")
     add("--epochs", type=_checked(int, "epochs", min_val=1), default=15,
-        help="training epochs of every net, before fine-tuning (default: %(default)s)")
-    add("--sparsities", nargs="+", default=[0.5, 0.8, 0.9], metavar="S",
+        help="training epochs of the dense net, before pruning (default: %(default)s)")
+    add("--units", nargs="+", default=[0.5, 0.75], metavar="F",
+        type=_checked(float, "units", min_val=0, max_val=1, include_boundaries="left"),
+        help="fractions of every layer's units removed, in [0, 1) (default: 0.5 0.75)")
+    add("--sparsities", nargs="+", default=[0.8, 0.9], metavar="S",
         type=_checked(float, "sparsity", min_val=0, max_val=1, include_boundaries="left"),
-        help="target sparsities in [0, 1) (default: 0.5 0.8 0.9)")
+        help="sparsities of the weight and connection pruning, in [0, 1) (default: 0.8 0.9)")
     add("--cv", "--folds", dest="cv", type=_checked(int, "folds", min_val=2), default=3,
         help="cross-validation folds (default: %(default)s)")
     add("--n-jobs", type=_checked(int, "n_jobs", check=effective_n_jobs), default=1,

@@ -5,45 +5,48 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
 from latticeprune import cli
-from latticeprune.cli import EPOCHS_NOTE, build_parser, run_demo
+from latticeprune.cli import build_parser, run_demo
 
 SMALL = ["--epochs", "2", "--hidden-size", "8", "--cv", "2"]
 
 
-def test_demo_prints_the_table_and_writes_plot_and_json(tmp_path):
+def test_demo_prints_the_table_exports_the_chosen_model_and_writes_numbers(tmp_path):
     out = io.StringIO()
-    args = build_parser().parse_args(["demo", *SMALL, "--sparsities", "0.5", "0.9",
+    args = build_parser().parse_args(["demo", *SMALL, "--units", "0.5", "--sparsities", "0.8",
                                       "--output", str(tmp_path)])
     rows = run_demo(args, out=out)
     text = out.getvalue()
     assert "1347 train / 450 test" in text
-    assert "grid search: 8 candidates x 2 folds = 16 fits" in text
-    methods = {row["method"] for row in rows}
-    assert {"dense", "lattice binary", "lattice continuous", "magnitude",
-            "moduli torus"} <= methods
-    assert sum(row["sparsity"] == 0.9 for row in rows) == 4
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["rows"] == json.loads(json.dumps(rows, default=str))
-    for row in rows:  # every number in the JSON is the one printed
-        for value in (row["cv accuracy"], row.get("test accuracy", "")):
-            assert str(value) in text
-    assert (tmp_path / "accuracy_vs_sparsity.png").stat().st_size > 1000
-    # one short progress line per candidate, no estimator reprs, sizes read from the fitted net
-    assert "[1/8] lattice binary @ 0.5: cv accuracy " in text
-    assert "[8/8] moduli torus @ 0.9: cv accuracy " in text
+    assert "grid search: 4 candidates x 2 folds (a fold's dense net fitted once)" in text
+    assert [row["name"] for row in rows] == ["dense", "unit lattice 0.5", "unit magnitude 0.5",
+                                             "weight magnitude 0.8", "connection lattice 0.8"]
+    assert "[1/4] unit lattice 0.5: cv accuracy " in text and "[4/4] connection" in text
     assert "RNNClassifier(" not in text and "[CV]" not in text
-    assert max(len(line) for line in text.splitlines() if not line.startswith("wrote ")) <= 100
-    assert len(text.splitlines()) <= 2 + 1 + 8 + 2 + len(rows) + 2
-    assert "dense net (lstm 8 units; 2 epochs)" in text
-    # the table says how many epochs each net trained: the pruned ones fine-tuned on top
-    assert EPOCHS_NOTE in text
-    dense_epochs = rows[0]["epochs"]
-    assert dense_epochs == 2
-    assert all(row["epochs"] > dense_epochs for row in rows if row["method"].startswith("lattice"))
+    assert max(len(line) for line in text.splitlines() if str(tmp_path) not in line) <= 100
+    assert len(text.splitlines()) <= 30  # one screen
+    # results.json holds numbers, the ones the table printed
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["rows"] == rows and saved["chosen"] == max(
+        rows[1:], key=lambda row: row["cv accuracy"]["mean"])["name"]
+    assert {"python", "torch", "scikit-learn", "skorch", "numpy", "latticeprune"} <= set(
+        saved["software"])
+    for row in saved["rows"][1:]:
+        cv = row["cv accuracy"]
+        assert len(cv["folds"]) == 2 and cv["mean"] == pytest.approx(np.mean(cv["folds"]))
+        assert f"{cv['mean']:.4f} +- {cv['std']:.4f}" in text
+        assert 0 < row["test accuracy"] <= 1 and row["batch 1 ms"] > 0
+        assert row["speed-up 256"] == pytest.approx(saved["rows"][0]["batch 256 ms"]
+                                                    / row["batch 256 ms"])
+    units = {row["name"]: row["parameters"] for row in rows}
+    assert units["unit lattice 0.5"] < units["dense"]  # 8 -> 4 units: a smaller net
+    assert saved["onnx"]["max abs difference"] < 1e-5
+    assert (tmp_path / "chosen.onnx").stat().st_size > 1000
+    assert (tmp_path / "accuracy_vs_latency.png").stat().st_size > 1000
 
 
 def test_module_entry_point_and_errors():
@@ -90,7 +93,7 @@ def test_every_demo_option_has_help(capsys):
         cli.main(["demo", "--help"])
     assert exit_info.value.code == 0
     entries = _help_entries(capsys.readouterr().out)
-    assert len(entries) == 11
+    assert len(entries) == 12
     assert all(help_text for _, help_text in entries), entries
 
 
@@ -108,6 +111,7 @@ def _mnist_without_files(tmp_path):
     (lambda tmp: ["--sparsities", "-0.1"], "--sparsities"),
     (lambda tmp: ["--sparsities", "nan"], "--sparsities"),
     (lambda tmp: ["--sparsities", "half"], "--sparsities"),
+    (lambda tmp: ["--units", "1.0"], "--units"),
     (lambda tmp: ["--n-jobs", "0"], "--n-jobs"),
     (lambda tmp: ["--folds", "1"], "--folds"),
     (lambda tmp: ["--cv", "0"], "--folds"),
