@@ -1,5 +1,7 @@
 """Shared fixtures, the kernel built in the background, and the fuzz-count report."""
 
+import functools
+import importlib
 import logging
 import threading
 from pathlib import Path
@@ -87,6 +89,46 @@ def pytest_sessionstart(session):
         except KernelBuildError:
             pass  # load_kernel warns where a test needs the kernel
     threading.Thread(target=prebuild, name="kernel prebuild", daemon=True).start()
+
+
+def _parse_torchlib_once():
+    """Every ``torch.onnx.export`` parses the signatures of onnxscript's ~500 torchlib
+    functions from their source again (about 2 s of a 6 s export); they cannot change within a
+    test session, so each worker parses them once. The exporter still builds its registry per
+    export from the list. Skipped where torch no longer reaches onnxscript this way."""
+    try:
+        from torch.onnx._internal._lazy_import import onnxscript_apis
+    except ImportError:
+        return
+    name = getattr(onnxscript_apis, "_name", None)  # a torch lazy module: onnxscript not imported
+    if not isinstance(name, str):
+        return
+
+    @functools.cache
+    def get_torchlib_ops():
+        return importlib.import_module(name).get_torchlib_ops()
+
+    onnxscript_apis.get_torchlib_ops = get_torchlib_ops  # found before the lazy __getattr__
+
+
+_parse_torchlib_once()
+
+
+#: The xdist group of the tests that start worker processes (joblib's loky, the Dask cluster):
+#: they run on one pytest-xdist worker, which starts loky's workers and the cluster once.
+WORKER_PROCESSES = "worker processes"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Group the tests for pytest-xdist's ``--dist loadgroup`` (setup.cfg): a test that uses
+    the Dask cluster joins :data:`WORKER_PROCESSES`, as the tests marked with it do; every
+    other test is grouped by its module, as ``loadscope`` would (module fixtures once)."""
+    for item in items:
+        if "dask_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(WORKER_PROCESSES))
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 def pytest_sessionfinish(session):

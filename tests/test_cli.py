@@ -69,7 +69,8 @@ def test_demo_on_mnist_folder(tmp_path):
     out = io.StringIO()
     args = build_parser().parse_args(["demo", "--dataset", "mnist", "--data", str(folder),
                                       "--epochs", "1", "--hidden-size", "8", "--cv", "2",
-                                      "--sparsities", "0.9", "--output", str(tmp_path)])
+                                      "--units", "0.5", "--sparsities", "0.9",
+                                      "--output", str(tmp_path)])
     run_demo(args, out=out)
     assert "600 train / 200 test sequences of 28 steps x 28 features" in out.getvalue()
     assert (tmp_path / "results.json").exists()

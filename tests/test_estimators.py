@@ -10,6 +10,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from conftest import WORKER_PROCESSES
 from latticeprune import RNNClassifier, RNNRegressor
 from latticeprune import nets
 from latticeprune.nets import CELLS, HierarchicalRNN
@@ -373,6 +374,7 @@ def test_batches_are_shuffled_and_seeded(small_digits):
     np.testing.assert_array_equal(shuffled.predict_proba(X), again.predict_proba(X))
 
 
+@pytest.mark.xdist_group(WORKER_PROCESSES)
 def test_same_seed_same_net_under_joblib_workers(small_digits):
     from sklearn.model_selection import cross_val_score
     X, y = small_digits

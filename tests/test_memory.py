@@ -5,6 +5,7 @@ import pytest
 from joblib import Memory
 from sklearn.model_selection import GridSearchCV, KFold
 
+from conftest import WORKER_PROCESSES
 from latticeprune import LatticePruner, ModuliRegularizer, RNNClassifier
 
 GRID = {"sparsity": [0.5, 0.8], "strategy": ["lattice", "magnitude"]}
@@ -75,6 +76,7 @@ def test_a_changed_parameter_row_or_weight_is_a_new_entry(counting, small_digits
     assert CountingClassifier.fits == 7  # the sparsifier seeds an unseeded clone: new nets
 
 
+@pytest.mark.xdist_group(WORKER_PROCESSES)
 def test_parallel_searches_share_the_cache_and_give_the_same_scores(small_digits, tmp_path):
     X, y = small_digits
     net = RNNClassifier(hidden_size=6, max_epochs=2, random_state=0)

@@ -15,9 +15,11 @@ import torch
 from joblib import parallel_backend
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
+from conftest import WORKER_PROCESSES
 from latticeprune import LatticePruner, RNNClassifier
 
-pytestmark = pytest.mark.slow  # worker processes import torch: about a minute in all
+# worker processes import torch: about a minute in all; one pytest-xdist worker starts them
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(WORKER_PROCESSES)]
 
 GRID = {"sparsity": [0.5, 0.8], "strategy": ["lattice", "magnitude"]}
 N_SPLITS = 2
