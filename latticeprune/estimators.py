@@ -326,6 +326,12 @@ class SequenceNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
             super().partial_fit(self._fit_input(X, weight), y, **fit_params)
         return self
 
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Leave the fitted modules in evaluation mode, the mode every prediction uses: so
+        predicting changes nothing in a fitted estimator (aeon's and sklearn's checks)."""
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        self._set_training(False)  # skorch's switch over its modules and criteria
+
     # -- outputs -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def _predicting(self):

@@ -424,3 +424,15 @@ def test_fit_and_predict_flush_denormals_and_restore_the_mode(small_digits):
         assert _flushes_denormals()  # a mode the user set survives
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_a_fitted_net_is_left_in_evaluation_mode_and_predicting_changes_nothing(small_digits):
+    import joblib
+    X, y = small_digits
+    clf = RNNClassifier(hidden_size=4, max_epochs=1, random_state=0).fit(X, y)
+    assert not clf.module_.training and not clf.criterion_.training
+    before = joblib.hash(clf.module_)
+    clf.predict_proba(X)
+    assert joblib.hash(clf.module_) == before
+    clf.partial_fit(X, y)  # trains in training mode, ends in evaluation mode again
+    assert not clf.module_.training
