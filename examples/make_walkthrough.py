@@ -12,25 +12,23 @@ Everything runs on a CPU in a couple of minutes; no download."""),
 import numpy as np
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-
-from latticeprune import LatticePruner, ModuliRegularizer, RNNClassifier
+from latticeprune import LatticePruner, ModuliRegularizer, RNNClassifier, SequenceScaler
 from latticeprune import plotting
 from latticeprune.datasets import load_digits_sequences
 
-X, y = load_digits_sequences(as_2d=True, return_X_y=True)
+X, y = load_digits_sequences(return_X_y=True)  # (n, 8 steps, 8 features)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
                                                     random_state=0)
 X_train.shape, X_test.shape"""),
-    new_markdown_cell("## 1. A dense recurrent net\n`input_size=8` reads each 64-column row as 8 steps of 8 features."),
-    new_code_cell("""net = RNNClassifier(cell="lstm", hidden_size=32, input_size=8, max_epochs=15, random_state=0)
-dense = Pipeline([("scale", StandardScaler()), ("net", net)]).fit(X_train, y_train)
+    new_markdown_cell("## 1. A dense recurrent net\n`SequenceScaler` standardises each of the 8 features over all steps of all training sequences."),
+    new_code_cell("""net = RNNClassifier(cell="lstm", hidden_size=32, max_epochs=15, random_state=0)
+dense = Pipeline([("scale", SequenceScaler()), ("net", net)]).fit(X_train, y_train)
 print("dense test accuracy", round(dense.score(X_test, y_test), 4))"""),
     new_markdown_cell("""## 2. Lattice pruning
 The neurons' backbone (strongest 5% of connections) is ordered as a concept lattice; the
 outgoing connections of neurons that are not meet-irreducible go first. `verbose=1` prints
 one line per round."""),
-    new_code_cell("""lattice_pipe = Pipeline([("scale", StandardScaler()),
+    new_code_cell("""lattice_pipe = Pipeline([("scale", SequenceScaler()),
                          ("prune", LatticePruner(net, sparsity=0.8, n_rounds=3, verbose=1,
                                                  random_state=0))]).fit(X_train, y_train)
 pruner = lattice_pipe[-1]
@@ -41,15 +39,15 @@ print("meet-irreducible neurons:", pruner.meet_irreducible_[0].sum(), "of",
 print("irreducible count per backbone level:", pruner.lattice_["irreducible_counts"])
 [(r["round"], round(r["target"], 3), round(r["achieved"], 3)) for r in pruner.rounds_]"""),
     new_markdown_cell("## 3. Moduli regularisation\nHidden neurons on a torus; long-range recurrent weights cost more; magnitude pruning during training."),
-    new_code_cell("""moduli_pipe = Pipeline([("scale", StandardScaler()),
+    new_code_cell("""moduli_pipe = Pipeline([("scale", SequenceScaler()),
                         ("prune", ModuliRegularizer(net, moduli="torus", target_sparsity=0.8,
                                                     random_state=0))]).fit(X_train, y_train)
 regularizer = moduli_pipe[-1]
 print("test accuracy", round(moduli_pipe.score(X_test, y_test), 4),
       "sparsity", round(regularizer.sparsity_["overall"], 3))"""),
     new_markdown_cell("## 4. Grid search: sparsity x method\nThe method is a pipeline step, so one grid compares both sparsifiers and the magnitude baseline."),
-    new_code_cell("""small = RNNClassifier(cell="lstm", hidden_size=16, input_size=8, max_epochs=8, random_state=0)
-pipe = Pipeline([("scale", StandardScaler()), ("prune", LatticePruner(small))])
+    new_code_cell("""small = RNNClassifier(cell="lstm", hidden_size=16, max_epochs=8, random_state=0)
+pipe = Pipeline([("scale", SequenceScaler()), ("prune", LatticePruner(small))])
 sparsities = [0.5, 0.9]
 grid = [
     {"prune": [LatticePruner(small, n_rounds=2, random_state=0)], "prune__sparsity": sparsities,
