@@ -16,6 +16,7 @@ raises an ``ImportError`` that says so.
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.utils._param_validation import HasMethods, validate_parameter_constraints
 
 try:
     from aeon.classification import BaseClassifier
@@ -45,15 +46,14 @@ _TAGS = {
 class _Wrapper:
     """The fitting and layout shared by both wrappers (aeon's bases supply the rest)."""
 
-    def _make_estimator(self, default):
-        template = default() if self.estimator is None else self.estimator
-        if not hasattr(template, "fit") or not hasattr(template, "predict"):
-            raise TypeError(f"estimator must be an estimator of latticeprune (fit, predict); "
-                            f"got {type(template).__name__}.")
-        return clone(template)
+    _parameter_constraints = {"estimator": [None, HasMethods(["fit", "predict"])]}
 
     def _inner_fit(self, X, y, default):
-        self.estimator_ = self._make_estimator(default).fit(from_aeon(X), y)
+        validate_parameter_constraints(self._parameter_constraints,
+                                       self.get_params(deep=False),
+                                       caller_name=type(self).__name__)
+        template = default() if self.estimator is None else self.estimator
+        self.estimator_ = clone(template).fit(from_aeon(X), y)
         return self
 
     def _inner_predict(self, X):

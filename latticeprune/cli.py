@@ -16,26 +16,29 @@ read-only deployment) or print where it is; exit status 1 and the reason where i
 """
 
 import argparse
+import copy
 import json
 import numbers
+import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import sklearn
+import skorch
 import torch
 from joblib import effective_n_jobs
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_scalar
 
-from sklearn.base import clone
-
-from . import LatticePruner, RNNClassifier, SequenceScaler, export_onnx
+from . import LatticePruner, RNNClassifier, SequenceScaler, __version__, export_onnx
 from .datasets import load_digits_sequences, load_mnist
 from .kernel_build import KernelBuildError, build
-from .neuron_graph import NeuronGraph, find_net
+from .neuron_graph import NeuronGraph, find_net, make_permanent
 from .top_down_kernel import CAPABILITY_FLAGS, kernel_extension
 from .utils import format_table, torch_threads
 
@@ -104,10 +107,8 @@ class _ProgressSearch(GridSearchCV):
 
 def _nonzero_parameters(module):
     """Non-zero entries of every tensor of ``module``, masked weights as they act."""
-    state = module.state_dict()
-    return int(sum(int(((value * state[name[:-len("_orig")] + "_mask"])
-                        if name.endswith("_orig") else value).count_nonzero())
-                   for name, value in state.items() if not name.endswith("_mask")))
+    plain = make_permanent(copy.deepcopy(module))  # masked zeros in plain tensors
+    return int(sum(int(value.count_nonzero()) for value in plain.state_dict().values()))
 
 
 def _deployed(pipe):
@@ -157,7 +158,8 @@ def run_demo(args, out=sys.stdout, data=None):
     start = time.perf_counter()
     dense = Pipeline([("scale", SequenceScaler()), ("net", net)]).fit(X_train, y_train)
     dense_seconds = time.perf_counter() - start
-    layers = ", ".join(f"{layer.cell} {layer.size} units" for layer in NeuronGraph(dense[-1]).layers)
+    layers = ", ".join(f"{layer.cell} {layer.size} units"
+                       for layer in NeuronGraph(dense[-1]).layers)
     print(f"dense net ({layers}; {args.epochs} epochs): test accuracy "
           f"{dense.score(X_test, y_test):.4f}", file=out)
     cv = StratifiedKFold(args.cv)
@@ -239,12 +241,6 @@ def _export(model, X_test, folder, out, name):
 
 
 def _payload(args, rows, chosen, onnx, seconds):
-    import platform
-
-    import sklearn
-    import skorch
-
-    from . import __version__
     settings = {key: getattr(args, key) for key in ("dataset", "cell", "hidden_size", "epochs",
                                                     "units", "sparsities", "cv", "random_state")}
     return {"settings": settings, "rows": rows, "chosen": chosen["name"], "onnx": onnx,
@@ -255,7 +251,6 @@ def _payload(args, rows, chosen, onnx, seconds):
 
 
 def _write_outputs(folder, payload, rows, out):
-    folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(payload, indent=2))
     written = [folder / "results.json"]
     try:

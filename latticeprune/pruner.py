@@ -3,8 +3,6 @@
 import numbers
 import os
 
-import numpy as np
-
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval
 
@@ -171,8 +169,7 @@ class LatticePruner(BaseSparsifier):
         graph = NeuronGraph(net.module_).freeze()
         self.read_masks(graph)
         if pruning.granularity_ == "unit":
-            self.units_ = [np.flatnonzero(~pruning.removed_units_[graph.layer_slice(i)])
-                           for i in range(len(graph.layers))]
+            self.units_ = units.kept_units(graph, pruning.removed_units_)
             self.wiring_ = to_json(graph.dependencies)  # what load_weights rebuilds from
             self.estimator_, self.masks_ = units.replace_net(self.estimator_, self.units_), {}
             self._trace(find_net(self.estimator_), X)  # the smaller net's own wiring

@@ -45,7 +45,6 @@ import threading
 import warnings
 
 import torch
-from torch import nn
 
 from .kernel_build import Extension, KernelBuildError, build, import_library
 

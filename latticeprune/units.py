@@ -30,8 +30,8 @@ from .neuron_graph import (NeuronGraph, estimator_chain, find_net, make_permanen
                            pruned_count, refresh_flat_weights)
 
 __all__ = ["check_removable", "check_unit_fraction", "unit_norms", "unit_weights",
-           "next_removals", "unit_masks", "mask_norms", "remove_norm_masks", "remove_units",
-           "reduced_estimator", "replace_net", "unit_sparsity"]
+           "next_removals", "unit_masks", "kept_units", "mask_norms", "remove_norm_masks",
+           "remove_units", "reduced_estimator", "replace_net", "unit_sparsity"]
 
 def check_removable(module):
     """Raise ``ValueError`` unless ``module``'s hidden units can be removed physically.
@@ -323,13 +323,19 @@ class _KeptUnitsNorm:
         return out
 
 
+def kept_units(graph, removed):
+    """Per layer of ``graph``, the indices of the units not ``removed`` (bool per neuron): the
+    ``keep`` of :func:`remove_units`."""
+    return [np.flatnonzero(~removed[graph.layer_slice(i)]) for i in range(len(graph.layers))]
+
+
 def mask_norms(graph, removed):
     """Make the layer norms reading units of ``graph`` leave the ``removed`` units (bool per
     neuron) out of their statistics, as their removal will (a forward hook, replaced at each
     call); the masked net then computes what the smaller one does."""
     module = graph.module
     remove_norm_masks(module)
-    keep = [np.flatnonzero(~removed[graph.layer_slice(i)]) for i in range(len(graph.layers))]
+    keep = kept_units(graph, removed)
     for path, segments in graph.dependencies.layer_norms.items():
         kept = _kept_entries(segments, keep)
         if len(kept) < sum(size for _, size in segments):

@@ -96,5 +96,7 @@ def make_scaled(net):
 
 @requires_aeon
 def test_a_non_estimator_is_refused_by_name():
-    with pytest.raises(TypeError, match="estimator must be an estimator of latticeprune"):
+    with pytest.raises(ValueError, match="The 'estimator' parameter of AeonClassifier must be "
+                                         "None or an object implementing 'fit' and 'predict'. "
+                                         "Got 'lstm' instead."):
         AeonClassifier(estimator="lstm").fit(np.zeros((4, 1, 5)), np.array([0, 1, 0, 1]))
