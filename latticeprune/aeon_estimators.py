@@ -4,11 +4,12 @@ aeon's collections are channels first, ``(n_cases, n_channels, n_timepoints)`` o
 ``(n_channels, n_timepoints_i)`` arrays; this package's estimators read time steps first. Each
 class here is an aeon ``BaseClassifier`` / ``BaseRegressor`` that wraps any classifier,
 regressor or sparsifier of this package (``RNNClassifier``, ``LatticePruner(...)``,
-``ModuliRegularizer(...)``, a ``Pipeline`` ending in one): aeon validates and converts the
-input (its tags: multivariate and unequal-length collections, no missing values), the
-layout becomes the wrapped estimator's (:func:`~latticeprune.sequences.from_aeon`, a transpose
-per case), and a clone of the wrapped estimator is fitted, so the user's estimator is never
-changed. Cost: the wrapped estimator's, plus one copy of the data.
+``ModuliRegularizer(...)``, a ``Pipeline`` ending in one; the sparsifiers around a user's
+own skorch net too): aeon validates and converts the input (its tags: multivariate and
+unequal-length collections, no missing values), the layout becomes the wrapped estimator's
+(:func:`~latticeprune.sequences.from_aeon`, a transpose per case, float32), the classifier's
+labels its indices into ``classes_``, and a clone of the wrapped estimator is fitted, so the
+user's estimator is never changed. Cost: the wrapped estimator's, plus one copy of the data.
 
 Optional: needs ``aeon`` (``pip install latticeprune[aeon]``); importing this module without it
 raises an ``ImportError`` that says so.
@@ -53,11 +54,20 @@ class _Wrapper:
                                        self.get_params(deep=False),
                                        caller_name=type(self).__name__)
         template = default() if self.estimator is None else self.estimator
-        self.estimator_ = clone(template).fit(from_aeon(X), y)
+        self.estimator_ = clone(template).fit(_features(X), y)
         return self
 
     def _inner_predict(self, X):
-        return np.asarray(self.estimator_.predict(from_aeon(X)))
+        return np.asarray(self.estimator_.predict(_features(X)))
+
+
+def _features(X):
+    """aeon's collection in the estimators' layout, float32 as torch modules take it (aeon
+    hands over float64)."""
+    X = from_aeon(X)
+    if isinstance(X, np.ndarray):
+        return X.astype(np.float32, copy=False)
+    return [x.astype(np.float32, copy=False) for x in X]
 
 
 class AeonClassifier(_Wrapper, BaseClassifier):
@@ -97,16 +107,15 @@ class AeonClassifier(_Wrapper, BaseClassifier):
         super().__init__()
 
     def _fit(self, X, y):
-        return self._inner_fit(X, y, RNNClassifier)
+        # the labels (aeon's are often strings) as indices into classes_: a plain skorch
+        # classifier trains on integer targets, and its columns are then aeon's class order
+        return self._inner_fit(X, np.searchsorted(self.classes_, y), RNNClassifier)
 
     def _predict(self, X):
-        return self._inner_predict(X)
+        return self.classes_[self._inner_predict(X)]
 
     def _predict_proba(self, X):
-        proba = np.asarray(self.estimator_.predict_proba(from_aeon(X)))
-        inner = list(np.asarray(self.estimator_.classes_))
-        columns = [inner.index(label) for label in self.classes_]  # aeon's class order
-        return proba[:, columns]
+        return np.asarray(self.estimator_.predict_proba(_features(X)))
 
     @classmethod
     def _get_test_params(cls, parameter_set="default"):

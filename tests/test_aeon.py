@@ -6,6 +6,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+import torch
 
 from latticeprune import LatticePruner, RNNClassifier, RNNRegressor, SequenceScaler
 
@@ -71,6 +72,40 @@ def test_a_pruned_net_in_aeons_pipeline_on_unequal_length_multivariate_data():
     # scaled over the whole training set instead (each channel's level kept): far better
     scaled = AeonClassifier(make_scaled(pruner)).fit(X_train, y_train)
     assert np.mean(scaled.predict(X_test) == y_test) > 0.9
+
+
+class SixChannelGRU(torch.nn.Module):
+    """A user's own module (not latticeprune's): a bidirectional GRU, mean pooling, LayerNorm
+    and a linear head for BasicMotions' 6 channels and 4 classes."""
+
+    def __init__(self, hidden=16):
+        super().__init__()
+        self.gru = torch.nn.GRU(6, hidden, batch_first=True, bidirectional=True)
+        self.norm = torch.nn.LayerNorm(2 * hidden)
+        self.fc = torch.nn.Linear(2 * hidden, 4)
+
+    def forward(self, x):
+        return self.fc(self.norm(self.gru(x)[0].mean(dim=1)))
+
+
+@requires_aeon
+def test_a_users_skorch_net_pruned_inside_aeon_on_string_labels():
+    from aeon.datasets import load_classification
+    from skorch import NeuralNetClassifier
+    X_train, y_train = load_classification("BasicMotions", split="train")  # float64, strings
+    X_test, y_test = load_classification("BasicMotions", split="test")
+    torch.manual_seed(0)
+    net = NeuralNetClassifier(SixChannelGRU, criterion=torch.nn.CrossEntropyLoss, max_epochs=30,
+                              lr=0.01, batch_size=8, train_split=None,
+                              optimizer=torch.optim.Adam, verbose=0)
+    pruner = LatticePruner(net, granularity="unit", sparsity=0.5, n_rounds=1, random_state=0)
+    clf = AeonClassifier(pruner).fit(X_train, y_train)
+    predicted = clf.predict(X_test)
+    assert set(predicted) <= set(y_train)  # the labels themselves, not indices
+    np.testing.assert_array_equal(predicted, clf.classes_[clf.predict_proba(X_test).argmax(1)])
+    assert np.mean(predicted == y_test) > 0.8  # 4 classes: chance is 0.25
+    small = clf.estimator_.net_.module_
+    assert type(small) is SixChannelGRU and small.gru.hidden_size == 8  # both directions halved
 
 
 @requires_aeon
