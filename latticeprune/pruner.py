@@ -1,5 +1,6 @@
 """``LatticePruner``: lattice-based pruning of a recurrent net as one sklearn pipeline step."""
 
+import contextlib
 import numbers
 import os
 
@@ -17,7 +18,8 @@ __all__ = ["LatticePruner", "STRATEGIES"]
 
 #: The parameters :class:`LatticePruning` takes (and validates) as they are.
 _RULE_PARAMS = ("sparsity", "adjacency", "order", "backbone", "levels", "centrality",
-                "centrality_quantile", "strategy", "granularity", "scope", "n_rounds")
+                "centrality_quantile", "strategy", "granularity", "scope", "n_rounds",
+                "lasso_strength")
 
 
 class LatticePruner(BaseSparsifier):
@@ -59,9 +61,13 @@ class LatticePruner(BaseSparsifier):
         Ranks the neurons.
     centrality_quantile : float in [0, 1], default=0.5
         Used by ``sparsity=None`` only.
-    strategy : {"lattice", "magnitude", "random"} or callable, default="lattice"
+    strategy : {"lattice", "magnitude", "random", "group_lasso"} or callable, default="lattice"
         The lattice rule, or a control: weakest groups first (``|w|`` of an entry, a
-        connection's gate RMS, a unit's L2 norm), uniformly random groups. A callable
+        connection's gate RMS, a unit's L2 norm), uniformly random groups. ``"group_lasso"``
+        (units only, the default granularity then): the net fine-tunes under the group-lasso
+        penalty on every unit's weights (``lasso_strength``;
+        :class:`~latticeprune.callbacks.GroupLassoPenalty`), ``fine_tune_epochs`` of it also
+        before the first round, and each round removes the units of weakest L2 norm. A callable
         ``importance(groups)`` returns one score per group (lowest removed first); ``groups``
         is the granularity's :mod:`latticeprune.rules` object (``groups.values()``: each
         group's weight entries; ``groups.magnitudes()``; ``groups.graph``), e.g.
@@ -76,7 +82,7 @@ class LatticePruner(BaseSparsifier):
         back as a smaller module of its own class; each direction of a bidirectional layer is
         ranked on its own, and the layers and directions of one torch module lose equally
         many units (it has one ``hidden_size``). None: ``"connection"`` for the lattice rule
-        (and a callable), ``"weight"`` for the baselines.
+        (and a callable), ``"weight"`` for the baselines, ``"unit"`` for group lasso.
     scope : {"recurrent", "all"}, default="recurrent"
         Recurrent and top-down weights; ``"all"``: also layer-to-layer, input and read-out.
     n_rounds : int, default=5
@@ -84,6 +90,9 @@ class LatticePruner(BaseSparsifier):
     fine_tune_epochs : int, default=1
         Epochs trained with fixed masks after each round; 0: one-shot pruning (measured: see
         docs/experiments.md).
+    lasso_strength : float >= 0, default=1e-3
+        ``strategy="group_lasso"``: the weight of the sum of the units' group norms in the
+        fine-tuning objective (ignored by the other strategies).
 
     Attributes
     ----------
@@ -135,7 +144,8 @@ class LatticePruner(BaseSparsifier):
     def __init__(self, estimator, *, sparsity=0.5, adjacency="binary", order="context",
                  backbone=0.95, levels=None, centrality="pagerank", centrality_quantile=0.5,
                  strategy="lattice", granularity=None, scope="recurrent", n_rounds=5,
-                 fine_tune_epochs=1, prefit=False, memory=None, verbose=0, random_state=None):
+                 fine_tune_epochs=1, lasso_strength=1e-3, prefit=False, memory=None, verbose=0,
+                 random_state=None):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     @_fit_context(prefer_skip_nested_validation=False)
@@ -157,14 +167,15 @@ class LatticePruner(BaseSparsifier):
         if not NeuronGraph(net.module_).tensors_in(self.scope):
             raise ValueError(f"The net has no weights in scope={self.scope!r}.")
         epochs = self.fine_tune_epochs
+        if pruning.penalty_ is not None and epochs:  # the penalty shrinks groups before round 1
+            self._fine_tune(net, pruning.penalty_, X, y, epochs, 0, tune_params)
         for k in range(1, self.n_rounds + 1):
             record = pruning.prune(net.module_)
             target = "structural" if record["target"] is None else f"{record['target']:.2f}"
             self._say(f"round {k}/{self.n_rounds}: target sparsity {target}, achieved "
                       f"{record['achieved']:.2f}, fine-tuning {epochs} epoch{'s' * (epochs != 1)}")
             if epochs:
-                with torch_seed(self._seed(k)):
-                    self.estimator_.partial_fit(X, y, epochs=epochs, **tune_params)
+                self._fine_tune(net, pruning.penalty_, X, y, epochs, k, tune_params)
         self.rounds_ = pruning.rounds_
         graph = NeuronGraph(net.module_).freeze()
         self.read_masks(graph)
@@ -179,6 +190,12 @@ class LatticePruner(BaseSparsifier):
             graph, self.backbone, self.order, self.centrality, self.levels,
             graded=self.adjacency == "continuous"))
         return self
+
+    def _fine_tune(self, net, penalty, X, y, epochs, k, tune_params):
+        """Train the estimator ``epochs`` epochs further (seeded per round ``k``), ``net`` under
+        ``penalty`` (a skorch callback, or None) for that time only."""
+        with torch_seed(self._seed(k)), _attached(net, penalty):
+            self.estimator_.partial_fit(X, y, epochs=epochs, **tune_params)
 
     @property
     def pruning_scope(self):
@@ -195,3 +212,17 @@ class LatticePruner(BaseSparsifier):
                          "n_components": analysis.hasse.n_components,
                          "component_labels": analysis.hasse.labels,
                          "hasse_edges": analysis.hasse.edges}
+
+
+@contextlib.contextmanager
+def _attached(net, callback):
+    """``net`` (a fitted skorch net) notifies ``callback`` too inside the block."""
+    if callback is None:
+        yield
+        return
+    entry = (type(callback).__name__, callback)
+    net.callbacks_.append(entry)
+    try:
+        yield
+    finally:
+        net.callbacks_.remove(entry)

@@ -12,6 +12,8 @@ turns an order of them into masks:
 
 A *ranker* orders a granularity's groups, first removed first:
 :class:`MagnitudeRanker` (weakest first: ``|w|``, a connection's gate RMS, a unit's L2 norm),
+:class:`GroupLassoRanker` (units by their L2 norm while the net trains under the group-lasso
+penalty),
 :class:`RandomRanker` (uniformly random), :class:`LatticeRanker` (the dependency lattice:
 docs/methods/lattice.md) and :class:`ImportanceRanker`, which wraps a user's callable::
 
@@ -40,8 +42,8 @@ from . import lattice, units
 from .neuron_graph import pruned_count
 
 __all__ = ["Entries", "Connections", "Units", "ConnectionNodes", "MagnitudeRanker",
-           "RandomRanker", "LatticeRanker", "ImportanceRanker", "RANKERS", "GRANULARITIES",
-           "get_ranker", "get_granularity"]
+           "GroupLassoRanker", "RandomRanker", "LatticeRanker", "ImportanceRanker", "RANKERS",
+           "GRANULARITIES", "get_ranker", "get_granularity"]
 
 
 # -- granularities ---------------------------------------------------------------------------
@@ -261,10 +263,21 @@ class Units:
 
 
 # -- rankers ---------------------------------------------------------------------------------
-class MagnitudeRanker:
-    """Weakest first (stable: ties by position), by the granularity's magnitudes."""
+class _Ranker:
+    """What every ranker declares: whether it needs the round's lattice analysis, whether the
+    net trains under a penalty while it is pruned (:attr:`penalised`), the granularity it
+    ranks when none is given, and which it refuses (:meth:`check_granularity`)."""
 
     needs_analysis = False
+    penalised = False
+    default_granularity = "weight"
+
+    def check_granularity(self, granularity):
+        """``ValueError`` if this ranker cannot order ``granularity``'s groups."""
+
+
+class MagnitudeRanker(_Ranker):
+    """Weakest first (stable: ties by position), by the granularity's magnitudes."""
 
     def order(self, groups, analysis=None, random_state=None, structural=False,
               centrality_quantile=0.5):
@@ -272,33 +285,51 @@ class MagnitudeRanker:
         return candidates[np.argsort(groups.magnitudes(), kind="stable")]
 
 
-class RandomRanker:
-    """A uniformly random order of the groups that still exist, seeded by ``random_state``."""
+class GroupLassoRanker(MagnitudeRanker):
+    """Whole units, weakest group norm first, while the net trains under the group-lasso
+    penalty (:class:`~latticeprune.callbacks.GroupLassoPenalty`), which drives the groups of
+    the units it can spare to zero (Wen et al., ICLR 2018)."""
 
-    needs_analysis = False
+    penalised = True
+    default_granularity = "unit"
+
+    def check_granularity(self, granularity):
+        if granularity != "unit":
+            raise ValueError(f"strategy='group_lasso' removes whole units (its groups are "
+                             f"units); use granularity='unit', not {granularity!r}.")
+
+
+class RandomRanker(_Ranker):
+    """A uniformly random order of the groups that still exist, seeded by ``random_state``."""
 
     def order(self, groups, analysis=None, random_state=None, structural=False,
               centrality_quantile=0.5):
         return check_random_state(random_state).permutation(groups.candidates())
 
 
-class LatticeRanker:
+class LatticeRanker(_Ranker):
     """The dependency lattice's order (needs the round's lattice analysis)."""
 
     needs_analysis = True
+    default_granularity = "connection"
+
+    def check_granularity(self, granularity):
+        if granularity == "weight":
+            raise ValueError("strategy='lattice' ranks connections or units, not single "
+                             "weights; use granularity='connection' or 'unit'.")
 
     def order(self, groups, analysis=None, random_state=None, structural=False,
               centrality_quantile=0.5):
         return groups.lattice_order(analysis, structural, centrality_quantile)
 
 
-class ImportanceRanker:
+class ImportanceRanker(_Ranker):
     """A user's importance: ``importance(groups)`` returns one score per group of
     ``groups.candidates()`` (``groups.values()`` gives each group's weight entries,
     ``groups.kind`` its granularity, ``groups.graph`` the net's
     :class:`~latticeprune.neuron_graph.NeuronGraph`); the lowest scores go first."""
 
-    needs_analysis = False
+    default_granularity = "connection"
 
     def __init__(self, importance):
         self.importance = importance
@@ -315,7 +346,8 @@ class ImportanceRanker:
 
 
 #: Valid ``strategy`` names and their rankers.
-RANKERS = {"lattice": LatticeRanker, "magnitude": MagnitudeRanker, "random": RandomRanker}
+RANKERS = {"lattice": LatticeRanker, "magnitude": MagnitudeRanker, "random": RandomRanker,
+           "group_lasso": GroupLassoRanker}
 #: Valid ``granularity`` names and their groups.
 GRANULARITIES = {"weight": Entries, "connection": Connections, "unit": Units}
 

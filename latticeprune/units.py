@@ -29,9 +29,11 @@ from .nets import HierarchicalLayer, HierarchicalRNN, LayerStack, RecurrentNet
 from .neuron_graph import (NeuronGraph, estimator_chain, find_net, make_permanent,
                            pruned_count, refresh_flat_weights)
 
-__all__ = ["check_removable", "check_unit_fraction", "unit_norms", "unit_weights",
-           "next_removals", "unit_masks", "kept_units", "mask_norms", "remove_norm_masks",
-           "remove_units", "reduced_estimator", "replace_net", "unit_sparsity"]
+__all__ = ["check_removable", "check_unit_fraction", "unit_norms", "group_lasso",
+           "unit_weights", "next_removals", "unit_masks", "kept_units", "mask_norms",
+           "remove_norm_masks", "remove_units", "reduced_estimator", "replace_net",
+           "unit_sparsity"]
+
 
 def check_removable(module):
     """Raise ``ValueError`` unless ``module``'s hidden units can be removed physically.
@@ -92,16 +94,32 @@ def check_unit_fraction(graph, fraction):
                       UserWarning, stacklevel=3)
 
 
-def unit_norms(graph):
-    """Per neuron, the L2 norm of the weights its removal deletes (gate rows and columns)."""
-    squares = np.zeros(graph.n_neurons)
+def _unit_squares(graph, weight, squares):
+    """Add to ``squares`` (per neuron, numpy or torch) the sum of squares of the weights each
+    neuron's removal deletes (gate rows and columns), each tensor read by ``weight(t)``."""
     for t in graph.tensors:
-        w = t.weight.detach().cpu().double().numpy() ** 2
+        w = weight(t) ** 2
         if t.dst is not None:
             squares[graph.layer_slice(t.dst)] += w.reshape(t.n_gates, -1, w.shape[1]).sum((0, 2))
         for layer, cols in t.hidden_sources():
-            squares[graph.layer_slice(layer)] += w[:, cols].sum(axis=0)
-    return np.sqrt(squares)
+            squares[graph.layer_slice(layer)] += w[:, cols].sum(0)
+    return squares
+
+
+def unit_norms(graph):
+    """Per neuron, the L2 norm of the weights its removal deletes (gate rows and columns)."""
+    return np.sqrt(_unit_squares(graph, lambda t: t.weight.detach().cpu().double().numpy(),
+                                 np.zeros(graph.n_neurons)))
+
+
+def group_lasso(graph, eps=1e-12):
+    """The group-lasso penalty of ``graph``'s units: the sum over neurons of the L2 norm of
+    the weights its removal deletes, on the weights as training sees them (``live``), a
+    differentiable scalar (``eps`` under each root keeps removed units' gradient finite)."""
+    first = graph.tensors[0].weight
+    squares = _unit_squares(graph, lambda t: t.live(),
+                            torch.zeros(graph.n_neurons, dtype=first.dtype, device=first.device))
+    return torch.sqrt(squares + eps).sum()
 
 
 def unit_weights(graph):

@@ -18,19 +18,19 @@ import numpy as np
 from skorch.callbacks import Callback
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
-
 from .. import lattice, rules, units
 from ..dependency import trace_net
 from ..neuron_graph import HIDDEN_KINDS, SCOPES, NeuronGraph
 from ..rules import RANKERS
 from .connectivity import check_input_reaches_readout
+from .group_lasso import GroupLassoPenalty
 from .pruning_schedule import scheduled_sparsity
 
 __all__ = ["LatticePruning", "LatticeAnalysis", "STRATEGIES", "GRANULARITIES",
            "RULE_CONSTRAINTS", "analyse"]
 
-#: Valid ``strategy`` names: the lattice rule and the paper's two controls (a callable
-#: importance is valid too: :class:`~latticeprune.rules.ImportanceRanker`).
+#: Valid ``strategy`` names: the lattice rule, the paper's two controls and group lasso (a
+#: callable importance is valid too: :class:`~latticeprune.rules.ImportanceRanker`).
 STRATEGIES = tuple(RANKERS)
 #: What a strategy removes: single weight entries, connections (every gate entry of
 #: ``i -> j``) or whole hidden units (:mod:`latticeprune.rules`).
@@ -51,6 +51,7 @@ RULE_CONSTRAINTS = {
     "centrality": [StrOptions(set(lattice.CENTRALITIES))],
     "centrality_quantile": [Interval(numbers.Real, 0, 1, closed="both")],
     "scope": [StrOptions(set(SCOPES))],
+    "lasso_strength": [Interval(numbers.Real, 0, None, closed="left")],
 }
 
 
@@ -101,8 +102,10 @@ class LatticePruning(Callback):
     Parameters
     ----------
     sparsity, n_rounds, strategy, granularity, adjacency, order, backbone, levels, centrality, \
-centrality_quantile, scope
-        The rule, as in :class:`~latticeprune.LatticePruner` (same defaults).
+centrality_quantile, scope, lasso_strength
+        The rule, as in :class:`~latticeprune.LatticePruner` (same defaults). With
+        ``strategy="group_lasso"`` the net trains under :attr:`penalty_` while the callback
+        is attached.
     epochs_per_round : int, default=1
         Epochs from one round to the next.
     start_epoch : int, default=1
@@ -119,6 +122,8 @@ centrality_quantile, scope
         The lattice strategy's analysis of the last round's graph.
     removed_units_ : ndarray of bool or None
         ``granularity="unit"``: the neurons removed so far (``NeuronGraph`` order).
+    penalty_ : GroupLassoPenalty or None
+        The penalty of a penalised strategy (``"group_lasso"``, at ``lasso_strength``).
 
     Examples
     --------
@@ -142,32 +147,42 @@ centrality_quantile, scope
     def __init__(self, sparsity=0.5, n_rounds=5, epochs_per_round=1, start_epoch=1,
                  strategy="lattice", adjacency="binary", order="context", backbone=0.95,
                  levels=None, centrality="pagerank", centrality_quantile=0.5,
-                 scope="recurrent", random_state=None, granularity=None):
+                 scope="recurrent", random_state=None, granularity=None, lasso_strength=1e-3):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     def initialize(self):
         """Validate the parameters; forget earlier rounds."""
         validate_parameter_constraints(self._parameter_constraints, self.get_params(),
                                        caller_name=type(self).__name__)
-        self.granularity_ = self.granularity or (
-            "weight" if self.strategy in ("magnitude", "random") else "connection")
+        self.ranker_ = rules.get_ranker(self.strategy)
+        self.granularity_ = self.granularity or self.ranker_.default_granularity
         if self.sparsity is None and (self.strategy, self.granularity_) != ("lattice",
                                                                            "connection"):
             raise ValueError(f"sparsity=None (the structure decides) needs strategy='lattice' at "
                              f"granularity='connection'; got strategy={self.strategy!r}, "
                              f"granularity={self.granularity_!r}.")
-        if self.strategy == "lattice" and self.granularity_ == "weight":
-            raise ValueError("strategy='lattice' ranks connections or units, not single "
-                             "weights; use granularity='connection' or 'unit'.")
-        self.ranker_ = rules.get_ranker(self.strategy)
+        self.ranker_.check_granularity(self.granularity_)
         self.groups_ = rules.get_granularity(self.granularity_)
         self.levels_ = lattice.check_levels(self.levels)
         self.rounds_, self.analysis_, self.removed_units_ = [], None, None
+        self.penalty_ = (GroupLassoPenalty(self.lasso_strength).initialize()
+                         if self.ranker_.penalised else None)
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         if X is not None:
             trace_net(net, X)  # the wiring of net's module, whatever module it is
+        if self.penalty_ is not None:
+            self.penalty_.on_train_begin(net)
+
+    def on_grad_computed(self, net, named_parameters, X=None, y=None, training=None,
+                         **kwargs):
+        if self.penalty_ is not None:
+            self.penalty_.on_grad_computed(net, named_parameters, training=training)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.penalty_ is not None:
+            self.penalty_.on_epoch_end(net, **kwargs)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         step, offset = divmod(len(net.history) - self.start_epoch, self.epochs_per_round)

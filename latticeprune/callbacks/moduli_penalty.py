@@ -2,16 +2,13 @@
 
 Each recurrent layer's hidden units are embedded at points of a moduli space; the training
 objective becomes ``task loss + strength * sum over tensors of mean(R * |W|^k)``, with
-``R = f(d(p_i, p_j))`` from :mod:`latticeprune.moduli`. skorch callbacks cannot change the
-loss a net back-propagates, so the callback back-propagates the penalty itself in
-``on_grad_computed``: its gradient is added to the task gradient before the optimiser steps.
+``R = f(d(p_i, p_j))`` from :mod:`latticeprune.moduli`, back-propagated by the callback itself
+(:class:`~latticeprune.callbacks.penalty.TrainingPenalty`).
 """
 
 import numbers
 
-import numpy as np
 import torch
-from skorch.callbacks import Callback
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils._param_validation import validate_parameter_constraints
@@ -21,6 +18,7 @@ from ..moduli import permute as permute_entries
 from ..moduli import penalty_from_points, penalty_matrix
 from ..dependency import trace_net
 from ..neuron_graph import HIDDEN_KINDS, SCOPES, NeuronGraph
+from .penalty import TrainingPenalty
 
 __all__ = ["ModuliPenalty", "HISTORY_KEY"]
 
@@ -28,7 +26,7 @@ __all__ = ["ModuliPenalty", "HISTORY_KEY"]
 HISTORY_KEY = "moduli_penalty"
 
 
-class ModuliPenalty(Callback):
+class ModuliPenalty(TrainingPenalty):
     """skorch callback adding the moduli penalty of the recurrent weights to the training loss.
 
     On the first ``on_train_begin`` after ``initialize`` it samples one embedding per recurrent
@@ -71,6 +69,8 @@ embedding_lr, input_l1
     >>> len(net.history[-1, "batches", :, "moduli_penalty"])
     4
     """
+
+    history_key = HISTORY_KEY
 
     _parameter_constraints = {
         "strength": [Interval(numbers.Real, 0, None, closed="left")],
@@ -209,22 +209,13 @@ embedding_lr, input_l1
 
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=None,
                          **kwargs):
-        if not training:
-            return
-        if self.embedding_optimizer_ is not None:
+        # a trained embedding steps on the penalty's gradient alone
+        trains_embedding = training and self.embedding_optimizer_ is not None
+        if trains_embedding:
             self.embedding_optimizer_.zero_grad()
-        total = self.loss_term()
-        if total.requires_grad:
-            total.backward()
-        if self.embedding_optimizer_ is not None:
+        super().on_grad_computed(net, named_parameters, training=training)
+        if trains_embedding:
             self.embedding_optimizer_.step()
-        net.history.record_batch(HISTORY_KEY, float(total.detach()))
-
-    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        values = [batch[HISTORY_KEY] for batch in net.history[-1]["batches"]
-                  if HISTORY_KEY in batch]
-        if values:
-            net.history.record(HISTORY_KEY, float(np.mean(values)))
 
     # -- pickling ------------------------------------------------------------------------------
     def __getstate__(self):
