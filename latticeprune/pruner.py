@@ -19,7 +19,7 @@ __all__ = ["LatticePruner", "STRATEGIES"]
 #: The parameters :class:`LatticePruning` takes (and validates) as they are.
 _RULE_PARAMS = ("sparsity", "adjacency", "order", "backbone", "levels", "centrality",
                 "centrality_quantile", "strategy", "granularity", "scope", "n_rounds",
-                "lasso_strength")
+                "lasso_strength", "allocation")
 
 
 class LatticePruner(BaseSparsifier):
@@ -93,6 +93,15 @@ class LatticePruner(BaseSparsifier):
     lasso_strength : float >= 0, default=1e-3
         ``strategy="group_lasso"``: the weight of the sum of the units' group norms in the
         fine-tuning objective (ignored by the other strategies).
+    allocation : {"per_layer", "global"}, default="per_layer"
+        ``granularity="unit"``: every layer loses ``sparsity`` of its units, or
+        (``"global"``) ``sparsity`` of all units go, taken in the ranker's order over all
+        layers (magnitudes as each unit's RMS, so layers of different widths compare; every
+        layer keeps a unit; the directions of a bidirectional layer, and the layers whose final
+        state the forward reads as one tensor, keep equally many). A multi-layer torch module
+        whose layers then keep different numbers becomes a stack of one-layer modules
+        (:func:`~latticeprune.units.remove_units`). Weight and connection pruning are global
+        already.
 
     Attributes
     ----------
@@ -144,8 +153,8 @@ class LatticePruner(BaseSparsifier):
     def __init__(self, estimator, *, sparsity=0.5, adjacency="binary", order="context",
                  backbone=0.95, levels=None, centrality="pagerank", centrality_quantile=0.5,
                  strategy="lattice", granularity=None, scope="recurrent", n_rounds=5,
-                 fine_tune_epochs=1, lasso_strength=1e-3, prefit=False, memory=None, verbose=0,
-                 random_state=None):
+                 fine_tune_epochs=1, lasso_strength=1e-3, allocation="per_layer", prefit=False,
+                 memory=None, verbose=0, random_state=None):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     @_fit_context(prefer_skip_nested_validation=False)

@@ -226,7 +226,11 @@ class Connections:
 class Units:
     """Whole hidden units (neuron indices of the graph); ``state["removed"]`` (bool per neuron)
     holds the units removed in earlier rounds. A round removes, per layer, the first units of
-    the order until ``pruned_count(target, size)`` are gone."""
+    the order until the layer's count is gone: ``pruned_count(target, size)`` with
+    ``state["allocation"]`` ``"per_layer"`` (the default), a share of ``pruned_count(target,
+    n_neurons)`` taken in the order over all layers with ``"global"``
+    (:func:`~latticeprune.units.removal_counts`); then the magnitudes are the units' RMS
+    (:func:`~latticeprune.units.unit_rms`), so that layers of different widths compare."""
 
     kind = "unit"
 
@@ -243,7 +247,13 @@ class Units:
     def candidates(self):
         return np.arange(self.graph.n_neurons)
 
+    @property
+    def allocation(self):
+        return self.state.get("allocation") or "per_layer"
+
     def magnitudes(self):
+        if self.allocation == "global":
+            return units.unit_rms(self.graph)
         return units.unit_norms(self.graph)
 
     def values(self):
@@ -256,7 +266,7 @@ class Units:
     def prune(self, order, target):
         """``(masks, units removed now)``; the layer norms reading units leave the removed ones
         out of their statistics (:func:`~latticeprune.units.mask_norms`)."""
-        new = units.next_removals(self.graph, order, self.removed, target)
+        new = units.next_removals(self.graph, order, self.removed, target, self.allocation)
         self.state["removed"] = self.removed | new
         units.mask_norms(self.graph, self.removed)
         return units.unit_masks(self.graph, self.removed), int(new.sum())

@@ -29,10 +29,13 @@ from .nets import HierarchicalLayer, HierarchicalRNN, LayerStack, RecurrentNet
 from .neuron_graph import (NeuronGraph, estimator_chain, find_net, make_permanent,
                            pruned_count, refresh_flat_weights)
 
-__all__ = ["check_removable", "check_unit_fraction", "unit_norms", "group_lasso",
-           "unit_weights", "next_removals", "unit_masks", "kept_units", "mask_norms",
-           "remove_norm_masks", "remove_units", "reduced_estimator", "replace_net",
-           "unit_sparsity"]
+#: Valid ``allocation`` values: how a unit fraction is spread over the layers.
+ALLOCATIONS = ("per_layer", "global")
+
+__all__ = ["check_removable", "check_unit_fraction", "unit_norms", "unit_rms", "group_lasso",
+           "unit_weights", "next_removals", "removal_counts", "equal_count_sets", "ALLOCATIONS",
+           "unit_masks", "kept_units", "mask_norms", "remove_norm_masks", "remove_units",
+           "reduced_estimator", "replace_net", "unit_sparsity"]
 
 
 def check_removable(module):
@@ -112,6 +115,14 @@ def unit_norms(graph):
                                  np.zeros(graph.n_neurons)))
 
 
+def unit_rms(graph):
+    """Per neuron, the root mean square of the weights its removal deletes: its L2 norm over
+    the square root of its group's size, which compares units of layers of different widths."""
+    sizes = _unit_squares(graph, lambda t: np.ones(tuple(t.weight.shape)),
+                          np.zeros(graph.n_neurons))
+    return unit_norms(graph) / np.sqrt(sizes)
+
+
 def group_lasso(graph, eps=1e-12):
     """The group-lasso penalty of ``graph``'s units: the sum over neurons of the L2 norm of
     the weights its removal deletes, on the weights as training sees them (``live``), a
@@ -138,16 +149,62 @@ def unit_weights(graph):
     return [np.concatenate(p) for p in parts]
 
 
-def next_removals(graph, order, removed, fraction):
-    """Neurons to remove now so that every layer has ``pruned_count(fraction, size)`` removed:
-    the first ones of ``order`` in each layer not in ``removed`` (bool per neuron)."""
+def next_removals(graph, order, removed, fraction, allocation="per_layer"):
+    """Neurons to remove now, the first ones of ``order`` in each layer not in ``removed`` (bool
+    per neuron), until each layer has as many removed as :func:`removal_counts` says."""
     new = np.zeros(graph.n_neurons, dtype=bool)
-    for index, layer in enumerate(graph.layers):
+    counts = removal_counts(graph, order, removed, fraction, allocation)
+    for index, count in enumerate(counts):
         sl = graph.layer_slice(index)
-        needed = pruned_count(fraction, layer.size) - int(removed[sl].sum())
+        needed = count - int(removed[sl].sum())
         alive = [i for i in order if sl.start <= i < sl.stop and not removed[i]]
         new[alive[:max(needed, 0)]] = True
     return new
+
+
+def removal_counts(graph, order, removed, fraction, allocation="per_layer"):
+    """Units each layer of ``graph`` has removed after this round.
+
+    ``"per_layer"``: ``pruned_count(fraction, size)`` of every layer. ``"global"``:
+    ``pruned_count(fraction, n_neurons)`` over all layers, taken in ``order`` (every layer
+    keeps at least one unit); the layers that must keep equally many units
+    (:func:`equal_count_sets`) then each get their mean count, rounded, so the total may differ
+    from the target by a few units.
+    """
+    sizes = [layer.size for layer in graph.layers]
+    if allocation == "per_layer":
+        return [pruned_count(fraction, size) for size in sizes]
+    counts = [int(removed[graph.layer_slice(i)].sum()) for i in range(len(sizes))]
+    layer_of = np.repeat(np.arange(len(sizes)), sizes)
+    total = pruned_count(fraction, graph.n_neurons)
+    for i in order:
+        if sum(counts) >= total:
+            break
+        if not removed[i] and counts[layer_of[i]] < sizes[layer_of[i]] - 1:
+            counts[layer_of[i]] += 1
+    for group in equal_count_sets(graph):
+        done = max(int(removed[graph.layer_slice(i)].sum()) for i in group)
+        count = max(int(np.round(np.mean([counts[i] for i in group]))), done)
+        for i in group:
+            counts[i] = min(count, sizes[i] - 1)
+    return counts
+
+
+def equal_count_sets(graph):
+    """Lists of layers (indices into ``graph.layers``) that must keep equally many units: the
+    two directions of a bidirectional layer, and every layer of a torch module whose final
+    state the forward reads as one tensor (:func:`remove_units`)."""
+    deps = graph.dependencies
+    sets = []
+    for group in deps.coupled:
+        if deps.blocks[group[0]].path in deps.whole_state:
+            sets.append(list(group))
+            continue
+        by_layer = {}
+        for i in group:
+            by_layer.setdefault(deps.blocks[i].layer, []).append(i)
+        sets.extend(layers for layers in by_layer.values() if len(layers) > 1)
+    return sets
 
 
 def unit_masks(graph, removed):

@@ -52,6 +52,7 @@ RULE_CONSTRAINTS = {
     "centrality_quantile": [Interval(numbers.Real, 0, 1, closed="both")],
     "scope": [StrOptions(set(SCOPES))],
     "lasso_strength": [Interval(numbers.Real, 0, None, closed="left")],
+    "allocation": [StrOptions(set(units.ALLOCATIONS))],
 }
 
 
@@ -102,7 +103,7 @@ class LatticePruning(Callback):
     Parameters
     ----------
     sparsity, n_rounds, strategy, granularity, adjacency, order, backbone, levels, centrality, \
-centrality_quantile, scope, lasso_strength
+centrality_quantile, scope, lasso_strength, allocation
         The rule, as in :class:`~latticeprune.LatticePruner` (same defaults). With
         ``strategy="group_lasso"`` the net trains under :attr:`penalty_` while the callback
         is attached.
@@ -147,7 +148,8 @@ centrality_quantile, scope, lasso_strength
     def __init__(self, sparsity=0.5, n_rounds=5, epochs_per_round=1, start_epoch=1,
                  strategy="lattice", adjacency="binary", order="context", backbone=0.95,
                  levels=None, centrality="pagerank", centrality_quantile=0.5,
-                 scope="recurrent", random_state=None, granularity=None, lasso_strength=1e-3):
+                 scope="recurrent", random_state=None, granularity=None, lasso_strength=1e-3,
+                 allocation="per_layer"):
         vars(self).update({k: v for k, v in locals().items() if k != "self"})
 
     def initialize(self):
@@ -202,9 +204,11 @@ centrality_quantile, scope, lasso_strength
         if self.ranker_.needs_analysis:
             self.analysis_ = analyse(graph, self.backbone, self.order, self.centrality,
                                      self.levels_, graded=self.adjacency == "continuous")
-        if self.granularity_ == "unit" and self.removed_units_ is None:
+        if (self.granularity_, self.allocation) == ("unit", "per_layer") and (
+                self.removed_units_ is None):
             units.check_unit_fraction(graph, self.sparsity)
-        groups = self.groups_(graph, tensors, {"removed": self.removed_units_})
+        groups = self.groups_(graph, tensors, {"removed": self.removed_units_,
+                                               "allocation": self.allocation})
         order = self.ranker_.order(groups, self.analysis_, seed, structural=target is None,
                                    centrality_quantile=self.centrality_quantile)
         masks, removed = groups.prune(order, target)
