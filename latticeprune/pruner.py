@@ -46,8 +46,12 @@ class LatticePruner(BaseSparsifier):
         (``round 2/5: target sparsity 0.32, achieved 0.32, fine-tuning 1 epoch``).
     sparsity : float in [0, 1) or None, default=0.5
         Fraction of weight entries in ``scope`` zero after pruning (``granularity="unit"``:
-        fraction of every layer's hidden units removed). None: each round removes the outgoing
-        connections of non-irreducible neurons below ``centrality_quantile``.
+        fraction of every layer's hidden units removed). None (``strategy="lattice"``): the
+        structure decides; each round removes the outgoing connections
+        (``granularity="unit"``: the whole units) of the neurons that are not
+        meet-irreducible and lie below ``centrality_quantile`` of the centralities, every
+        layer keeping a unit (:func:`~latticeprune.units.removal_counts`); ``sparsity_`` says
+        how much went.
     adjacency : {"binary", "continuous"}, default="binary"
         The verdict on ``backbone``, or the irreducibility persistence over ``levels``.
     order : {"context", "reachability"}, default="context"

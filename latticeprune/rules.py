@@ -192,16 +192,15 @@ class Connections:
 
     def lattice_order(self, analysis, structural=False, centrality_quantile=0.5):
         """The lattice rule's order: with ``structural``, every outgoing connection of the
-        neurons :func:`~latticeprune.lattice.structural_removals` drops (on the complete
-        graph; with the continuous adjacency a neuron irreducible on at least half of the
-        filtration is protected); else :func:`~latticeprune.lattice.removal_order`."""
+        neurons :func:`~latticeprune.lattice.structural_neurons` drops (with the continuous
+        adjacency a neuron irreducible on at least half of the filtration is protected); else
+        :func:`~latticeprune.lattice.removal_order`."""
         graded = analysis.persistence is not None
         n, size = self.graph.n_neurons, self.nodes.size
         if structural:
             safe = analysis.protected >= 0.5 if graded else analysis.protected
             dropped = np.zeros(size, dtype=bool)
-            dropped[np.unique(lattice.structural_removals(
-                np.ones((n, n)), safe, analysis.rank, centrality_quantile) // n)] = True
+            dropped[:n] = lattice.structural_neurons(safe, analysis.rank, centrality_quantile)
             existing = self.candidates()
             return existing[dropped[existing // size]]
         safe = np.ones(size) if graded else np.ones(size, dtype=bool)
@@ -260,12 +259,21 @@ class Units:
         return units.unit_weights(self.graph)
 
     def lattice_order(self, analysis, structural=False, centrality_quantile=0.5):
-        """Not meet-irreducible (or less persistent) first, then by centrality."""
-        return np.lexsort((analysis.rank, np.asarray(analysis.protected, dtype=float)))
+        """Not meet-irreducible (or less persistent) first, then by centrality; with
+        ``structural``, only the units :func:`~latticeprune.lattice.structural_neurons` drops
+        (as for connections), in that order."""
+        order = np.lexsort((analysis.rank, np.asarray(analysis.protected, dtype=float)))
+        if not structural:
+            return order
+        graded = analysis.persistence is not None
+        safe = analysis.protected >= 0.5 if graded else analysis.protected
+        dropped = lattice.structural_neurons(safe, analysis.rank, centrality_quantile)
+        return order[dropped[order] & ~self.removed[order]]
 
     def prune(self, order, target):
-        """``(masks, units removed now)``; the layer norms reading units leave the removed ones
-        out of their statistics (:func:`~latticeprune.units.mask_norms`)."""
+        """``(masks, units removed now)``; ``target`` None: the units of ``order``
+        (:func:`~latticeprune.units.removal_counts`). The layer norms reading units leave the
+        removed ones out of their statistics (:func:`~latticeprune.units.mask_norms`)."""
         new = units.next_removals(self.graph, order, self.removed, target, self.allocation)
         self.state["removed"] = self.removed | new
         units.mask_norms(self.graph, self.removed)

@@ -165,17 +165,27 @@ def next_removals(graph, order, removed, fraction, allocation="per_layer"):
 def removal_counts(graph, order, removed, fraction, allocation="per_layer"):
     """Units each layer of ``graph`` has removed after this round.
 
-    ``"per_layer"``: ``pruned_count(fraction, size)`` of every layer. ``"global"``:
-    ``pruned_count(fraction, n_neurons)`` over all layers, taken in ``order`` (every layer
-    keeps at least one unit); the layers that must keep equally many units
-    (:func:`equal_count_sets`) then each get their mean count, rounded, so the total may differ
-    from the target by a few units.
+    ``fraction`` None (the structure decides): every unit of ``order`` goes, each layer
+    keeping at least one; the layers that must keep equally many units
+    (:func:`equal_count_sets`) remove the fewest any of them would. ``"per_layer"``:
+    ``pruned_count(fraction, size)`` of every layer. ``"global"``: ``pruned_count(fraction,
+    n_neurons)`` over all layers, taken in ``order`` (every layer keeps at least one unit);
+    the layers that must keep equally many then each get their mean count, rounded, so the
+    total may differ from the target by a few units.
     """
     sizes = [layer.size for layer in graph.layers]
-    if allocation == "per_layer":
-        return [pruned_count(fraction, size) for size in sizes]
     counts = [int(removed[graph.layer_slice(i)].sum()) for i in range(len(sizes))]
     layer_of = np.repeat(np.arange(len(sizes)), sizes)
+    if fraction is None:
+        for i in order:
+            if not removed[i]:
+                counts[layer_of[i]] = min(counts[layer_of[i]] + 1, sizes[layer_of[i]] - 1)
+        for group in equal_count_sets(graph):
+            for i in group:
+                counts[i] = min(counts[j] for j in group)
+        return counts
+    if allocation == "per_layer":
+        return [pruned_count(fraction, size) for size in sizes]
     total = pruned_count(fraction, graph.n_neurons)
     for i in order:
         if sum(counts) >= total:

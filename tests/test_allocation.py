@@ -92,3 +92,33 @@ def test_allocation_is_validated(small_digits):
                                          "a str among"):
         LatticePruner(RNNClassifier(hidden_size=4, max_epochs=1), granularity="unit",
                       allocation="everywhere").fit(X, y)
+
+
+# -- sparsity=None at unit level: the lattice decides how many units stay ---------------------
+def test_the_structure_decides_removes_exactly_the_units_the_lattice_marks():
+    from latticeprune import lattice
+    from latticeprune.callbacks.lattice_pruning import analyse
+    torch.manual_seed(0)
+    module = RecurrentNet(3, 2, hidden_size=16, cell="lstm")
+    trace(module, torch.randn(2, 4, 3))
+    analysis = analyse(NeuronGraph(module).freeze())
+    # the oracle: not meet-irreducible and below the median centrality
+    marked = ~analysis.protected & (analysis.rank < np.quantile(analysis.rank, 0.5))
+    assert 0 < marked.sum() < 16
+    np.testing.assert_array_equal(
+        lattice.structural_neurons(analysis.protected, analysis.rank, 0.5), marked)
+    pruning = LatticePruning(granularity="unit", sparsity=None, n_rounds=1).initialize()
+    record = pruning.prune(module)
+    np.testing.assert_array_equal(pruning.removed_units_, marked)
+    assert record["target"] is None and record["removed"] == marked.sum()
+
+
+def test_sparsity_none_at_unit_level_through_the_pruner_on_a_users_net():
+    X, y = zoo_data(LastStep)
+    pruner = LatticePruner(user_net(LastStep), granularity="unit", sparsity=None, n_rounds=2,
+                           random_state=0).fit(X, y)
+    kept = [len(k) for k in pruner.units_]
+    assert all(1 <= k <= 16 for k in kept) and sum(kept) < 32  # the lattice chose how many
+    assert pruner.sparsity_["per_layer"] == {
+        "lstm.l0": 1 - kept[0] / 16, "lstm.l1": 1 - kept[1] / 16}
+    assert [r["target"] for r in pruner.rounds_] == [None, None]

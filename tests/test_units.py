@@ -151,8 +151,10 @@ def test_unit_granularity_errors(data):
         LatticePruner(net, sparsity=0.9, granularity="unit").fit(X, y)
     with pytest.raises(ValueError, match="not single weights"):
         LatticePruner(net, granularity="weight").fit(X, y)
-    with pytest.raises(ValueError, match="granularity='unit'"):
-        LatticePruner(net, sparsity=None, granularity="unit").fit(X, y)
+    with pytest.raises(ValueError, match="sparsity=None .* needs strategy='lattice' at "
+                                         "granularity='connection' or 'unit'; got "
+                                         "strategy='magnitude'"):
+        LatticePruner(net, sparsity=None, strategy="magnitude", granularity="unit").fit(X, y)
     with pytest.raises(ValueError, match="granularity"):
         LatticePruner(net, granularity="layer").fit(X, y)
 

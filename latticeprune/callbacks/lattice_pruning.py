@@ -158,11 +158,11 @@ centrality_quantile, scope, lasso_strength, allocation
                                        caller_name=type(self).__name__)
         self.ranker_ = rules.get_ranker(self.strategy)
         self.granularity_ = self.granularity or self.ranker_.default_granularity
-        if self.sparsity is None and (self.strategy, self.granularity_) != ("lattice",
-                                                                           "connection"):
+        if self.sparsity is None and (self.strategy != "lattice"
+                                      or self.granularity_ not in ("connection", "unit")):
             raise ValueError(f"sparsity=None (the structure decides) needs strategy='lattice' at "
-                             f"granularity='connection'; got strategy={self.strategy!r}, "
-                             f"granularity={self.granularity_!r}.")
+                             f"granularity='connection' or 'unit'; got "
+                             f"strategy={self.strategy!r}, granularity={self.granularity_!r}.")
         self.ranker_.check_granularity(self.granularity_)
         self.groups_ = rules.get_granularity(self.granularity_)
         self.levels_ = lattice.check_levels(self.levels)
@@ -205,7 +205,7 @@ centrality_quantile, scope, lasso_strength, allocation
             self.analysis_ = analyse(graph, self.backbone, self.order, self.centrality,
                                      self.levels_, graded=self.adjacency == "continuous")
         if (self.granularity_, self.allocation) == ("unit", "per_layer") and (
-                self.removed_units_ is None):
+                self.removed_units_ is None and self.sparsity is not None):
             units.check_unit_fraction(graph, self.sparsity)
         groups = self.groups_(graph, tensors, {"removed": self.removed_units_,
                                                "allocation": self.allocation})

@@ -9,7 +9,7 @@ from .adjacency import binary_adjacency, check_levels, filtration_levels
 from .centrality import CENTRALITIES, centrality
 from .context import ORDERS, irreducibility_persistence, join_irreducible, meet_irreducible
 from .reachability import HasseDiagram, dag_depth, hasse_diagram, reachability_closure
-from .rule import removal_order, structural_removals
+from .rule import removal_order, structural_neurons, structural_removals
 from .validation import check_adjacency
 
 __all__ = [
@@ -29,4 +29,5 @@ __all__ = [
     "reachability_closure",
     "removal_order",
     "structural_removals",
+    "structural_neurons",
 ]

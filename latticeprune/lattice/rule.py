@@ -9,7 +9,7 @@ import numpy as np
 
 from .validation import check_number, check_strength, check_values
 
-__all__ = ["removal_order", "structural_removals"]
+__all__ = ["removal_order", "structural_removals", "structural_neurons"]
 
 
 def _check_protected_mask(protected, n):
@@ -107,6 +107,23 @@ def structural_removals(strength, protected, centrality, centrality_quantile):
     index, source, _ = _existing_connections(strength)
     if n == 0:
         return index.astype(np.int64)
-    threshold = np.quantile(centrality, float(quantile))
-    pruned_neuron = ~mask & (centrality < threshold)
+    pruned_neuron = structural_neurons(mask, centrality, quantile)
     return index[pruned_neuron[source]].astype(np.int64)
+
+
+def structural_neurons(protected, centrality, centrality_quantile):
+    """The neurons whose outgoing connections :func:`structural_removals` removes (or that
+    unit pruning removes whole when the structure decides): not protected, and with a
+    centrality strictly below the ``centrality_quantile``-quantile of all neurons'.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    quantile = check_number(centrality_quantile, "centrality_quantile", 0.0, 1.0)
+    n = len(np.atleast_1d(centrality))
+    centrality = _check_centrality(centrality, n)
+    mask = _check_protected_mask(protected, n)
+    if n == 0:
+        return mask
+    return ~mask & (centrality < np.quantile(centrality, float(quantile)))
