@@ -51,5 +51,6 @@ def plot_accuracy_latency(rows, latency="batch 1 ms", accuracy="test accuracy", 
     ax.set_xlabel(f"latency, {latency} (lower is better)")
     ax.set_ylabel(f"{accuracy} (higher is better)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.margins(x=0.2, y=0.08)  # room for the labels, which sit right of their points
+    ax.legend(loc="best", fontsize=8)  # where it covers no point
     return ax
