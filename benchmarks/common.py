@@ -1,19 +1,33 @@
 """Helpers shared by the experiment scripts: logging, tables, mean ± sd, the variant set."""
 
+import argparse
 import copy
 import json
 import os
+import sys
 
 import numpy as np
 import torch
 
 from latticeprune import LatticePruner, ModuliRegularizer
+from latticeprune.cli import load_data
 from latticeprune.moduli import penalty_matrix
 
 #: The moduli paper's comparison: spaces, the controls, and the dense-trained pruners.
 MODULI_VARIANTS = ("torus", "klein", "circle", "sphere", "torus6", "standard (L1)",
                    "permuted torus", "pruning alone")
 DENSE_TRAINED = ("lattice (dense-trained)", "magnitude (dense-trained)")
+
+
+def command_line(script, argv=None):
+    """The first line of a results file: the command that made it."""
+    return f"# python benchmarks/{script} {' '.join(sys.argv[1:] if argv is None else argv)}"
+
+
+def demo_split():
+    """The demo's digits split, as ``latticeprune demo`` makes it: ``X_train, X_test,
+    y_train, y_test``."""
+    return load_data(argparse.Namespace(dataset="digits", data=None, random_state=0))
 
 
 def log(message):

@@ -13,17 +13,17 @@ to the last bit. With ``memory`` the eight candidates of a fold share one dense 
 """
 
 import argparse
-import sys
 import tempfile
 import time
 
 import numpy as np
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from latticeprune import RNNClassifier
 from latticeprune.cli import demo_search
-from latticeprune.datasets import load_digits_sequences
 from latticeprune.utils import format_table
+
+from common import command_line, demo_split
 
 
 def run(memory, n_jobs, X, y):
@@ -42,9 +42,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
-    print(f"# python benchmarks/grid_memory.py {' '.join(argv or sys.argv[1:])}")
-    X, y = load_digits_sequences(return_X_y=True)
-    X_train, _, y_train, _ = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+    print(command_line("grid_memory.py", argv))
+    X_train, _, y_train, _ = demo_split()
     rows = []
     for n_jobs in (1, 2):
         results = {}

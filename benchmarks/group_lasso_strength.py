@@ -15,15 +15,14 @@ penalty's epochs without the penalty: the magnitude ranker with two more epochs.
 """
 
 import argparse
-import sys
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
 from latticeprune import LatticePruner, RNNClassifier, SequenceScaler
-from latticeprune.datasets import load_digits_sequences
 from latticeprune.utils import format_table
+
+from common import command_line, demo_split
 
 STRENGTHS = (0.0, 1e-4, 1e-3, 1e-2, 3e-2)
 EPOCHS, ROUNDS, TUNE = 10, 2, 2
@@ -51,10 +50,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args(argv)
-    print(f"# python benchmarks/group_lasso_strength.py {' '.join(argv or sys.argv[1:])}")
-    X, y = load_digits_sequences(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
-                                                        random_state=0)
+    print(command_line("group_lasso_strength.py", argv))
+    X_train, X_test, y_train, y_test = demo_split()
     split = (X_train, y_train, X_test, y_test)
     seeds = range(args.seeds)
     runs = {"dense (16 epochs)": [fit(s, *split) for s in seeds],
