@@ -11,7 +11,8 @@ ids, ...), and with
 ``forward(x, lengths)`` computes: each sequence's output at its own end (per-step outputs with
 ``sequence_output=True``). The batch is always dynamic; the steps are dynamic for nets whose
 recurrent layers are all torch's fused ``nn.LSTM`` / ``nn.GRU`` and fixed otherwise (Elman
-cells, top-down nets: ``torch.export`` unrolls their step loops). A unit-pruned net
+cells, top-down nets, nets that pack their sequences: ``torch.export`` unrolls their step
+loops; :mod:`latticeprune.packing` runs ``pack_padded_sequence`` padded). A unit-pruned net
 (``granularity="unit"``) is an ordinary smaller net and exports as such; a masked
 (unstructured) net exports too, with its zeros stored dense: same outputs, no smaller file and
 no speed-up.
@@ -32,8 +33,9 @@ from skorch import NeuralNetClassifier
 from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 from torch import nn
 
-from .dependency import example_input
+from .dependency import example_input, trace
 from .neuron_graph import NeuronGraph, estimator_chain, find_module, find_net, make_permanent
+from .packing import padded_packing
 
 __all__ = ["export_onnx"]
 
@@ -130,6 +132,20 @@ def _example_x(module, graph, steps):
     return torch.zeros((2, steps, *x.shape[2:]), dtype=x.dtype)
 
 
+def _packs(module, graph, variable_length):
+    """Whether ``module``'s ``forward`` packs its sequences: from its traced dependencies, else
+    (a module never traced, with no ``example_input()``) from a trace of ``module`` on the
+    export's example input."""
+    if graph.dependencies.complete:
+        return graph.dependencies.packed
+    args = (_example_x(module, graph, 2),)
+    args += (torch.tensor([2, 1]),) if variable_length else ()
+    try:
+        return trace(module, *args).packed
+    except ValueError:  # an op the dependency rules do not know: torch.export may still run
+        return False
+
+
 def export_onnx(estimator, path, n_steps=None, variable_length=False, raw_scores=False):
     """Write ``estimator``'s net to ``path`` as an ONNX model; returns ``path``.
 
@@ -143,9 +159,10 @@ def export_onnx(estimator, path, n_steps=None, variable_length=False, raw_scores
     dynamic. The steps are dynamic for nets whose recurrent
     layers are all torch's fused ``nn.LSTM`` / ``nn.GRU`` (any padded length runs; traced
     through torch's while-loop decompositions, ``torch.export._patches``, fixed steps on a
-    torch without them); for Elman cells (``rnn_tanh``, ``rnn_relu``) and top-down nets
-    ``torch.export`` unrolls the step loop, so the steps are fixed at ``n_steps`` and shorter
-    sequences are padded to it.
+    torch without them); for Elman cells (``rnn_tanh``, ``rnn_relu``), top-down nets and
+    modules whose ``forward`` packs its sequences (``pack_padded_sequence``: the packed batch
+    runs padded, :mod:`latticeprune.packing`) ``torch.export`` unrolls the step loop, so the
+    steps are fixed at ``n_steps`` and shorter sequences are padded to it.
 
     Parameters
     ----------
@@ -201,25 +218,19 @@ def export_onnx(estimator, path, n_steps=None, variable_length=False, raw_scores
                                 f"{folder!r} does not exist.")
     source = find_module(estimator)
     graph = NeuronGraph(source)
-    if graph.dependencies.packed:
-        raise ValueError(
-            f"{type(source).__name__}.forward packs its sequences (pack_padded_sequence), which "
-            "torch.onnx cannot export: torch.export fails on a packed batch's data-dependent "
-            "sizes. Run the recurrent layers on the padded batch and read each sequence at its "
-            "end (latticeprune's RecurrentNet does, forward(x, lengths)); that exports with "
-            "variable_length=True.")
     module = make_permanent(copy.deepcopy(source)).cpu().eval()  # masked zeros, plain weights
     if variable_length and "lengths" not in inspect.signature(module.forward).parameters:
         raise ValueError(f"variable_length=True needs a module whose forward takes lengths, "
                          f"forward(x, lengths); {type(module).__name__}.forward does not.")
+    packed = _packs(module, graph, variable_length)
     loops = _rnn_while_loops()
-    dynamic_steps = loops is not None and all(
+    dynamic_steps = loops is not None and not packed and all(
         isinstance(layer.owner, (nn.LSTM, nn.GRU)) for layer in graph.layers)
     n_steps = n_steps or getattr(estimator_chain(estimator)[-1], "n_steps_", None)
     if n_steps is None and not dynamic_steps:
         raise ValueError(f"n_steps is needed to export {type(module).__name__}: its graph has a "
-                         "fixed number of steps (Elman cells or top-down feedback), and a torch "
-                         "module has no n_steps_ from fit.")
+                         "fixed number of steps (Elman cells, top-down feedback or packed "
+                         "sequences), and a torch module has no n_steps_ from fit.")
     # torch.export specializes a dynamic dimension of size 1: trace on at least 2 steps.
     steps = max(int(n_steps or 2), 2) if dynamic_steps else int(n_steps)
     batch = torch.export.Dim("batch")
@@ -243,6 +254,8 @@ def export_onnx(estimator, path, n_steps=None, variable_length=False, raw_scores
         warnings.filterwarnings("ignore", message=".*LeafSpec.* is deprecated",
                                 category=FutureWarning)  # inside torch.export's pytrees
         stack.enter_context(_quiet_registration())
+        if packed:  # pack_padded_sequence's sizes depend on the lengths: run it padded
+            stack.enter_context(padded_packing(module))
         exported = _CheckedLengths(module).eval() if variable_length else module
         exported, outputs = _outputs(estimator, exported, raw_scores, variable_length)
         torch.onnx.export(exported.eval(), args, path, input_names=names, output_names=outputs,

@@ -18,6 +18,7 @@ from sklearn.utils.estimator_checks import (check_do_not_raise_errors_in_init_or
                                             check_no_attributes_set_in_init,
                                             parametrize_with_checks)
 
+from conftest import CHECK_REGRESSOR, trained_for
 from latticeprune import RNNClassifier, RNNRegressor
 from latticeprune.datasets import make_place_cell_centres
 from latticeprune.tasks import LanguageModel, PathIntegrator
@@ -112,8 +113,7 @@ def layout_reason(name, check):
 
 ESTIMATORS = [
     RNNClassifier(hidden_size=4, max_epochs=5, lr=0.05, random_state=0),
-    # R^2 > 0.5 on sklearn's regression data needs a few more steps.
-    RNNRegressor(hidden_size=8, max_epochs=20, lr=0.03, batch_size=16, random_state=0),
+    RNNRegressor(**CHECK_REGRESSOR),  # trained longer in check_regressors_train
     PathIntegrator(centres=make_place_cell_centres(4), hidden_size=3, max_epochs=1,
                    random_state=0),
     LanguageModel(embedding_size=3, hidden_size=3, max_epochs=1, random_state=0),
@@ -131,7 +131,7 @@ def expected_failed_checks(estimator):
 def test_sklearn_estimator_checks(estimator, check, request):
     failure = None
     try:
-        check(estimator)
+        check(trained_for(check, estimator))
     except Exception as exc:
         if request.node.get_closest_marker("xfail") is None:
             raise

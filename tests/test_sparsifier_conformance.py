@@ -8,11 +8,12 @@ would list checks plain skorch fails for the same reason: none reaches the spars
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from conftest import CHECK_REGRESSOR, trained_for
 from latticeprune import LatticePruner, ModuliRegularizer, RNNClassifier, RNNRegressor
 
 #: The settings with which the bare estimators pass every check (tests/test_conformance.py).
 CLASSIFIER = dict(hidden_size=4, max_epochs=5, lr=0.05, random_state=0)
-REGRESSOR = dict(hidden_size=8, max_epochs=20, lr=0.03, batch_size=16, random_state=0)
+REGRESSOR = CHECK_REGRESSOR  # trained longer in check_regressors_train
 SPARSIFIERS = [
     LatticePruner(RNNClassifier(cell="gru", **CLASSIFIER), n_rounds=2, random_state=0),
     LatticePruner(RNNRegressor(**REGRESSOR), strategy="magnitude",
@@ -31,4 +32,4 @@ SKORCH_FAILURES = {}
 
 @parametrize_with_checks(SPARSIFIERS, expected_failed_checks=lambda est: SKORCH_FAILURES)
 def test_sklearn_checks(estimator, check):
-    check(estimator)
+    check(trained_for(check, estimator))

@@ -280,11 +280,12 @@ def test_export_onnx_matches_torch(data, tmp_path):
     masked = LatticePruner(RNNClassifier(hidden_size=6, cell="gru", max_epochs=1),
                            sparsity=0.8, n_rounds=1, random_state=0).fit(X, y)
     x = np.random.RandomState(1).randn(9, 8, 3).astype(np.float32)
-    # the top-down net's steps are fixed at n_steps_ = 5, the GRU's dynamic (8 steps here)
-    for name, model, steps in [("unit", pruner, 5), ("masked", masked, 8)]:
-        path = export_onnx(model, tmp_path / f"{name}.onnx")
+    # the top-down net's steps are fixed (at n_steps, 3 here: each step is unrolled into the
+    # graph), the GRU's dynamic (8 steps here)
+    for name, model, steps in [("unit", pruner, 3), ("masked", masked, 8)]:
+        path = export_onnx(model, tmp_path / f"{name}.onnx", n_steps=3)
         session = onnx_session(path)
-        assert session.get_inputs()[0].shape == ["batch", 5 if name == "unit" else "steps", 3]
+        assert session.get_inputs()[0].shape == ["batch", 3 if name == "unit" else "steps", 3]
         assert [o.name for o in session.get_outputs()] == ["label", "probabilities"]
         label, proba = session.run(None, {"x": x[:, :steps]})
         np.testing.assert_allclose(proba, model.predict_proba(x[:, :steps]), atol=1e-5)

@@ -17,14 +17,11 @@ def test_the_smaller_net_exports_to_onnx_as_it_predicts(module_class, tmp_path):
     X, y = zoo_data(module_class)
     pruner = LatticePruner(user_net(module_class), granularity="unit", sparsity=0.5,
                            n_rounds=1, random_state=0).fit(X, y)
-    if module_class is Packed:
-        with pytest.raises(ValueError, match="packs its sequences .pack_padded_sequence.*"
-                                             "torch.onnx cannot export"):
-            export_onnx(pruner, tmp_path / "net.onnx")
-        return
-    path = export_onnx(pruner, tmp_path / "net.onnx", n_steps=X.shape[1])
+    packed = module_class is Packed  # forward(x, lengths): its packed batch runs padded
+    steps = (X["x"] if packed else X).shape[1]
+    path = export_onnx(pruner, tmp_path / "net.onnx", n_steps=steps, variable_length=packed)
     session = onnx_session(path)
     assert session.get_inputs()[0].shape[0] == "batch"
-    label, proba = session.run(None, {"x": X})
+    label, proba = session.run(None, X if packed else {"x": X})
     np.testing.assert_allclose(proba, pruner.predict_proba(X), atol=1e-5)
     np.testing.assert_array_equal(label, pruner.predict(X))
