@@ -135,16 +135,25 @@ _parse_torchlib_once()
 #: The xdist group of the tests that start worker processes (joblib's loky, the Dask cluster):
 #: they run on one pytest-xdist worker, which starts loky's workers and the cluster once.
 WORKER_PROCESSES = "worker processes"
+#: The xdist group of the tests that export to ONNX (marked ``exports``, the demo's tests,
+#: ``export_onnx``'s docstring): a process's first ``torch.onnx`` export pays about 6 s of
+#: imports and set-up, which one worker then pays once.
+ONNX_EXPORTS = "onnx exports"
+EXPORTING = ("tests/test_cli.py", "latticeprune/export.py")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Group the tests for pytest-xdist's ``--dist loadgroup`` (setup.cfg): a test that uses
-    the Dask cluster joins :data:`WORKER_PROCESSES`, as the tests marked with it do; every
-    other test is grouped by its module, as ``loadscope`` would (module fixtures once)."""
+    the Dask cluster joins :data:`WORKER_PROCESSES`, as the tests marked with it do, a test
+    that exports :data:`ONNX_EXPORTS`; every other test is grouped by its module, as
+    ``loadscope`` would (module fixtures once)."""
     for item in items:
         if "dask_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group(WORKER_PROCESSES))
+        elif (item.get_closest_marker("exports") is not None
+              or item.nodeid.split("::")[0] in EXPORTING):
+            item.add_marker(pytest.mark.xdist_group(ONNX_EXPORTS))
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 

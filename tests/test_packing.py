@@ -82,6 +82,7 @@ def test_padded_packing_gives_torchs_packed_values(module_class):
     assert all("forward" not in vars(m) for m in module.modules())
 
 
+@pytest.mark.exports
 def test_a_packing_module_exports_and_gives_its_outputs(tmp_path):
     module = PackedBiGRU(num_layers=1).eval()  # one layer, 5 steps: each step is unrolled
     path = export_onnx(module, tmp_path / "packed.onnx", n_steps=5, variable_length=True)

@@ -272,6 +272,7 @@ def test_layers_keeping_different_numbers_of_units_become_a_layer_stack():
     assert units.remove_units(joined, [np.arange(3)] * 6).fc.in_features == 18
 
 
+@pytest.mark.exports
 def test_export_onnx_matches_torch(data, tmp_path):
     X, y = data
     pruner = LatticePruner(RNNClassifier(hidden_size=6, num_layers=2, top_down=True,
@@ -312,6 +313,7 @@ def padded_feed(X, n_steps, fill=5.0):
     return {"x": data, "lengths": np.array([len(x) for x in X], dtype=np.int64)}
 
 
+@pytest.mark.exports
 def test_export_onnx_variable_length_matches_the_estimators(tmp_path):
 
     X, y = ragged_sequences(24, 2, 6)

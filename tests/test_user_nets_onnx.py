@@ -11,7 +11,7 @@ from test_user_nets import IDS, user_net
 from user_nets import ZOO, Packed, zoo_data
 
 
-@pytest.mark.slow
+@pytest.mark.exports
 @pytest.mark.parametrize("module_class", ZOO, ids=IDS)
 def test_the_smaller_net_exports_to_onnx_as_it_predicts(module_class, tmp_path):
     X, y = zoo_data(module_class)
