@@ -1,6 +1,6 @@
-"""The zoo's smaller nets (tests/user_nets.py) through ONNX export: the graph computes what
-the estimator predicts (issue 24). A module of its own, so that pytest-xdist can run its
-exports beside the rest of the zoo's tests."""
+"""The zoo's pruned nets (tests/user_nets.py) through ONNX export, at every granularity (the
+smaller net of unit removal, the masked nets of weight and connection pruning): the graph
+computes what the estimator predicts (issue 24). Marked ``exports`` (setup.cfg)."""
 
 import numpy as np
 import pytest
@@ -12,10 +12,12 @@ from user_nets import ZOO, Packed, zoo_data
 
 
 @pytest.mark.exports
+@pytest.mark.parametrize("granularity", ["unit", "connection", "weight"])
 @pytest.mark.parametrize("module_class", ZOO, ids=IDS)
-def test_the_smaller_net_exports_to_onnx_as_it_predicts(module_class, tmp_path):
+def test_the_pruned_net_exports_to_onnx_as_it_predicts(module_class, granularity, tmp_path):
     X, y = zoo_data(module_class)
-    pruner = LatticePruner(user_net(module_class), granularity="unit", sparsity=0.5,
+    pruner = LatticePruner(user_net(module_class), granularity=granularity, sparsity=0.5,
+                           strategy="magnitude" if granularity == "weight" else "lattice",
                            n_rounds=1, random_state=0).fit(X, y)
     packed = module_class is Packed  # forward(x, lengths): its packed batch runs padded
     steps = (X["x"] if packed else X).shape[1]
