@@ -534,7 +534,8 @@ _DOC_RAGGED_STEPS = """
 
 
 class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
-    __doc__ = """Recurrent sequence classifier, a skorch ``NeuralNetClassifier``.
+    __doc__ = """Recurrent sequence classifier, a skorch
+    :class:`~skorch.classifier.NeuralNetClassifier`.
 
     Parameters
     ----------""" + _DOC_COMMON + """    class_weight : dict, "balanced" or None, default=None
@@ -689,7 +690,8 @@ class RNNClassifier(_RecurrentEstimator, NeuralNetClassifier):
 
 
 class RNNRegressor(_RecurrentEstimator, NeuralNetRegressor):
-    __doc__ = """Recurrent sequence regressor, a skorch ``NeuralNetRegressor``.
+    __doc__ = """Recurrent sequence regressor, a skorch
+    :class:`~skorch.regressor.NeuralNetRegressor`.
 
     Parameters
     ----------""" + _DOC_COMMON + """

@@ -108,7 +108,7 @@ def live_weight(owner, param):
 
 @dataclass
 class RecurrentLayer:
-    """A recurrent layer: ``size`` neurons at global indices ``offset .. offset + size - 1``.
+    """A recurrent layer: ``size`` neurons at global indices ``offset`` to ``offset + size - 1``.
 
     ``owner.<params[key]>`` holds the layer's ``weight_ih``, ``weight_hh``, ``weight_td``,
     ``bias_ih`` and ``bias_hh`` (a key maps to None where the layer has no such tensor).

@@ -127,9 +127,10 @@ def _packed_forward(module, forward, input, hx=None):
 
 @contextlib.contextmanager
 def padded_packing(module):
-    """Within the context, ``module`` runs packed sequences as padded ones (see the module
-    docstring): torch's packing kernels and the ``forward`` of ``module``'s recurrent
-    submodules are replaced, and restored on exit.
+    """A context in which ``module`` runs packed sequences as padded ones.
+
+    Inside it, torch's packing kernels and the ``forward`` of ``module``'s recurrent
+    submodules are replaced (see the module docstring); both are restored on exit.
 
     Examples
     --------

@@ -33,9 +33,10 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     method : {"standard", "minmax"}, default="standard"
-        ``"standard"``: zero mean and unit variance per feature (sklearn's ``StandardScaler``,
+        ``"standard"``: zero mean and unit variance per feature (sklearn's
+        :class:`~sklearn.preprocessing.StandardScaler`,
         with ``with_mean`` and ``with_std``); ``"minmax"``: each feature to ``feature_range``
-        (``MinMaxScaler``).
+        (:class:`~sklearn.preprocessing.MinMaxScaler`).
     input_size : int or None, default=None
         Features per step of a 2-D ``X`` ``(n_samples, n_steps * input_size)``, as the
         estimators' ``input_size``; None: a 2-D ``X`` has one feature per column and one step
