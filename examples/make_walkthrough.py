@@ -1,4 +1,8 @@
-"""Writes examples/walkthrough.ipynb (no outputs; the test suite executes it)."""
+"""Writes examples/walkthrough.ipynb, executed, with its outputs (figures included), so a user
+opening it sees them; tests/test_examples.py executes it again (marked docs).
+
+Run from the repository's root: ``python examples/make_walkthrough.py``."""
+import nbclient
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -69,4 +73,8 @@ plotting.plot_hasse_diagram(pruner);"""),
 ]
 nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                         "language": "python"}})
+nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                        resources={"metadata": {"path": "examples"}}).execute()
+for cell in nb.cells:  # outputs only: no run-dependent metadata in the committed file
+    cell.get("metadata", {}).pop("execution", None)
 nbformat.write(nb, "examples/walkthrough.ipynb")

@@ -19,6 +19,13 @@ def test_readme_has_exactly_two_commands_and_ci_runs_the_test_command():
     assert tests in (ROOT / ".ci" / "run").read_text()
 
 
+def test_readme_is_a_landing_page_whose_links_exist():
+    assert len(README.splitlines()) <= 120
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README):
+        if not target.startswith("http"):
+            assert (ROOT / target).exists(), target
+
+
 def test_readme_api_example_runs_as_written(capsys):
     (example,) = _blocks("python")
     exec(compile(example, "README.md", "exec"), {})
