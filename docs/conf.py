@@ -79,6 +79,7 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "reset_modules": ("matplotlib",),
     "within_subsection_order": "FileNameSortKey",
+    "capture_repr": (),  # printed output only, not the repr of a block's last value
 }
 
 html_theme = "pydata_sphinx_theme"
