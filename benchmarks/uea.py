@@ -1,0 +1,139 @@
+"""UEA/UCR sets that aeon ships: the dense classifier with its defaults against training recipes
+(issue 26, the defaults study), five seeds each.
+
+Usage (in an environment with the ``aeon`` extra)::
+
+    python benchmarks/uea.py [--sets ItalyPowerDemand GunPoint ...] [--seeds 0 1 2 3 4]
+                             [--configs defaults recipe recipe+stop] [--output FILE]
+
+Data: each set's standard train / test split as aeon ships it
+(:func:`latticeprune.datasets.load_uea`), univariate sets as one feature per step,
+JapaneseVowels as a list of variable-length sequences; ``SequenceScaler`` fitted on the
+training set, in a pipeline with the classifier.
+
+Configurations of ``RNNClassifier`` (an LSTM, ``n_threads=1``):
+
+- ``defaults``: the package's defaults (hidden 64, Adam at lr 0.01, batch 64, 20 epochs);
+- ``recipe``: batch 16, 150 epochs, gradients clipped to norm 1 (skorch's
+  ``GradientNormClipping``), the rest default;
+- ``recipe+stop``: ``recipe`` with 20% of the training set held out (stratified) and skorch's
+  ``EarlyStopping`` on its loss (patience 30, the best epoch's weights restored).
+
+Test accuracy: mean ± sd over the seeds (the net's ``random_state``), each seed listed; the
+epochs trained and the fit's seconds (median over seeds). Results are cached per set,
+configuration and seed under ``benchmarks/results/cache/``, keyed by the settings, the
+versions and a digest of the data, so a stopped run resumes and changed data is refitted.
+"""
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import skorch
+import sklearn
+import torch
+from skorch.callbacks import EarlyStopping, GradientNormClipping
+from skorch.dataset import ValidSplit
+from sklearn.pipeline import make_pipeline
+
+import latticeprune
+from latticeprune import RNNClassifier, SequenceScaler
+from latticeprune.datasets import load_uea
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (command_line, log, mean_sd, read_seed_cache, table,  # noqa: E402
+                    write_results, write_seed_cache)
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = ("ItalyPowerDemand", "GunPoint", "ArrowHead", "JapaneseVowels", "OSULeaf", "ACSF1")
+RECIPE = dict(batch_size=16, max_epochs=150)
+CACHE = ROOT / "benchmarks" / "results" / "cache"
+
+
+def configuration(name, seed):
+    """The classifier of configuration ``name`` for ``seed``."""
+    if name == "defaults":
+        return RNNClassifier(random_state=seed)
+    callbacks = [("clip", GradientNormClipping(gradient_clip_value=1.0))]
+    if name == "recipe":
+        return RNNClassifier(**RECIPE, callbacks=callbacks, random_state=seed)
+    if name == "recipe+stop":
+        callbacks.append(("stop", EarlyStopping(patience=30, load_best=True)))
+        return RNNClassifier(**RECIPE, callbacks=callbacks, random_state=seed,
+                             train_split=ValidSplit(0.2, stratified=True, random_state=seed))
+    raise ValueError(f"unknown configuration {name!r}")
+
+
+def load(name):
+    """``X_train, y_train, X_test, y_test`` of a set; equal-length sets as 3-D arrays."""
+    X_train, y_train = load_uea(name, split="train", return_X_y=True)
+    X_test, y_test = load_uea(name, split="test", return_X_y=True)
+    return X_train, y_train, X_test, y_test
+
+
+def digest(*arrays):
+    """A short digest of the data (lists of sequences included), for the cache key."""
+    sha = hashlib.sha256()
+    for array in arrays:
+        for part in (array if isinstance(array, list) else [array]):
+            sha.update(np.ascontiguousarray(np.asarray(part)).tobytes())
+    return sha.hexdigest()[:16]
+
+
+def run(name, config, seed, data):
+    X_train, y_train, X_test, y_test = data
+    pipe = make_pipeline(SequenceScaler(), configuration(config, seed))
+    start = time.perf_counter()
+    pipe.fit(X_train, y_train)
+    seconds = time.perf_counter() - start
+    return {"accuracy": float(pipe.score(X_test, y_test)), "seconds": seconds,
+            "epochs": len(pipe[-1].history)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", nargs="+", default=list(SETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--configs", nargs="+", default=["defaults", "recipe", "recipe+stop"])
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "uea.txt"))
+    args = parser.parse_args(argv)
+    versions = {"latticeprune": latticeprune.__version__, "torch": torch.__version__,
+                "skorch": skorch.__version__, "sklearn": sklearn.__version__}
+    rows = []
+    for name in args.sets:
+        data = load(name)
+        shape = (f"{len(data[0])} train / {len(data[2])} test, "
+                 f"{'variable length' if isinstance(data[0], list) else data[0].shape[1]} steps")
+        for config in args.configs:
+            results = []
+            for seed in args.seeds:
+                key = {"set": name, "config": config, "seed": seed, "recipe": RECIPE,
+                       "data": digest(*data), **versions}
+                path = CACHE / f"uea_{name}_{config}_{seed}.json"
+                result = read_seed_cache(str(path), key)
+                if not result:
+                    result = run(name, config, seed, data)
+                    write_seed_cache(str(path), key, result)
+                log(f"{name} {config} seed {seed}: {result['accuracy']:.4f} "
+                    f"({result['epochs']} epochs, {result['seconds']:.0f} s)")
+                results.append(result)
+            accuracy = [100 * r["accuracy"] for r in results]
+            rows.append([name, shape, config, mean_sd(accuracy),
+                         " ".join(f"{a:.1f}" for a in accuracy),
+                         f"{np.median([r['epochs'] for r in results]):.0f}",
+                         f"{np.median([r['seconds'] for r in results]):.0f}"])
+    text = "\n".join([
+        command_line("uea.py", argv),
+        f"# {', '.join(f'{k} {v}' for k, v in versions.items())}; LSTM, n_threads=1",
+        f"# seeds {args.seeds}; test accuracy (%) mean ± sd; epochs and seconds: medians",
+        "",
+        table(["set", "data", "configuration", "test accuracy", "per seed", "epochs", "fit s"],
+              rows), ""])
+    write_results(args.output, text)
+
+
+if __name__ == "__main__":
+    main()
