@@ -17,7 +17,8 @@ Configurations of ``RNNClassifier`` (an LSTM, ``n_threads=1``):
 - ``recipe``: batch 16, 150 epochs, gradients clipped to norm 1 (skorch's
   ``GradientNormClipping``), the rest default;
 - ``recipe+stop``: ``recipe`` with 20% of the training set held out (stratified) and skorch's
-  ``EarlyStopping`` on its loss (patience 30, the best epoch's weights restored).
+  ``EarlyStopping`` on its loss (patience 30, the best epoch's weights restored);
+- ``recipe-lr0.003``: ``recipe`` at Adam's learning rate 0.003.
 
 Published, on the same splits (test accuracy): 1NN-DTW with a full warping window, from the
 UCR archive's own table (Dau et al., "The UCR Time Series Archive", IEEE/CAA J. Autom. Sinica
@@ -76,6 +77,8 @@ def configuration(name, seed):
     callbacks = [("clip", GradientNormClipping(gradient_clip_value=1.0))]
     if name == "recipe":
         return RNNClassifier(**RECIPE, callbacks=callbacks, random_state=seed)
+    if name == "recipe-lr0.003":
+        return RNNClassifier(**RECIPE, lr=0.003, callbacks=callbacks, random_state=seed)
     if name == "recipe+stop":
         callbacks.append(("stop", EarlyStopping(patience=30, load_best=True)))
         return RNNClassifier(**RECIPE, callbacks=callbacks, random_state=seed,

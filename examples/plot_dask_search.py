@@ -8,6 +8,7 @@ process. Here a local cluster of two worker processes stands in for a real one.
 """
 
 import joblib
+import matplotlib.pyplot as plt
 import numpy as np
 from dask.distributed import Client, LocalCluster
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -31,3 +32,14 @@ if __name__ == "__main__":  # worker processes import this file
         print(f"{params['strategy']:9s} {params['sparsity']}: one process {a:.4f}, Dask {b:.4f}")
     print("same scores:", np.array_equal(serial.cv_results_["mean_test_score"],
                                          on_dask.cv_results_["mean_test_score"]))
+
+    # %%
+    # Each candidate's cross-validated score in one process against on the cluster: every
+    # point on the diagonal.
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(serial.cv_results_["mean_test_score"], on_dask.cv_results_["mean_test_score"])
+    low, high = ax.get_xlim()
+    ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("score, one process")
+    ax.set_ylabel("score, Dask")
+    fig.tight_layout()

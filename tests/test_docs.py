@@ -98,5 +98,5 @@ EXAMPLE_OUTPUT = {
     "plot_unit_removal": r"same labels: True",
     "plot_variable_length": r"alone and inside the batch: largest difference 0\.0",
 }
-EXAMPLE_FIGURES = {"plot_dask_search": 0, "plot_grid_search": 1, "plot_lattice": 2,
+EXAMPLE_FIGURES = {"plot_dask_search": 1, "plot_grid_search": 1, "plot_lattice": 2,
                    "plot_moduli": 1, "plot_unit_removal": 1, "plot_variable_length": 1}
