@@ -21,6 +21,7 @@ from sklearn.model_selection import train_test_split
 
 from latticeprune import LatticePruner, RNNClassifier, SequenceScaler, export_onnx
 from latticeprune.datasets import load_digits_sequences
+from latticeprune.utils import torch_threads
 
 X, y = load_digits_sequences(return_X_y=True)
 X = SequenceScaler().fit_transform(X).astype(np.float32)
@@ -38,16 +39,12 @@ def parameters(estimator):
 
 def latency_ms(estimator, batch=torch.from_numpy(X_test[:256]), repeats=50):
     """The net's forward on 256 sequences, one thread (the median of ``repeats``)."""
-    times, threads = [], torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.inference_mode():
-            for _ in range(repeats + 1):
-                start = time.perf_counter()
-                estimator.module_(batch)
-                times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
+    times = []
+    with torch_threads(1), torch.inference_mode():
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            estimator.module_(batch)
+            times.append(time.perf_counter() - start)
     return 1000 * float(np.median(times[1:]))
 
 

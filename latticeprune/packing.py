@@ -34,8 +34,16 @@ from torch.nn.utils.rnn import PackedSequence
 
 __all__ = ["padded_packing"]
 
-_CELLS = {"LSTM": torch.lstm_cell, "GRU": torch.gru_cell, "RNN_TANH": torch.rnn_tanh_cell,
-          "RNN_RELU": torch.rnn_relu_cell}
+def _one_state(cell):
+    """``cell`` of a one-tensor state (GRU, Elman) taking and returning the state as a tuple,
+    as ``torch.lstm_cell`` does ``(h, c)``."""
+    return lambda x, state, *weights: (cell(x, state[0], *weights),)
+
+
+#: Torch's cell function of each ``RNNBase.mode``, the state a tuple (``h`` first).
+_CELLS = {"LSTM": torch.lstm_cell, "GRU": _one_state(torch.gru_cell),
+          "RNN_TANH": _one_state(torch.rnn_tanh_cell),
+          "RNN_RELU": _one_state(torch.rnn_relu_cell)}
 
 
 def _running(batch_sizes, batch):
@@ -72,20 +80,16 @@ class _PaddedKernels:
 
 
 def _direction(module, cell, x, running, state, suffix, reverse):
-    """One layer and direction over ``x`` ``(steps, batch, features)``: its outputs (zeros
-    after each end) and its state at each end."""
+    """One layer and direction over ``x`` ``(steps, batch, features)`` from ``state`` (a
+    tuple, ``h`` first): its outputs (zeros after each end) and its state at each end."""
     weights = [getattr(module, f"{name}{suffix}", None)
                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
     outputs = [None] * x.shape[0]
     for t in (reversed(range(x.shape[0])) if reverse else range(x.shape[0])):
         new = cell(x[t], state, *weights)
         keep = running[t].unsqueeze(1)
-        if isinstance(new, tuple):
-            state = tuple(torch.where(keep, n, s) for n, s in zip(new, state))
-            outputs[t] = torch.where(keep, new[0], torch.zeros_like(new[0]))
-        else:
-            state = torch.where(keep, new, state)
-            outputs[t] = torch.where(keep, new, torch.zeros_like(new))
+        state = tuple(torch.where(keep, n, s) for n, s in zip(new, state))
+        outputs[t] = torch.where(keep, new[0], torch.zeros_like(new[0]))
     return torch.stack(outputs), state
 
 
@@ -113,11 +117,11 @@ def _packed_forward(module, forward, input, hx=None):
         outputs = []
         for direction in range(directions):
             k = layer * directions + direction
-            state = tuple(s[k] for s in states) if lstm else states[0][k]
             suffix = f"_l{layer}" + ("_reverse" if direction else "")
-            out, end = _direction(module, cell, x, running, state, suffix, reverse=direction)
+            out, end = _direction(module, cell, x, running, tuple(s[k] for s in states),
+                                  suffix, reverse=direction)
             outputs.append(out)
-            ends.append(end if lstm else (end,))
+            ends.append(end)
         x = torch.cat(outputs, dim=-1)
     final = tuple(torch.stack(parts) for parts in zip(*ends))
     output = PackedSequence(x, batch_sizes, input.sorted_indices, input.unsorted_indices)

@@ -50,8 +50,10 @@ def dask_cluster():
     cluster.close()
 
 
-#: The small regressor of sklearn's estimator checks (tests/test_conformance.py, and inside the
-#: sparsifiers in tests/test_sparsifier_conformance.py): 2 epochs pass every check but one.
+#: The small classifier and regressor of sklearn's estimator checks (tests/test_conformance.py,
+#: and inside the sparsifiers in tests/test_sparsifier_conformance.py); the regressor's 2
+#: epochs pass every check but one.
+CHECK_CLASSIFIER = dict(hidden_size=4, max_epochs=5, lr=0.05, random_state=0)
 CHECK_REGRESSOR = dict(hidden_size=8, max_epochs=2, lr=0.03, batch_size=16, random_state=0)
 #: check_regressors_train asks R^2 > 0.5 on sklearn's regression data: 20 epochs reach it.
 REGRESSORS_TRAIN_EPOCHS = 20

@@ -18,7 +18,7 @@ from sklearn.utils.estimator_checks import (check_do_not_raise_errors_in_init_or
                                             check_no_attributes_set_in_init,
                                             parametrize_with_checks)
 
-from conftest import CHECK_REGRESSOR, trained_for
+from conftest import CHECK_CLASSIFIER, CHECK_REGRESSOR, trained_for
 from latticeprune import RNNClassifier, RNNRegressor
 from latticeprune.datasets import make_place_cell_centres
 from latticeprune.tasks import LanguageModel, PathIntegrator
@@ -112,7 +112,7 @@ def layout_reason(name, check):
 
 
 ESTIMATORS = [
-    RNNClassifier(hidden_size=4, max_epochs=5, lr=0.05, random_state=0),
+    RNNClassifier(**CHECK_CLASSIFIER),
     RNNRegressor(**CHECK_REGRESSOR),  # trained longer in check_regressors_train
     PathIntegrator(centres=make_place_cell_centres(4), hidden_size=3, max_epochs=1,
                    random_state=0),

@@ -8,20 +8,20 @@ would list checks plain skorch fails for the same reason: none reaches the spars
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from conftest import CHECK_REGRESSOR, trained_for
+from conftest import CHECK_CLASSIFIER, CHECK_REGRESSOR, trained_for
 from latticeprune import LatticePruner, ModuliRegularizer, RNNClassifier, RNNRegressor
 
-#: The settings with which the bare estimators pass every check (tests/test_conformance.py).
-CLASSIFIER = dict(hidden_size=4, max_epochs=5, lr=0.05, random_state=0)
-REGRESSOR = CHECK_REGRESSOR  # trained longer in check_regressors_train
+# The inner estimators: the settings with which the bare ones pass every check
+# (tests/test_conformance.py; the regressor trained longer in check_regressors_train).
 SPARSIFIERS = [
-    LatticePruner(RNNClassifier(cell="gru", **CLASSIFIER), n_rounds=2, random_state=0),
-    LatticePruner(RNNRegressor(**REGRESSOR), strategy="magnitude",
+    LatticePruner(RNNClassifier(cell="gru", **CHECK_CLASSIFIER), n_rounds=2, random_state=0),
+    LatticePruner(RNNRegressor(**CHECK_REGRESSOR), strategy="magnitude",
                   n_rounds=1, random_state=0),
-    ModuliRegularizer(RNNClassifier(cell="rnn_tanh", **CLASSIFIER), random_state=0),
+    ModuliRegularizer(RNNClassifier(cell="rnn_tanh", **CHECK_CLASSIFIER), random_state=0),
     # Pruned to 0.9 at the default strength 0.1 (or as a lottery ticket), this 8-unit regressor
     # stays under check_regressors_train's R^2 > 0.5 bar; at strength 0.01 it passes.
-    ModuliRegularizer(RNNRegressor(**REGRESSOR), moduli="klein", strength=0.01, random_state=0),
+    ModuliRegularizer(RNNRegressor(**CHECK_REGRESSOR), moduli="klein", strength=0.01,
+                      random_state=0),
 ]
 
 #: {check name: why plain skorch fails it}; checks skorch fails (``check_set_params``:
