@@ -23,11 +23,12 @@ from latticeprune import RNNClassifier
 from latticeprune.cli import demo_search
 from latticeprune.utils import format_table
 
-from common import command_line, demo_split
+from common import SETTINGS_0_1, command_line, demo_split
 
 
 def run(memory, n_jobs, X, y):
-    net = RNNClassifier(cell="lstm", hidden_size=64, max_epochs=15, random_state=0)
+    net = RNNClassifier(cell="lstm", hidden_size=64, max_epochs=15, random_state=0,
+                        **SETTINGS_0_1)
     pipe, grid = demo_search(net, [0.5, 0.75], [0.8, 0.9], 0, memory=memory)
     search = GridSearchCV(pipe, grid, cv=StratifiedKFold(3), n_jobs=n_jobs, refit=False)
     start = time.perf_counter()

@@ -22,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from latticeprune import LatticePruner, RNNClassifier, SequenceScaler
 from latticeprune.utils import format_table
 
-from common import command_line, demo_split
+from common import SETTINGS_0_1, command_line, demo_split
 
 STRENGTHS = (0.0, 1e-4, 1e-3, 1e-2, 3e-2)
 EPOCHS, ROUNDS, TUNE = 10, 2, 2
@@ -32,9 +32,11 @@ def fit(seed, X_train, y_train, X_test, y_test, strategy=None, strength=0.0):
     """``(test accuracy, penalty / loss in the first penalised epoch or None)``."""
     if strategy is None:  # dense, as many epochs as the pruned nets train in all
         model = make_pipeline(SequenceScaler(), RNNClassifier(
-            hidden_size=32, max_epochs=EPOCHS + TUNE + ROUNDS * TUNE, random_state=seed))
+            hidden_size=32, max_epochs=EPOCHS + TUNE + ROUNDS * TUNE, random_state=seed,
+            **SETTINGS_0_1))
         return model.fit(X_train, y_train).score(X_test, y_test), None
-    pruner = LatticePruner(RNNClassifier(hidden_size=32, max_epochs=EPOCHS, random_state=seed),
+    pruner = LatticePruner(RNNClassifier(hidden_size=32, max_epochs=EPOCHS, random_state=seed,
+                                         **SETTINGS_0_1),
                            strategy=strategy, granularity="unit", sparsity=0.5,
                            n_rounds=ROUNDS, fine_tune_epochs=TUNE, lasso_strength=strength,
                            random_state=seed)

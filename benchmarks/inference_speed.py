@@ -57,6 +57,9 @@ from latticeprune.utils import format_table
 from latticeprune.inference import to_inference
 from latticeprune.neuron_graph import NeuronGraph
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SETTINGS_0_1  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, FEATURES = 100, 32
 CELLS = {"rnn_tanh": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
@@ -162,7 +165,8 @@ def lattice_module(hidden, sparsity):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, STEPS, FEATURES)).astype(np.float32)
     y = np.arange(64) % 4
-    clf = RNNClassifier(hidden_size=hidden, cell="lstm", max_epochs=0, random_state=0)
+    clf = RNNClassifier(hidden_size=hidden, cell="lstm", max_epochs=0, random_state=0,
+                        **SETTINGS_0_1)
     pruner = LatticePruner(clf.fit(X, y), prefit=True, sparsity=sparsity, n_rounds=1,
                            fine_tune_epochs=0, random_state=0).fit(X, y)
     module = copy.deepcopy(pruner.net_.module_)

@@ -43,7 +43,8 @@ from latticeprune.utils import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARSITIES = (0.5, 0.8, 0.9)
-NET = dict(cell="lstm", hidden_size=100, lr=0.003, batch_size=16, max_epochs=80, n_threads=1)
+NET = dict(cell="lstm", hidden_size=100, lr=0.003, batch_size=16, max_epochs=80, n_threads=1,
+           max_grad_norm=None)
 PRUNE = dict(prefit=True, n_rounds=5, fine_tune_epochs=5)
 
 

@@ -29,6 +29,9 @@ from latticeprune.utils import format_table
 from latticeprune.datasets import load_mnist
 from latticeprune.neuron_graph import NeuronGraph
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SETTINGS_0_1  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,7 +40,7 @@ def dense_net(X_train, y_train, cache, hidden_size, epochs):
         return pickle.loads(cache.read_bytes())
     start = time.perf_counter()
     net = RNNClassifier(cell="lstm", hidden_size=hidden_size, max_epochs=epochs,
-                        random_state=0, n_threads=None).fit(X_train, y_train)
+                        random_state=0, n_threads=None, **SETTINGS_0_1).fit(X_train, y_train)
     print(f"dense fit {time.perf_counter() - start:.0f} s", flush=True)
     cache.parent.mkdir(exist_ok=True)
     cache.write_bytes(pickle.dumps(net))

@@ -42,6 +42,9 @@ from latticeprune.utils import format_table
 from latticeprune.datasets import load_mnist
 from latticeprune.neuron_graph import HIDDEN_KINDS, NeuronGraph
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SETTINGS_0_1  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,8 +52,8 @@ def make_configs(seed):
     from latticeprune.callbacks import GradualMagnitudePruning, ModuliPenalty
 
     def net(*callbacks):
-        return RNNClassifier(cell="lstm", hidden_size=128, random_state=seed,
-                             callbacks=list(callbacks))
+        return RNNClassifier(cell="lstm", hidden_size=128, random_state=seed, max_epochs=20,
+                             callbacks=list(callbacks), **SETTINGS_0_1)
 
     return {"plain": net(),
             "moduli penalty": net(ModuliPenalty(random_state=seed)),
@@ -115,7 +118,8 @@ def main(argv=None):
     started = time.perf_counter()
     sections = []
     if args.lattice_only:
-        trained = RNNClassifier(cell="lstm", hidden_size=128, random_state=0, max_epochs=1)
+        trained = RNNClassifier(cell="lstm", hidden_size=128, random_state=0, max_epochs=1,
+                                **SETTINGS_0_1)
         start = time.perf_counter()
         trained.fit(X, y)
         plain_epoch = time.perf_counter() - start

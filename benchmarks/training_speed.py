@@ -39,6 +39,7 @@ import os
 import platform
 import statistics
 import sys
+from pathlib import Path
 import time
 from typing import List
 
@@ -48,6 +49,9 @@ import torch
 from latticeprune import RNNClassifier
 from latticeprune.top_down_kernel import SWITCH, frozen_weights
 from latticeprune.utils import format_table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SETTINGS_0_1  # noqa: E402
 
 SIZES = (128, 512)
 N_SEQUENCES, STEPS, FEATURES, CLASSES = 2000, 28, 28, 10
@@ -237,7 +241,7 @@ def main(argv=None):
             for net in ("stacked", "top-down", "eager"):
                 clf = RNNClassifier(cell="lstm", hidden_size=hidden, num_layers=2,
                                     top_down=net != "stacked", input_size=FEATURES,
-                                    max_epochs=2, n_threads=1, random_state=0)
+                                    max_epochs=2, n_threads=1, random_state=0, **SETTINGS_0_1)
                 with kernel_off() if net == "eager" else contextlib.nullcontext():
                     fit = timed(lambda: clf.fit(X, y))
                     with torch.inference_mode():

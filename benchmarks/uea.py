@@ -52,7 +52,7 @@ from skorch.dataset import ValidSplit
 from sklearn.pipeline import make_pipeline
 
 import latticeprune
-from latticeprune import RNNClassifier, SequenceScaler
+from latticeprune import LatticePruner, RNNClassifier, SequenceScaler
 from latticeprune.callbacks import FitDivergedError
 from latticeprune.datasets import load_uea
 
@@ -70,20 +70,68 @@ PUBLISHED = {"ItalyPowerDemand": (95.0, 97.0), "GunPoint": (90.7, 100.0),
 CACHE = ROOT / "benchmarks" / "results" / "cache"
 
 
+#: The package's defaults before issue 26 (lr 0.01, batch 64, 20 epochs, no clipping).
+OLD_DEFAULTS = dict(lr=0.01, batch_size=64, max_epochs=20, max_grad_norm=None)
+#: Pruned rows: ``(granularity, strategy, sparsity)``, each on the ``defaults`` dense net.
+PRUNED = [("unit", strategy, 0.5) for strategy in ("lattice", "magnitude", "random",
+                                                    "group_lasso")]
+PRUNED += [("weight", strategy, 0.9) for strategy in ("magnitude", "random")]
+PRUNED += [("connection", strategy, 0.9) for strategy in ("lattice", "magnitude")]
+PRUNED_NAMES = {f"{g} {s} {t}": (g, s, t) for g, s, t in PRUNED}
+
+
 def configuration(name, seed):
-    """The classifier of configuration ``name`` for ``seed``."""
+    """The classifier of dense configuration ``name`` for ``seed``."""
     if name == "defaults":
         return RNNClassifier(random_state=seed)
+    if name == "defaults-0.1":
+        return RNNClassifier(**OLD_DEFAULTS, random_state=seed)
+    # the recipes clip through skorch's callback (max_grad_norm=None: the same computation)
     callbacks = [("clip", GradientNormClipping(gradient_clip_value=1.0))]
+    recipe = dict(RECIPE, max_grad_norm=None, callbacks=callbacks, random_state=seed)
     if name == "recipe":
-        return RNNClassifier(**RECIPE, callbacks=callbacks, random_state=seed)
+        return RNNClassifier(**recipe, lr=0.01)
     if name == "recipe-lr0.003":
-        return RNNClassifier(**RECIPE, lr=0.003, callbacks=callbacks, random_state=seed)
+        return RNNClassifier(**recipe, lr=0.003)
     if name == "recipe+stop":
         callbacks.append(("stop", EarlyStopping(patience=30, load_best=True)))
-        return RNNClassifier(**RECIPE, callbacks=callbacks, random_state=seed,
+        return RNNClassifier(**recipe, lr=0.01,
                              train_split=ValidSplit(0.2, stratified=True, random_state=seed))
-    raise ValueError(f"unknown configuration {name!r}")
+    raise ValueError(f"unknown configuration {name!r}; valid: defaults, defaults-0.1, recipe, "
+                     f"recipe-lr0.003, recipe+stop, {', '.join(PRUNED_NAMES)}")
+
+
+def settings(name, seed):
+    """Everything about configuration ``name`` that changes its result, for the cache key:
+    every parameter of its classifier (a pruned row: the dense net's and the pruner's)."""
+    if name in PRUNED_NAMES:
+        return {"dense": settings("defaults", seed), "pruner": PRUNED_NAMES[name],
+                "pruner params": {k: describe(v) for k, v in sorted(
+                    pruner(name, RNNClassifier(), seed).get_params(deep=False).items())
+                    if k != "estimator"}}
+    return {k: describe(v) for k, v in sorted(configuration(name, seed).get_params(deep=False)
+                                              .items())}
+
+
+def describe(value):
+    """``value`` for a cache key, the same in every process: a callback or split by its class
+    and parameters, not its address."""
+    if isinstance(value, (list, tuple)):
+        return [describe(part) for part in value]
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        return [type(value).__name__, {key: describe(part) for key, part in
+                                       sorted(value.get_params(deep=False).items())}]
+    if " object at 0x" in repr(value):
+        return [type(value).__name__, describe(sorted(vars(value).items()))]
+    return repr(value)
+
+
+def pruner(name, fitted, seed):
+    """The pruner of row ``name`` on the fitted dense classifier (``prefit=True``, the
+    pruner's defaults otherwise: 5 rounds of one fine-tuning epoch)."""
+    granularity, strategy, sparsity = PRUNED_NAMES[name]
+    return LatticePruner(fitted, prefit=True, granularity=granularity, strategy=strategy,
+                         sparsity=sparsity, random_state=seed)
 
 
 def load(name):
@@ -102,10 +150,22 @@ def digest(*arrays):
     return sha.hexdigest()[:16]
 
 
-def run(name, config, seed, data):
+def run(name, config, seed, data, dense_nets):
     """One fit's test accuracy, epochs and seconds; a fit that diverges (``FitDivergedError``)
-    is recorded as such, with no accuracy."""
+    is recorded as such, with no accuracy. A pruned row prunes the seed's ``defaults`` net
+    (fitted once, kept in ``dense_nets``); its seconds are the pruning's."""
     X_train, y_train, X_test, y_test = data
+    if config in PRUNED_NAMES:
+        if seed not in dense_nets:
+            dense_nets[seed] = make_pipeline(SequenceScaler(), configuration("defaults", seed))
+            dense_nets[seed].fit(X_train, y_train)
+        scaler, dense = dense_nets[seed]
+        start = time.perf_counter()
+        model = pruner(config, dense, seed).fit(scaler.transform(X_train), y_train)
+        return {"accuracy": float(model.score(scaler.transform(X_test), y_test)),
+                "seconds": time.perf_counter() - start,
+                "epochs": len(model.net_.history) - len(dense.history),
+                "sparsity": float(model.sparsity_["overall"])}
     pipe = make_pipeline(SequenceScaler(), configuration(config, seed))
     start = time.perf_counter()
     try:
@@ -114,6 +174,8 @@ def run(name, config, seed, data):
         return {"accuracy": None, "seconds": time.perf_counter() - start,
                 "epochs": len(pipe[-1].history), "diverged": True}
     seconds = time.perf_counter() - start
+    if config == "defaults":
+        dense_nets[seed] = pipe
     return {"accuracy": float(pipe.score(X_test, y_test)), "seconds": seconds,
             "epochs": len(pipe[-1].history)}
 
@@ -122,25 +184,27 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", nargs="+", default=list(SETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    parser.add_argument("--configs", nargs="+", default=["defaults", "recipe", "recipe+stop"])
+    parser.add_argument("--configs", nargs="+", default=["defaults-0.1", "defaults", "recipe",
+                                                         "recipe-lr0.003", "recipe+stop",
+                                                         *PRUNED_NAMES])
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "uea.txt"))
     args = parser.parse_args(argv)
     versions = {"latticeprune": latticeprune.__version__, "torch": torch.__version__,
                 "skorch": skorch.__version__, "sklearn": sklearn.__version__}
     rows = []
     for name in args.sets:
-        data = load(name)
+        data, dense_nets = load(name), {}
         shape = (f"{len(data[0])} train / {len(data[2])} test, "
                  f"{'variable length' if isinstance(data[0], list) else data[0].shape[1]} steps")
         for config in args.configs:
             results = []
             for seed in args.seeds:
-                key = {"set": name, "config": config, "seed": seed, "recipe": RECIPE,
-                       "data": digest(*data), **versions}
+                key = {"set": name, "config": config, "seed": seed,
+                       "settings": settings(config, seed), "data": digest(*data), **versions}
                 path = CACHE / f"uea_{name}_{config}_{seed}.json"
                 result = read_seed_cache(str(path), key)
                 if not result:
-                    result = run(name, config, seed, data)
+                    result = run(name, config, seed, data, dense_nets)
                     write_seed_cache(str(path), key, result)
                 log(f"{name} {config} seed {seed}: {result['accuracy']} "
                     f"({result['epochs']} epochs, {result['seconds']:.0f} s)")

@@ -42,6 +42,7 @@ from latticeprune.units import remove_units
 from latticeprune.utils import format_table, torch_threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SETTINGS_0_1  # noqa: E402
 from inference_speed import interleaved_times, median_ratio  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +97,7 @@ def dense_net(net_name, seed, data, cache, epochs):
     X_train, _, y_train, _ = data
     start = time.perf_counter()
     net = RNNClassifier(cell="lstm", max_epochs=epochs, random_state=seed, n_threads=1,
-                        **NETS[net_name]).fit(X_train, y_train)
+                        **SETTINGS_0_1, **NETS[net_name]).fit(X_train, y_train)
     print(f"{net_name} dense seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
     path.write_bytes(pickle.dumps(net))
     return net

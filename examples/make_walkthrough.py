@@ -25,7 +25,8 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, strati
                                                     random_state=0)
 X_train.shape, X_test.shape"""),
     new_markdown_cell("## 1. A dense recurrent net\n`SequenceScaler` standardises each of the 8 features over all steps of all training sequences."),
-    new_code_cell("""net = RNNClassifier(cell="lstm", hidden_size=32, max_epochs=15, random_state=0)
+    new_code_cell("""net = RNNClassifier(cell="lstm", hidden_size=32, max_epochs=15, lr=0.01,
+                     random_state=0)
 dense = Pipeline([("scale", SequenceScaler()), ("net", net)]).fit(X_train, y_train)
 print("dense test accuracy", round(dense.score(X_test, y_test), 4))"""),
     new_markdown_cell("""## 2. Lattice pruning
@@ -50,7 +51,8 @@ regularizer = moduli_pipe[-1]
 print("test accuracy", round(moduli_pipe.score(X_test, y_test), 4),
       "sparsity", round(regularizer.sparsity_["overall"], 3))"""),
     new_markdown_cell("## 4. Grid search: sparsity x method\nThe method is a pipeline step, so one grid compares both sparsifiers and the magnitude baseline."),
-    new_code_cell("""small = RNNClassifier(cell="lstm", hidden_size=16, max_epochs=8, random_state=0)
+    new_code_cell("""small = RNNClassifier(cell="lstm", hidden_size=16, max_epochs=8, lr=0.01,
+                       random_state=0)
 pipe = Pipeline([("scale", SequenceScaler()), ("prune", LatticePruner(small))])
 sparsities = [0.5, 0.9]
 grid = [

@@ -17,7 +17,7 @@ from latticeprune import LatticePruner, RNNClassifier
 from latticeprune.datasets import load_digits_sequences
 
 X, y = load_digits_sequences(return_X_y=True)
-pruner = LatticePruner(RNNClassifier(hidden_size=16, max_epochs=10), n_rounds=1,
+pruner = LatticePruner(RNNClassifier(hidden_size=16, max_epochs=10, lr=0.01), n_rounds=1,
                        random_state=0)
 grid = {"sparsity": [0.5, 0.9], "strategy": ["lattice", "magnitude"]}
 serial = GridSearchCV(pruner, grid, cv=StratifiedKFold(2)).fit(X, y)

@@ -18,7 +18,7 @@ from latticeprune.plotting import plot_sparsity_curves
 X, y = load_digits_sequences(return_X_y=True)  # (n, 8 steps, 8 features)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
                                                     random_state=0)
-net = RNNClassifier(cell="lstm", hidden_size=16, max_epochs=8, random_state=0)
+net = RNNClassifier(cell="lstm", hidden_size=16, max_epochs=8, lr=0.01, random_state=0)
 pipe = Pipeline([("scale", SequenceScaler()), ("prune", LatticePruner(net))])
 grid = [
     {"prune": [LatticePruner(net, n_rounds=2, random_state=0)],

@@ -20,7 +20,7 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, strati
                                                     random_state=0)
 scaler = SequenceScaler().fit(X_train)  # each feature over all steps of the training set
 X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-net = RNNClassifier(cell="lstm", hidden_size=32, max_epochs=15, random_state=0)
+net = RNNClassifier(cell="lstm", hidden_size=32, max_epochs=15, lr=0.01, random_state=0)
 dense = net.fit(X_train, y_train)
 print(f"dense: {dense.score(X_test, y_test):.3f}")
 

@@ -18,7 +18,8 @@ from latticeprune.plotting import plot_moduli_embedding
 X, y = load_digits_sequences(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
                                                     random_state=0)
-net = RNNClassifier(cell="rnn_tanh", hidden_size=32, max_epochs=15, random_state=0)
+net = RNNClassifier(cell="rnn_tanh", hidden_size=32, max_epochs=15, lr=0.01,
+                    random_state=0)
 
 fitted = {}
 for moduli in ("torus", "circle", "standard"):

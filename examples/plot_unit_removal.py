@@ -27,7 +27,8 @@ X, y = load_digits_sequences(return_X_y=True)
 X = SequenceScaler().fit_transform(X).astype(np.float32)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
                                                     random_state=0)
-dense = RNNClassifier(cell="lstm", hidden_size=64, max_epochs=15, random_state=0)
+dense = RNNClassifier(cell="lstm", hidden_size=64, max_epochs=15, lr=0.01,
+                      random_state=0)
 dense.fit(X_train, y_train)
 half = LatticePruner(dense, prefit=True, granularity="unit", sparsity=0.5, n_rounds=2,
                      random_state=0).fit(X_train, y_train)

@@ -25,7 +25,7 @@ pick = lambda rows: [sequences[i] for i in rows]  # noqa: E731
 
 pipe = make_pipeline(SequenceScaler(),
                      LatticePruner(RNNClassifier(hidden_size=32, max_epochs=15,
-                                                 random_state=0),
+                                                 lr=0.01, random_state=0),
                                    sparsity=0.8, random_state=0))
 pipe.fit(pick(train), y[train])
 predicted = pipe.predict(pick(test))

@@ -14,10 +14,12 @@ import os
 from skorch import NeuralNet
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import _num_samples
 
 from .base import BaseSparsifier
 from .callbacks import GradualMagnitudePruning, ModuliPenalty
 from .callbacks.moduli_penalty import HISTORY_KEY as PENALTY_KEY
+from .autosize import training_epochs
 from .neuron_graph import NeuronGraph
 from .utils import torch_seed
 
@@ -179,9 +181,12 @@ class ModuliRegularizer(BaseSparsifier):
         if net.callbacks == "disable":
             raise ValueError(f"{name} trains through skorch callbacks; the estimator has "
                              "callbacks='disable'.")
-        if self.recovery_epochs >= net.max_epochs:
+
+    def _check_epochs(self, max_epochs):
+        if self.recovery_epochs >= max_epochs:
             raise ValueError(f"recovery_epochs={self.recovery_epochs} leaves no pruning epoch: it "
-                             f"must be smaller than the estimator's max_epochs={net.max_epochs}.")
+                             f"must be smaller than the estimator's max_epochs={max_epochs}"
+                             f"{'' if self.estimator.max_epochs == max_epochs else ' (auto)'}.")
 
     # -- the two callbacks ---------------------------------------------------------------------
     def _penalty_callback(self):
@@ -211,8 +216,9 @@ class ModuliRegularizer(BaseSparsifier):
             if hasattr(self, attribute):  # a previous fit's results
                 delattr(self, attribute)
         fit_params, tune_params = self._fit_params(fit_params)
+        max_epochs = training_epochs(self.estimator, _num_samples(X))
+        self._check_epochs(max_epochs)
         net = self._make_estimator(prefit=self.prefit)
-        max_epochs = net.max_epochs
         user_callbacks = [cb for cb in net.callbacks or []  # ours from an earlier fit go
                           if not (isinstance(cb, tuple) and cb[0] in OUR_CALLBACKS)]
         pruning_epochs = max_epochs - self.recovery_epochs

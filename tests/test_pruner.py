@@ -305,7 +305,7 @@ def test_scope_all_continuous_lstm_keeps_its_input_and_read_out(digits):
     """Issue 12 item 14: input connections used to go first within the top tier (persistence
     1, centrality 0), so the LSTM lost its input and scored at chance level."""
     X, y = digits
-    pruner = LatticePruner(RNNClassifier(cell="lstm", hidden_size=16, max_epochs=8,
+    pruner = LatticePruner(RNNClassifier(cell="lstm", hidden_size=16, max_epochs=8, lr=0.01,
                                          random_state=0),
                            scope="all", adjacency="continuous", sparsity=0.9,
                            random_state=0).fit(X[:500], y[:500])

@@ -44,7 +44,7 @@ class GroupLassoPenalty(TrainingPenalty):
     >>> net = RNNClassifier(hidden_size=8, max_epochs=2, random_state=0,
     ...                     callbacks=[GroupLassoPenalty(strength=0.01)]).fit(X[:200], y[:200])
     >>> len(net.history[-1, "batches", :, "group_lasso"])
-    4
+    13
     """
 
     history_key = HISTORY_KEY

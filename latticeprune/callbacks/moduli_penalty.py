@@ -67,7 +67,7 @@ embedding_lr, input_l1
     >>> penalty.penalty_["encoder.l0"].shape
     (16, 16)
     >>> len(net.history[-1, "batches", :, "moduli_penalty"])
-    4
+    13
     """
 
     history_key = HISTORY_KEY

@@ -12,8 +12,10 @@ a pruned weight stays exactly zero through every later optimiser step.
 import numbers
 
 from skorch.callbacks import Callback
+from skorch.dataset import get_len
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 
+from ..autosize import training_epochs
 from ..dependency import trace_net
 from ..neuron_graph import SCOPES, NeuronGraph
 from ..rules import Entries, MagnitudeRanker
@@ -65,7 +67,7 @@ class GradualMagnitudePruning(Callback):
     schedule : {"linear", "cubic"}, default="linear"
         How the sparsity rises (:func:`scheduled_sparsity`).
     pruning_epochs : int or None, default=None
-        Pruning epochs; None: through ``net.max_epochs``; 0: never prune, only record.
+        Pruning epochs; None: through ``net.max_epochs`` (``"auto"`` resolved for the data); 0: never prune, only record.
     scope : {"recurrent", "all"}, default="recurrent"
         Recurrent and top-down weights, or every weight tensor (``NeuronGraph.tensors_in``).
     start_epoch : int, default=1
@@ -104,11 +106,12 @@ class GradualMagnitudePruning(Callback):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         if X is not None:
             trace_net(net, X)  # the wiring of net's module, whatever module it is
+            self.max_epochs_ = training_epochs(net, get_len(X))
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         graph = NeuronGraph(net.module_)
         n_steps = (self.pruning_epochs if self.pruning_epochs is not None
-                   else max(0, net.max_epochs - self.start_epoch + 1))
+                   else max(0, self.max_epochs_ - self.start_epoch + 1))
         step = len(net.history) - self.start_epoch + 1
         if 1 <= step <= n_steps:
             graph.freeze()  # magnitudes of the weights after the epoch's last optimiser step
