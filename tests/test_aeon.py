@@ -52,7 +52,7 @@ def test_a_pruned_net_in_aeons_pipeline_on_unequal_length_multivariate_data():
     from aeon.transformations.collection import Normalizer
     X_train, y_train, X_test, y_test = japanese_vowels()
     assert len({x.shape[1] for x in X_train}) > 1 and X_train[0].shape[0] == 12
-    net = RNNClassifier(hidden_size=16, max_epochs=15, batch_size=16, random_state=0)
+    net = RNNClassifier(hidden_size=16, max_epochs=15, batch_size=16, lr=0.01, random_state=0)
     pruner = LatticePruner(net, granularity="unit", sparsity=0.5, n_rounds=1, random_state=0)
     before = dict(pruner.get_params(deep=False)), dict(net.get_params(deep=False))
     # aeon's Normalizer z-normalises each case's channels over its own time points
