@@ -79,7 +79,7 @@ RANKERS = ("lattice", "magnitude", "random", "group_lasso")
 MNIST = dict(data="mnist", metric="accuracy", epochs=10, rounds=3, tune=1,
              fractions=(0.25, 0.5, 0.75, 0.875))
 LM = dict(data="wikitext", metric="perplexity", epochs=3, rounds=2, tune=1,
-          fractions=(0.25, 0.5, 0.75))
+          fractions=(0.5, 0.75))
 TASKS = {
     "mnist-lstm": dict(MNIST, net=dict(hidden_size=128, **SETTINGS_0_1)),
     "mnist-top-down": dict(MNIST, net=dict(hidden_size=128, num_layers=2, top_down=True,
