@@ -272,8 +272,8 @@ def report(task, configs, results, seeds, data_text, args, versions):
              f"# {', '.join(f'{k} {v}' for k, v in versions.items())}; one torch thread",
              f"# data: {data_text}",
              f"# dense: {dense_text(task)}; pruning: {spec['rounds']} rounds x {spec['tune']} "
-             f"fine-tuning epoch(s); the equal-epoch dense net trains {spec['rounds'] * spec['tune']}"
-             " more epochs",
+             "fine-tuning epoch(s); the equal-epoch dense net trains "
+             f"{spec['rounds'] * spec['tune']} more epochs",
              f"# seeds {seeds}; differences oriented so that positive is better "
              f"({'higher accuracy' if better(task) > 0 else 'lower perplexity'}); hidden and "
              "params: seed 0 (params: non-zero entries of every tensor)", "",
