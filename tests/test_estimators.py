@@ -18,11 +18,13 @@ from latticeprune.nets import CELLS, HierarchicalRNN
 FAST = dict(hidden_size=12, max_epochs=2, random_state=0)
 
 
-def test_defaults_reach_090_on_digits(digits):
+def test_defaults_reach_090_on_digits_in_20_epochs(digits):
+    """The default learning rate, clipping and automatic batch within a short budget (the
+    automatic 137 epochs reach 0.98: benchmarks/results/dense_baselines.txt)."""
     X, y = digits
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
                                                         random_state=0)
-    clf = RNNClassifier(random_state=0).fit(X_train, y_train)
+    clf = RNNClassifier(max_epochs=20, random_state=0).fit(X_train, y_train)
     assert clf.score(X_test, y_test) >= 0.90
 
 
