@@ -40,7 +40,6 @@ __all__ = ["SequenceNet", "RNNClassifier", "RNNRegressor"]
 
 _POSITIVE_INT = Interval(numbers.Integral, 1, None, closed="left")
 
-
 #: Arguments of ``skorch.NeuralNet.__init__`` that every sequence estimator names explicitly.
 _SKORCH_ARGS = ("module", "criterion", "optimizer", "lr", "max_epochs", "batch_size",
                 "train_split", "device", "verbose", "iterator_train__shuffle")
@@ -552,12 +551,13 @@ _DOC_COMMON = """
         Clip the gradients' norm to this before every optimiser step (skorch's
         ``GradientNormClipping``, the callback ``"gradient_clipping"``); None: no clipping.
     max_epochs : int or "auto", default="auto"
-        Training epochs. ``"auto"``: :func:`~latticeprune.autosize.auto_epochs` for the samples given to ``fit``,
-        about 3,000 optimiser steps within 20 to 150 epochs (150 on a set of a few hundred
-        sequences, 24 on 8,000, 20 from 9,600 on at batch 64).
+        Training epochs. ``"auto"``: :func:`~latticeprune.autosize.auto_epochs` for the
+        samples given to ``fit``, about 3,000 optimiser steps within 20 to 150 epochs (150 on a
+        set of a few hundred sequences, 24 on 8,000, 20 from 9,600 on at batch 64).
     batch_size : int, -1 or "auto", default="auto"
-        Samples per batch; -1: all of them. ``"auto"``: :func:`~latticeprune.autosize.auto_batch_size`, a sixteenth
-        of the samples within 16 to 64.
+        Samples per batch; -1: all of them. ``"auto"``:
+        :func:`~latticeprune.autosize.auto_batch_size`, a sixteenth of the samples within 16
+        to 64.
     lr, optimizer, device, train_split, verbose, callbacks, **kwargs
         As in skorch. The defaults (Adam at ``lr``, clipping, the automatic batch size and
         epochs) train small and large sets alike; ``train_split=None`` uses all of X for

@@ -67,7 +67,8 @@ class GradualMagnitudePruning(Callback):
     schedule : {"linear", "cubic"}, default="linear"
         How the sparsity rises (:func:`scheduled_sparsity`).
     pruning_epochs : int or None, default=None
-        Pruning epochs; None: through ``net.max_epochs`` (``"auto"`` resolved for the data); 0: never prune, only record.
+        Pruning epochs; None: through ``net.max_epochs`` (``"auto"`` resolved for the data);
+        0: never prune, only record.
     scope : {"recurrent", "all"}, default="recurrent"
         Recurrent and top-down weights, or every weight tensor (``NeuronGraph.tensors_in``).
     start_epoch : int, default=1
